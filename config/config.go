@@ -1,0 +1,307 @@
+// Package config owns the exporter's YAML configuration: its schema, defaults, strict
+// decoding and validation. It imports none of the exporter's other packages.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Limits and defaults of the scrape section.
+const (
+	DefaultScrapeTimeout     = 10 * time.Second
+	DefaultScrapeConcurrency = 8
+	MaxScrapeTimeout         = 120 * time.Second
+)
+
+// Secret is a string that never prints: String and MarshalYAML give "<secret>", so a
+// secret cannot reach a log line, an error or a page by accident.
+type Secret string
+
+func (s Secret) String() string { return "<secret>" }
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return `"<secret>"` }
+
+// MarshalYAML hides the value when a config is shown.
+func (s Secret) MarshalYAML() (any, error) {
+	if s == "" {
+		return "", nil
+	}
+	return "<secret>", nil
+}
+
+// MarshalJSON hides the value when a config is shown.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte(`""`), nil
+	}
+	return []byte(`"<secret>"`), nil
+}
+
+// Config is the whole configuration file.
+type Config struct {
+	Region      string            `yaml:"region"`
+	ProjectID   string            `yaml:"project_id"`
+	Endpoint    string            `yaml:"endpoint"`
+	IAMEndpoint string            `yaml:"iam_endpoint"`
+	Credentials Credentials       `yaml:"credentials"`
+	Tasks       []string          `yaml:"tasks"`
+	Scrape      Scrape            `yaml:"scrape"`
+	StatusNames map[string]string `yaml:"status_names"`
+
+	// lines remembers where each key and list item was written, for error messages.
+	lines map[string]int
+}
+
+// Credentials selects how requests are authenticated: AK/SK (inline, from files, or from
+// the environment), optionally temporary with a security token, or an X-Auth-Token file.
+type Credentials struct {
+	AccessKey         string `yaml:"access_key"`
+	AccessKeyFile     string `yaml:"access_key_file"`
+	SecretKey         Secret `yaml:"secret_key"`
+	SecretKeyFile     string `yaml:"secret_key_file"`
+	SecurityTokenFile string `yaml:"security_token_file"`
+	TokenFile         string `yaml:"token_file"`
+
+	// SecurityToken is set from the environment only (CLOUD_SDK_SECURITY_TOKEN or
+	// HUAWEICLOUD_SDK_SECURITY_TOKEN), when the file configures no source.
+	SecurityToken Secret `yaml:"-"`
+	// FromEnv names the environment variables the AK/SK came from, or is empty.
+	FromEnv string `yaml:"-"`
+}
+
+// Scrape bounds the work of one scrape.
+type Scrape struct {
+	Timeout     time.Duration `yaml:"timeout"`
+	Concurrency int           `yaml:"concurrency"`
+}
+
+// UsesToken reports whether requests carry an X-Auth-Token instead of an AK/SK signature.
+func (c Credentials) UsesToken() bool { return c.TokenFile != "" }
+
+// MetaStudioEndpoint returns the MetaStudio endpoint: the override, or the region's public one.
+func (c *Config) MetaStudioEndpoint() string {
+	if c.Endpoint != "" {
+		return strings.TrimSuffix(c.Endpoint, "/")
+	}
+	return "https://metastudio." + c.Region + ".myhuaweicloud.com"
+}
+
+// KnownRegions are the regions where MetaStudio is documented. Others are accepted with a
+// warning, since Huawei adds regions.
+var KnownRegions = []string{"cn-north-4", "cn-east-3", "ap-southeast-3"}
+
+var (
+	idPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+)
+
+// Getenv looks up an environment variable; tests pass a map's lookup instead of os.Getenv.
+type Getenv func(string) string
+
+// Load reads, decodes and validates a configuration file exactly as start-up does,
+// environment credentials included, without any network call. Relative credential file
+// paths are taken relative to the config file's directory. It returns warnings (such as
+// an inline secret or an unknown region) for the caller to log.
+func Load(path string, getenv Getenv) (*Config, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, warnings, err := Parse(data, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Credentials.resolvePaths(filepath.Dir(path))
+	if err := cfg.Credentials.checkFiles(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+// Parse decodes and validates configuration text. Credential files are not opened.
+func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(root.Content) == 0 {
+		return nil, nil, errors.New("the file is empty: it needs at least region, project_id and tasks")
+	}
+	cfg := &Config{lines: map[string]int{}, Scrape: Scrape{Timeout: DefaultScrapeTimeout, Concurrency: DefaultScrapeConcurrency}}
+	doc := root.Content[0]
+	if doc.Kind != yaml.MappingNode {
+		return nil, nil, errorf(doc, "config", "want a mapping of keys, got %s", describe(doc))
+	}
+	if err := decodeStrict(doc, cfg, cfg.lines); err != nil {
+		return nil, nil, err
+	}
+	warnings, err := cfg.validate(getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+// at prefixes an error about path with the line where path was written, if it was.
+func (c *Config) at(path string) string {
+	if line, ok := c.lines[path]; ok {
+		return fmt.Sprintf("line %d: %s", line, path)
+	}
+	return path
+}
+
+func (c *Config) validate(getenv Getenv) ([]string, error) {
+	var warnings []string
+	switch {
+	case c.Region == "":
+		return nil, errors.New("region: required (for example cn-north-4)")
+	case !regionPattern.MatchString(c.Region):
+		return nil, fmt.Errorf("%s: %q is not a region name (for example cn-north-4)", c.at("region"), c.Region)
+	}
+	known := false
+	for _, r := range KnownRegions {
+		known = known || r == c.Region
+	}
+	if !known {
+		warnings = append(warnings, fmt.Sprintf("region %q is not one where MetaStudio is documented (%s); using it anyway",
+			c.Region, strings.Join(KnownRegions, ", ")))
+	}
+	switch {
+	case c.ProjectID == "":
+		return nil, errors.New("project_id: required (the project id of the region, from \"My Credentials\" in the console)")
+	case !idPattern.MatchString(c.ProjectID):
+		return nil, fmt.Errorf("%s: %q is not a project id (want 1 to 64 of A-Z a-z 0-9 - _)", c.at("project_id"), c.ProjectID)
+	}
+	for _, e := range []struct{ key, value string }{{"endpoint", c.Endpoint}, {"iam_endpoint", c.IAMEndpoint}} {
+		if err := checkEndpoint(c.at(e.key), e.value); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.Tasks) == 0 {
+		return nil, fmt.Errorf("%s: empty: list at least one task id", c.at("tasks"))
+	}
+	first := map[string]int{}
+	for i, id := range c.Tasks {
+		if !idPattern.MatchString(id) {
+			return nil, fmt.Errorf("%s: %q is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)", c.at(fmt.Sprintf("tasks[%d]", i)), id)
+		}
+		if j, dup := first[id]; dup {
+			return nil, fmt.Errorf("%s: duplicate task id %q (also tasks[%d])", c.at(fmt.Sprintf("tasks[%d]", i)), id, j)
+		}
+		first[id] = i
+	}
+	switch {
+	case c.Scrape.Timeout <= 0:
+		return nil, fmt.Errorf("%s: must be positive, got %s", c.at("scrape.timeout"), c.Scrape.Timeout)
+	case c.Scrape.Timeout > MaxScrapeTimeout:
+		return nil, fmt.Errorf("%s: at most %s, got %s", c.at("scrape.timeout"), MaxScrapeTimeout, c.Scrape.Timeout)
+	case c.Scrape.Concurrency <= 0:
+		return nil, fmt.Errorf("%s: must be positive, got %d", c.at("scrape.concurrency"), c.Scrape.Concurrency)
+	}
+	credWarnings, err := c.Credentials.validate(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return append(warnings, credWarnings...), nil
+}
+
+func checkEndpoint(key, value string) error {
+	if value == "" {
+		return nil
+	}
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%s: %q is not scheme://host[:port] (for example https://metastudio.cn-north-4.myhuaweicloud.com)", key, value)
+	}
+	return nil
+}
+
+// Environment variable families, in order of preference, as Huawei's SDKs and examples name them.
+var envFamilies = [][3]string{
+	{"CLOUD_SDK_AK", "CLOUD_SDK_SK", "CLOUD_SDK_SECURITY_TOKEN"},
+	{"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN"},
+}
+
+func (c *Credentials) validate(getenv Getenv) ([]string, error) {
+	var akskKeys []string
+	for _, k := range []struct{ name, value string }{
+		{"access_key", c.AccessKey}, {"access_key_file", c.AccessKeyFile}, {"secret_key", string(c.SecretKey)},
+		{"secret_key_file", c.SecretKeyFile}, {"security_token_file", c.SecurityTokenFile},
+	} {
+		if k.value != "" {
+			akskKeys = append(akskKeys, k.name)
+		}
+	}
+	aksk := len(akskKeys) > 0
+	if aksk && c.TokenFile != "" {
+		return nil, fmt.Errorf("credentials: two sources are set, AK/SK (%s) and token_file: use one", strings.Join(akskKeys, ", "))
+	}
+	if c.TokenFile != "" {
+		return nil, nil
+	}
+	if !aksk {
+		for _, f := range envFamilies {
+			if getenv(f[0]) != "" && getenv(f[1]) != "" {
+				c.AccessKey, c.SecretKey, c.SecurityToken = getenv(f[0]), Secret(getenv(f[1])), Secret(getenv(f[2]))
+				c.FromEnv = f[0] + "/" + f[1]
+				return nil, nil
+			}
+		}
+		return nil, errors.New("credentials: none usable: set access_key_file and secret_key_file, or token_file, " +
+			"or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment")
+	}
+	switch {
+	case c.AccessKey != "" && c.AccessKeyFile != "":
+		return nil, errors.New("credentials: both access_key and access_key_file are set: use one")
+	case c.SecretKey != "" && c.SecretKeyFile != "":
+		return nil, errors.New("credentials: both secret_key and secret_key_file are set: use one")
+	case c.AccessKey == "" && c.AccessKeyFile == "":
+		return nil, errors.New("credentials.access_key: required with a secret key (or access_key_file)")
+	case c.SecretKey == "" && c.SecretKeyFile == "":
+		return nil, errors.New("credentials.secret_key_file: required with an access key (or secret_key)")
+	}
+	if c.SecretKey != "" {
+		return []string{"credentials.secret_key is written inline in the config file; prefer secret_key_file or CLOUD_SDK_SK"}, nil
+	}
+	return nil, nil
+}
+
+func (c *Credentials) resolvePaths(dir string) {
+	for _, p := range []*string{&c.AccessKeyFile, &c.SecretKeyFile, &c.SecurityTokenFile, &c.TokenFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
+
+// checkFiles makes sure every configured credential file can be read and is not empty,
+// so a typo in a path fails at start-up (and in --config.check), not at the first scrape.
+func (c *Credentials) checkFiles() error {
+	for _, f := range []struct{ key, path string }{
+		{"access_key_file", c.AccessKeyFile}, {"secret_key_file", c.SecretKeyFile},
+		{"security_token_file", c.SecurityTokenFile}, {"token_file", c.TokenFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			return fmt.Errorf("credentials.%s: %w", f.key, err)
+		}
+		if strings.TrimSpace(string(data)) == "" {
+			return fmt.Errorf("credentials.%s: %s is empty", f.key, f.path)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func noEnv(string) string { return "" }
+
+func envOf(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+func TestBadConfigs(t *testing.T) {
+	want := map[string]string{
+		"ak-without-sk.bad.yml":        `credentials.secret_key_file: required with an access key (or secret_key)`,
+		"bad-endpoint.bad.yml":         `line 3: endpoint: "metastudio.example.com" is not scheme://host[:port] (for example https://metastudio.cn-north-4.myhuaweicloud.com)`,
+		"bad-task-id.bad.yml":          `line 6: tasks[1]: "../../etc/passwd" is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)`,
+		"bad-timeout.bad.yml":          `line 6: scrape.timeout: "10" is not a duration (want e.g. 10s, 1m30s)`,
+		"credentials-typo.bad.yml":     `line 4: credentials.secret_key_flie: unknown key (valid: access_key, access_key_file, secret_key, secret_key_file, security_token_file, token_file)`,
+		"duplicate-task.bad.yml":       `line 7: tasks[2]: duplicate task id "a" (also tasks[0])`,
+		"empty-file.bad.yml":           `credentials.token_file: testdata/empty.txt is empty`,
+		"empty-tasks.bad.yml":          `line 4: tasks: empty: list at least one task id`,
+		"long-task-id.bad.yml":         `line 5: tasks[0]: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)`,
+		"long-timeout.bad.yml":         `line 6: scrape.timeout: at most 2m0s, got 5m0s`,
+		"missing-file.bad.yml":         `credentials.secret_key_file: open testdata/does-not-exist.txt: no such file or directory`,
+		"missing-project.bad.yml":      `project_id: required (the project id of the region, from "My Credentials" in the console)`,
+		"missing-region.bad.yml":       `region: required (for example cn-north-4)`,
+		"negative-concurrency.bad.yml": `line 6: scrape.concurrency: must be positive, got -1`,
+		"nested-typo.bad.yml":          `line 3: scrape.concurency: unknown key (valid: timeout, concurrency)`,
+		"no-credentials.bad.yml":       `credentials: none usable: set access_key_file and secret_key_file, or token_file, or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment`,
+		"not-yaml.bad.yml":             `line 1: did not find expected ',' or ']'`,
+		"repeated-key.bad.yml":         `line 3: region: repeated key (first at line 1)`,
+		"tasks-not-list.bad.yml":       `line 4: tasks: want a list, got "a"`,
+		"two-sources.bad.yml":          `credentials: two sources are set, AK/SK (access_key, secret_key_file) and token_file: use one`,
+		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names)`,
+		"zero-timeout.bad.yml":         `line 6: scrape.timeout: must be positive, got 0s`,
+	}
+	files, err := filepath.Glob("testdata/*.bad.yml")
+	if err != nil || len(files) != len(want) {
+		t.Fatalf("found %d bad configs, the table has %d: every file needs its message (%v)", len(files), len(want), err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			msg, ok := want[filepath.Base(f)]
+			if !ok {
+				t.Fatalf("no expected message for %s", f)
+			}
+			_, _, err := Load(f, noEnv)
+			if err == nil {
+				t.Fatalf("Load accepted %s", f)
+			}
+			if err.Error() != msg {
+				t.Errorf("error:\n%s\nwant:\n%s", err, msg)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestGoodConfig(t *testing.T) {
+	cfg, warnings, err := Load("testdata/good.yml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("unexpected warnings %q", warnings)
+	}
+	if cfg.Region != "cn-north-4" || cfg.ProjectID != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("region/project: %+v", cfg)
+	}
+	if !reflect.DeepEqual(cfg.Tasks, []string{"fd1c56acbb2c4b1aa24ba37df99f3129", "task_2-b"}) {
+		t.Errorf("tasks %q", cfg.Tasks)
+	}
+	if cfg.Scrape.Timeout != 15*time.Second || cfg.Scrape.Concurrency != 4 {
+		t.Errorf("scrape %+v", cfg.Scrape)
+	}
+	if !reflect.DeepEqual(cfg.StatusNames, map[string]string{"0": "pending", "1": "running"}) {
+		t.Errorf("status_names %q", cfg.StatusNames)
+	}
+	if got, want := cfg.Credentials.SecretKeyFile, filepath.Join("testdata", "sk.txt"); got != want {
+		t.Errorf("secret_key_file %q, want it relative to the config file: %q", got, want)
+	}
+	if got := cfg.MetaStudioEndpoint(); got != "https://metastudio.cn-north-4.myhuaweicloud.com" {
+		t.Errorf("endpoint %q", got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, _, err := Parse([]byte("region: cn-east-3\nproject_id: p\ntasks: [t]\nendpoint: http://127.0.0.1:8080/\n"),
+		envOf(map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "SK"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scrape.Timeout != DefaultScrapeTimeout || cfg.Scrape.Concurrency != DefaultScrapeConcurrency {
+		t.Errorf("defaults not applied: %+v", cfg.Scrape)
+	}
+	if got := cfg.MetaStudioEndpoint(); got != "http://127.0.0.1:8080" {
+		t.Errorf("endpoint override %q", got)
+	}
+}
+
+func TestEnvironmentCredentials(t *testing.T) {
+	const base = "region: cn-north-4\nproject_id: p\ntasks: [t]\n"
+	cases := []struct {
+		name, extra string
+		env         map[string]string
+		wantAK      string
+		wantSK      Secret
+		wantToken   Secret
+		wantFrom    string
+		wantErr     string
+	}{
+		{name: "CLOUD_SDK first", env: map[string]string{
+			"CLOUD_SDK_AK": "a1", "CLOUD_SDK_SK": "s1", "CLOUD_SDK_SECURITY_TOKEN": "t1",
+			"HUAWEICLOUD_SDK_AK": "a2", "HUAWEICLOUD_SDK_SK": "s2", "HUAWEICLOUD_SDK_SECURITY_TOKEN": "t2"},
+			wantAK: "a1", wantSK: "s1", wantToken: "t1", wantFrom: "CLOUD_SDK_AK/CLOUD_SDK_SK"},
+		{name: "HUAWEICLOUD_SDK when CLOUD_SDK is incomplete", env: map[string]string{
+			"CLOUD_SDK_AK": "a1", "CLOUD_SDK_SECURITY_TOKEN": "t1",
+			"HUAWEICLOUD_SDK_AK": "a2", "HUAWEICLOUD_SDK_SK": "s2"},
+			wantAK: "a2", wantSK: "s2", wantFrom: "HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK"},
+		{name: "file source wins, environment ignored", extra: "credentials: {access_key: fileAK, secret_key: fileSK}\n",
+			env:    map[string]string{"CLOUD_SDK_AK": "a1", "CLOUD_SDK_SK": "s1", "CLOUD_SDK_SECURITY_TOKEN": "t1"},
+			wantAK: "fileAK", wantSK: "fileSK"},
+		{name: "nothing anywhere", env: map[string]string{"CLOUD_SDK_AK": "a1"},
+			wantErr: "credentials: none usable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Parse([]byte(base+tc.extra), envOf(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg.Credentials
+			if c.AccessKey != tc.wantAK || c.SecretKey != tc.wantSK || c.SecurityToken != tc.wantToken || c.FromEnv != tc.wantFrom {
+				t.Errorf("got AK %q SK %q token %q from %q", c.AccessKey, string(c.SecretKey), string(c.SecurityToken), c.FromEnv)
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	_, warnings, err := Parse([]byte("region: eu-west-101\nproject_id: p\ntasks: [t]\ncredentials: {access_key: AK, secret_key: SK}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(warnings, "\n")
+	for _, want := range []string{`region "eu-west-101" is not one where MetaStudio is documented`, "credentials.secret_key is written inline"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings %q lack %q", warnings, want)
+		}
+	}
+	if strings.Contains(joined, "SK") && !strings.Contains(joined, "CLOUD_SDK_SK") {
+		t.Errorf("a warning shows the secret: %q", warnings)
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	c := Credentials{AccessKey: "AK", SecretKey: "hunter2", SecurityToken: "tok3n"}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c.SecretKey), string(out), string(js)} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "tok3n") {
+			t.Errorf("secret printed: %s", s)
+		}
+	}
+	if !strings.Contains(string(out), "<secret>") {
+		t.Errorf("YAML does not show <secret>: %s", out)
+	}
+}

@@ -1,0 +1,236 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decodeStrict decodes n into v (a pointer) field by field, following the yaml struct tags.
+// yaml.v3 loses KnownFields as soon as a type has a custom unmarshaler, so this walker
+// owns strictness instead: every unknown or repeated key, and every value of the wrong
+// type, is an error that names the key's full path and its line.
+// It records the line of every key and list item in lines, for validation errors.
+func decodeStrict(n *yaml.Node, v any, lines map[string]int) error {
+	d := decoder{lines: lines}
+	return d.value(n, reflect.ValueOf(v).Elem(), "")
+}
+
+type decoder struct {
+	lines map[string]int
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func (d decoder) value(n *yaml.Node, v reflect.Value, path string) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if v.Type() == durationType {
+		return d.duration(n, v, path)
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		return d.structure(n, v, path)
+	case reflect.Slice:
+		return d.slice(n, v, path)
+	case reflect.Map:
+		return d.mapping(n, v, path)
+	case reflect.Pointer:
+		if isNull(n) {
+			return errorf(n, path, "needs a value: write {} for the defaults")
+		}
+		elem := reflect.New(v.Type().Elem())
+		if err := d.value(n, elem.Elem(), path); err != nil {
+			return err
+		}
+		v.Set(elem)
+		return nil
+	case reflect.String:
+		s, err := scalar(n, path, "a string")
+		if err != nil {
+			return err
+		}
+		v.SetString(s)
+		return nil
+	case reflect.Int:
+		s, err := scalar(n, path, "an integer")
+		if err != nil {
+			return err
+		}
+		i, err := strconv.Atoi(s)
+		if err != nil {
+			return errorf(n, path, "%q is not an integer", s)
+		}
+		v.SetInt(int64(i))
+		return nil
+	case reflect.Float64:
+		s, err := scalar(n, path, "a number")
+		if err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return errorf(n, path, "%q is not a number", s)
+		}
+		v.SetFloat(f)
+		return nil
+	case reflect.Bool:
+		s, err := scalar(n, path, "true or false")
+		if err != nil {
+			return err
+		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errorf(n, path, "%q is not true or false", s)
+		}
+		v.SetBool(b)
+		return nil
+	}
+	return errorf(n, path, "unsupported type %s", v.Type())
+}
+
+func (d decoder) duration(n *yaml.Node, v reflect.Value, path string) error {
+	s, err := scalar(n, path, "a duration such as 10s")
+	if err != nil {
+		return err
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		return errorf(n, path, "%q is not a duration (want e.g. 10s, 1m30s)", s)
+	}
+	v.SetInt(int64(dur))
+	return nil
+}
+
+func (d decoder) structure(n *yaml.Node, v reflect.Value, path string) error {
+	if isNull(n) {
+		return nil // "section:" with nothing under it keeps the defaults
+	}
+	if n.Kind != yaml.MappingNode {
+		return errorf(n, path, "want a mapping of keys, got %s", describe(n))
+	}
+	fields := map[string]int{}
+	var names []string
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = i
+		names = append(names, name)
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], n.Content[i+1]
+		keyPath := join(path, key.Value)
+		idx, ok := fields[key.Value]
+		if !ok {
+			return fmt.Errorf("line %d: %s: unknown key (valid: %s)", key.Line, keyPath, strings.Join(names, ", "))
+		}
+		if first, dup := seen[key.Value]; dup {
+			return fmt.Errorf("line %d: %s: repeated key (first at line %d)", key.Line, keyPath, first)
+		}
+		seen[key.Value] = key.Line
+		d.lines[keyPath] = key.Line
+		if err := d.value(value, v.Field(idx), keyPath); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d decoder) slice(n *yaml.Node, v reflect.Value, path string) error {
+	if isNull(n) {
+		v.Set(reflect.Zero(v.Type()))
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return errorf(n, path, "want a list, got %s", describe(n))
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		itemPath := fmt.Sprintf("%s[%d]", path, i)
+		d.lines[itemPath] = item.Line
+		if err := d.value(item, out.Index(i), itemPath); err != nil {
+			return err
+		}
+	}
+	v.Set(out)
+	return nil
+}
+
+func (d decoder) mapping(n *yaml.Node, v reflect.Value, path string) error {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return errorf(n, path, "want a mapping, got %s", describe(n))
+	}
+	if v.Type().Key().Kind() != reflect.String {
+		return errorf(n, path, "unsupported map key type %s", v.Type().Key())
+	}
+	out := reflect.MakeMap(v.Type())
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i], n.Content[i+1]
+		k, err := scalar(key, path, "a scalar key")
+		if err != nil {
+			return err
+		}
+		keyPath := fmt.Sprintf("%s[%q]", path, k)
+		if first, dup := seen[k]; dup {
+			return fmt.Errorf("line %d: %s: repeated key (first at line %d)", key.Line, keyPath, first)
+		}
+		seen[k] = key.Line
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if err := d.value(value, elem, keyPath); err != nil {
+			return err
+		}
+		out.SetMapIndex(reflect.ValueOf(k).Convert(v.Type().Key()), elem)
+	}
+	v.Set(out)
+	return nil
+}
+
+// scalar returns a scalar node's text; null is the empty string.
+func scalar(n *yaml.Node, path, want string) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", errorf(n, path, "want %s, got %s", want, describe(n))
+	}
+	if n.Tag == "!!null" {
+		return "", nil
+	}
+	return n.Value, nil
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func errorf(n *yaml.Node, path, format string, args ...any) error {
+	return fmt.Errorf("line %d: %s: %s", n.Line, path, fmt.Sprintf(format, args...))
+}

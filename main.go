@@ -1,0 +1,243 @@
+// Command metastudio_exporter exports Huawei Cloud MetaStudio import/export tasks (their
+// total, succeeded and failed item counts and status) as Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	slogkit "github.com/tjhop/slog-gokit"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
+	"github.com/metastudio-exporter/metastudio_exporter/collector"
+	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+)
+
+const exporterName = "metastudio_exporter"
+
+// Server timeouts. The write timeout must outlast the longest scrape (config.MaxScrapeTimeout).
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = config.MaxScrapeTimeout + 10*time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run is the whole program; it returns the exit code. It serves until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv config.Getenv) int {
+	app := kingpin.New(exporterName, "Prometheus exporter for Huawei Cloud MetaStudio import/export tasks.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	var (
+		configFile  = app.Flag("config.file", "Path to the configuration file.").Default("config.yml").String()
+		configCheck = app.Flag("config.check", "Validate the configuration file, print the problem if any, and exit 0 or 1.").Bool()
+		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").
+				Default("info").Enum("debug", "info", "warn", "error")
+		logFormat = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").
+				Default("logfmt").Enum("logfmt", "json")
+		webFlags = kingpinflag.AddFlags(app, ":39107")
+	)
+	exited := false
+	app.Terminate(func(int) { exited = true })
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 1
+	}
+	if exited { // --help or --version printed and asked to exit
+		return 0
+	}
+	if !strings.HasPrefix(*metricsPath, "/") {
+		fmt.Fprintf(stderr, "%s: --web.telemetry-path must start with /, got %q\n", exporterName, *metricsPath)
+		return 1
+	}
+
+	base := newBaseLogger(stderr, *logFormat)
+	logger := level.NewFilter(log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), levelOption(*logLevel))
+
+	cfg, warnings, err := config.Load(*configFile, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: config %s: %v\n", exporterName, *configFile, err)
+		return 1
+	}
+	if *configCheck {
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+		fmt.Fprintf(stdout, "%s: config %s is valid (%d tasks)\n", exporterName, *configFile, len(cfg.Tasks))
+		return 0
+	}
+	if *webFlags.WebConfigFile != "" {
+		if err := web.Validate(*webFlags.WebConfigFile); err != nil {
+			fmt.Fprintf(stderr, "%s: web config %s: %v\n", exporterName, *webFlags.WebConfigFile, err)
+			return 1
+		}
+	}
+
+	level.Info(logger).Log("msg", "Starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	for _, w := range warnings {
+		level.Warn(logger).Log("msg", "Config", "warning", w)
+	}
+	level.Info(logger).Log("msg", "Loaded config", "file", *configFile, "region", cfg.Region,
+		"endpoint", cfg.MetaStudioEndpoint(), "tasks", len(cfg.Tasks), "credentials", credentialKind(cfg.Credentials))
+
+	handler, err := newHandler(cfg, *metricsPath, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 1
+	}
+	server := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          stdlog.New(log.NewStdlibAdapter(level.Error(logger)), "", 0),
+	}
+	// The bridge wraps the plain base logger: the go-kit logger above already adds ts
+	// and caller, and wrapping it would write each key twice.
+	slogger := slog.New(slogkit.NewGoKitHandler(base, slogLevel(*logLevel)))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(server, webFlags, slogger) }()
+
+	select {
+	case err := <-serveErr:
+		fmt.Fprintf(stderr, "%s: listening: %v\n", exporterName, err)
+		return 1
+	case <-ctx.Done():
+	}
+	level.Info(logger).Log("msg", "Shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		level.Warn(logger).Log("msg", "Shutdown was not clean", "err", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Warn(logger).Log("msg", "Server", "err", err)
+	}
+	return 0
+}
+
+// newHandler wires every endpoint of the exporter for cfg.
+func newHandler(cfg *config.Config, metricsPath string, logger log.Logger) (http.Handler, error) {
+	global := prometheus.NewRegistry()
+	global.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector(exporterName),
+	)
+	apiMetrics := collector.NewAPIMetrics(global)
+
+	client, err := metastudio.NewClient(metastudio.Options{
+		Endpoint:  cfg.MetaStudioEndpoint(),
+		ProjectID: cfg.ProjectID,
+		Auth:      auth.New(cfg.Credentials),
+		MaxConns:  cfg.Scrape.Concurrency,
+		Observer:  apiMetrics,
+		UserAgent: exporterName + "/" + version.Version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := collector.New(cfg, client, logger)
+
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        exporterName,
+		Description: "Prometheus exporter for Huawei Cloud MetaStudio import/export tasks",
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: metricsPath, Text: "Metrics"},
+			{Address: "/-/healthy", Text: "Health"},
+			{Address: "/-/ready", Text: "Readiness"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", landing) // answers 404 for any path but "/"
+	mux.Handle(metricsPath, collector.Handler(func() *collector.Collector { return c }, global, logger))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		// The config is loaded before the server starts, so the exporter is ready as
+		// soon as it answers. Readiness never depends on the API's health.
+		fmt.Fprintln(w, "Ready")
+	})
+	return mux, nil
+}
+
+func credentialKind(c config.Credentials) string {
+	switch {
+	case c.UsesToken():
+		return "token_file"
+	case c.FromEnv != "":
+		return "environment " + c.FromEnv
+	case c.SecurityTokenFile != "":
+		return "temporary AK/SK"
+	}
+	return "AK/SK"
+}
+
+func newBaseLogger(w io.Writer, format string) log.Logger {
+	w = log.NewSyncWriter(w)
+	if format == "json" {
+		return log.NewJSONLogger(w)
+	}
+	return log.NewLogfmtLogger(w)
+}
+
+func levelOption(l string) level.Option {
+	switch l {
+	case "debug":
+		return level.AllowDebug()
+	case "warn":
+		return level.AllowWarn()
+	case "error":
+		return level.AllowError()
+	}
+	return level.AllowInfo()
+}
+
+func slogLevel(l string) slog.Level {
+	switch l {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,233 @@
+// Package metastudio is a small client for the MetaStudio import/export task API
+// (ShowTask, SearchTask). It decodes every field leniently, turns every failure into an
+// *APIError or a plain error with context, and never follows a redirect.
+package metastudio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
+)
+
+// MaxBodyBytes caps how much of an answer is read: a task is a few hundred bytes, and a
+// broken proxy must not make the exporter buffer gigabytes.
+const MaxBodyBytes = 1 << 20
+
+// Operation names, as they appear in the operation label of the API metrics.
+const (
+	OpShowTask   = "ShowTask"
+	OpSearchTask = "SearchTask"
+)
+
+// Observer is told about every API call: its operation, its outcome code (the HTTP status,
+// or "error" when no response came) and how long it took.
+type Observer interface {
+	ObserveRequest(operation, code string, d time.Duration)
+}
+
+// Options configures a Client.
+type Options struct {
+	Endpoint  string // scheme://host[:port]
+	ProjectID string
+	Auth      auth.Authenticator
+	// MaxConns sizes the keep-alive pool; it should equal the scrape concurrency.
+	MaxConns  int
+	Observer  Observer // may be nil
+	UserAgent string
+	// Transport replaces the default transport (tests); nil builds one from MaxConns.
+	Transport http.RoundTripper
+}
+
+// Client calls the MetaStudio API. It is safe for concurrent use.
+type Client struct {
+	endpoint  *url.URL
+	projectID string
+	auth      auth.Authenticator
+	http      *http.Client
+	observer  Observer
+	userAgent string
+}
+
+// NewClient builds a Client. The transport honours HTTPS_PROXY/NO_PROXY, verifies TLS
+// (private CAs come through SSL_CERT_FILE/SSL_CERT_DIR) and keeps MaxConns idle
+// connections per host.
+func NewClient(o Options) (*Client, error) {
+	u, err := url.Parse(o.Endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("endpoint %q is not scheme://host[:port]", o.Endpoint)
+	}
+	rt := o.Transport
+	if rt == nil {
+		rt = NewTransport(o.MaxConns)
+	}
+	return &Client{
+		endpoint:  u,
+		projectID: o.ProjectID,
+		auth:      o.Auth,
+		http: &http.Client{
+			Transport: rt,
+			// A redirect would re-send the signature elsewhere, and every rejected
+			// signature counts toward the gateway's AK lock: hand the 3xx back instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		observer:  o.Observer,
+		userAgent: o.UserAgent,
+	}, nil
+}
+
+// NewTransport is the exporter's HTTP transport: proxies from the environment, standard
+// TLS verification, and a keep-alive pool of maxConns connections per host.
+func NewTransport(maxConns int) *http.Transport {
+	if maxConns < 1 {
+		maxConns = 1
+	}
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          maxConns,
+		MaxIdleConnsPerHost:   maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+	}
+}
+
+// CloseIdleConnections releases the keep-alive pool (on reload or shutdown).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// ShowTask fetches one task: GET /v2/{project_id}/ies/task/{id}.
+func (c *Client) ShowTask(ctx context.Context, id string) (*Task, error) {
+	body, err := c.get(ctx, OpShowTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	var t Task
+	if err := decodeObject(body, &t); err != nil {
+		return nil, &APIError{Operation: OpShowTask, StatusCode: http.StatusOK, Err: err}
+	}
+	return &t, nil
+}
+
+// SearchTask lists one page of tasks: GET /v2/{project_id}/ies/task.
+func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, error) {
+	q := url.Values{}
+	for _, r := range p.Resources {
+		q.Add("resource", r)
+	}
+	if p.BusinessID != "" {
+		q.Set("business_id", p.BusinessID)
+	}
+	if p.BeginTime > 0 {
+		q.Set("begin_time", strconv.FormatInt(p.BeginTime, 10))
+	}
+	if p.EndTime > 0 {
+		q.Set("end_time", strconv.FormatInt(p.EndTime, 10))
+	}
+	if p.Limit > 0 {
+		q.Set("offset", strconv.Itoa(p.Offset))
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	body, err := c.get(ctx, OpSearchTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task", q)
+	if err != nil {
+		return nil, err
+	}
+	var page TaskPage
+	if err := decodeObject(body, &page); err != nil {
+		return nil, &APIError{Operation: OpSearchTask, StatusCode: http.StatusOK, Err: err}
+	}
+	return &page, nil
+}
+
+// get sends one authenticated GET and returns the body of a 2xx answer. Everything else
+// becomes an error; the call is observed either way.
+func (c *Client) get(ctx context.Context, op, path string, query url.Values) ([]byte, error) {
+	u := *c.endpoint
+	u.Path = path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: building request: %w", op, err)
+	}
+	req.Header.Set("Content-Type", "application/json") // as the SDK sends it, even on GET
+	req.Header.Set("Accept", "application/json")
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	req.Header.Set(auth.HeaderProjectID, c.projectID)
+	if err := c.auth.Authenticate(req, nil); err != nil {
+		return nil, &APIError{Operation: op, Err: fmt.Errorf("authenticating request: %w", err)}
+	}
+
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observe(op, "error", start)
+		return nil, &APIError{Operation: op, Err: transportError(ctx, err)}
+	}
+	defer resp.Body.Close()
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	c.observe(op, strconv.Itoa(resp.StatusCode), start)
+
+	apiErr := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	switch {
+	case readErr != nil:
+		apiErr.Err = fmt.Errorf("reading body: %w", transportError(ctx, readErr))
+		return nil, apiErr
+	case len(body) > MaxBodyBytes:
+		apiErr.Err = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
+		return nil, apiErr
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		apiErr.fillFromBody(body)
+		return nil, apiErr
+	}
+	// A 2xx that still carries an error code is an error (some gateways answer 200).
+	if code, msg, reqID, ok := errorFields(body); ok {
+		apiErr.Code, apiErr.Message = code, msg
+		if reqID != "" {
+			apiErr.RequestID = reqID
+		}
+		return nil, apiErr
+	}
+	return body, nil
+}
+
+func (c *Client) observe(op, code string, start time.Time) {
+	if c.observer != nil {
+		c.observer.ObserveRequest(op, code, time.Since(start))
+	}
+}
+
+// transportError gives a deadline its own, recognisable error.
+func transportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// decodeObject requires a JSON object and decodes it into v.
+func decodeObject(body []byte, v any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return errors.New("answer is not a JSON object")
+	}
+	if err := json.Unmarshal(trimmed, v); err != nil {
+		return fmt.Errorf("decoding answer: %w", err)
+	}
+	return nil
+}

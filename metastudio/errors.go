@@ -1,0 +1,126 @@
+package metastudio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// APIError is a failed API call. StatusCode is 0 when no response came. Code, Message
+// and RequestID come from the body ({"error_code","error_msg","request_id"}, or
+// {"code","message"} as the SDK falls back to) and the X-Request-Id header. Err holds a
+// transport or decoding failure.
+type APIError struct {
+	Operation  string
+	StatusCode int
+	Code       string
+	Message    string
+	RequestID  string
+	Err        error
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Operation)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, ": %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (request id %s)", e.RequestID)
+	}
+	return b.String()
+}
+
+func (e *APIError) Unwrap() error { return e.Err }
+
+// Reason is a short, stable word for logs: the API's error code, else "http_<status>",
+// "timeout", "decode" or "transport".
+func (e *APIError) Reason() string {
+	switch {
+	case e.Code != "":
+		return e.Code
+	case errors.Is(e.Err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(e.Err, context.Canceled):
+		return "canceled"
+	case e.StatusCode >= 200 && e.StatusCode <= 299:
+		return "decode"
+	case e.StatusCode != 0 && e.Err == nil:
+		return fmt.Sprintf("http_%d", e.StatusCode)
+	case e.StatusCode != 0:
+		return "read"
+	}
+	return "transport"
+}
+
+// AuthFailed reports whether the gateway or MetaStudio rejected the credentials.
+func (e *APIError) AuthFailed() bool {
+	code := strings.Replace(e.Code, "APIG.", "APIGW.", 1)
+	return e.StatusCode == http.StatusUnauthorized || code == "APIGW.0301" || code == "MSS.000000004"
+}
+
+// Throttled reports whether the API asked us to slow down.
+func (e *APIError) Throttled() bool {
+	code := strings.Replace(e.Code, "APIG.", "APIGW.", 1)
+	return e.StatusCode == http.StatusTooManyRequests || code == "APIGW.0308"
+}
+
+// fillFromBody reads an error body; HTML or garbage leaves the fields empty and keeps
+// a hint of what came instead.
+func (e *APIError) fillFromBody(body []byte) {
+	if code, msg, reqID, ok := errorFields(body); ok {
+		e.Code, e.Message = code, msg
+		if reqID != "" {
+			e.RequestID = reqID
+		}
+		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		e.Err = errors.New("body is not an API error object")
+	}
+}
+
+// errorFields extracts the error fields of a JSON object body. ok is true when the body
+// is an object with a non-empty error_code or code.
+func errorFields(body []byte) (code, msg, requestID string, ok bool) {
+	var fields struct {
+		ErrorCode Value `json:"error_code"`
+		ErrorMsg  Value `json:"error_msg"`
+		Code      Value `json:"code"`
+		Message   Value `json:"message"`
+		RequestID Value `json:"request_id"`
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &fields) != nil {
+		return "", "", "", false
+	}
+	code, msg = fields.ErrorCode.Text, fields.ErrorMsg.Text
+	if code == "" {
+		code = fields.Code.Text
+	}
+	if msg == "" {
+		msg = fields.Message.Text
+	}
+	return truncate(code, 64), truncate(msg, 256), truncate(fields.RequestID.Text, 128), code != ""
+}
+
+// truncate bounds text that the server controls before it reaches a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
