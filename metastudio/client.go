@@ -186,10 +186,10 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values) ([]
 	apiErr := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	switch {
 	case readErr != nil:
-		apiErr.Err = fmt.Errorf("reading body: %w", transportError(ctx, readErr))
+		apiErr.Err = fmt.Errorf("%w: %w", errRead, transportError(ctx, readErr))
 		return nil, apiErr
 	case len(body) > MaxBodyBytes:
-		apiErr.Err = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
+		apiErr.Err = ErrBodyTooLarge
 		return nil, apiErr
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		apiErr.fillFromBody(body)

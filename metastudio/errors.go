@@ -46,8 +46,9 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Err }
 
-// Reason is a short, stable word for logs: the API's error code, else "http_<status>",
-// "timeout", "decode" or "transport".
+// Reason is a short, stable word for logs: the API's error code, else "timeout",
+// "canceled", "body_too_large", "transport" (no answer), "http_<status>", "read" (the
+// body broke off) or "decode" (a 2xx that is not a task).
 func (e *APIError) Reason() string {
 	switch {
 	case e.Code != "":
@@ -56,15 +57,22 @@ func (e *APIError) Reason() string {
 		return "timeout"
 	case errors.Is(e.Err, context.Canceled):
 		return "canceled"
-	case e.StatusCode >= 200 && e.StatusCode <= 299:
-		return "decode"
-	case e.StatusCode != 0 && e.Err == nil:
+	case errors.Is(e.Err, ErrBodyTooLarge):
+		return "body_too_large"
+	case e.StatusCode == 0:
+		return "transport"
+	case e.StatusCode < 200 || e.StatusCode > 299:
 		return fmt.Sprintf("http_%d", e.StatusCode)
-	case e.StatusCode != 0:
+	case errors.Is(e.Err, errRead):
 		return "read"
 	}
-	return "transport"
+	return "decode"
 }
+
+// ErrBodyTooLarge is the error of an answer longer than MaxBodyBytes.
+var ErrBodyTooLarge = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
+
+var errRead = errors.New("reading body")
 
 // AuthFailed reports whether the gateway or MetaStudio rejected the credentials.
 func (e *APIError) AuthFailed() bool {

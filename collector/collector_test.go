@@ -1,0 +1,275 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+)
+
+// fakeAPI answers ShowTask from JSON bodies or errors, and measures concurrency.
+type fakeAPI struct {
+	tasks    map[string]string // id -> JSON body
+	errs     map[string]error
+	delay    time.Duration
+	inFlight atomic.Int64
+	maxSeen  atomic.Int64
+	calls    atomic.Int64
+}
+
+func (f *fakeAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
+	f.calls.Add(1)
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		m := f.maxSeen.Load()
+		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
+		}
+	}
+	if err, ok := f.errs[id]; ok {
+		return nil, err
+	}
+	body, ok := f.tasks[id]
+	if !ok {
+		body = `{"task_id":"` + id + `","total_count":10,"success_count":10,"failure_count":0}`
+	}
+	var t metastudio.Task
+	if err := json.Unmarshal([]byte(body), &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func testConfig(tasks ...string) *config.Config {
+	return &config.Config{
+		Tasks:       tasks,
+		Scrape:      config.Scrape{Timeout: 5 * time.Second, Concurrency: 3},
+		StatusNames: map[string]string{"2": "succeeded"},
+	}
+}
+
+func gather(t *testing.T, c *Collector, ctx context.Context, want string, names ...string) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(scrapeCollector{ctx: ctx, c: c})
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+}
+
+var taskMetricNames = []string{
+	"metastudio_task_items", "metastudio_task_succeeded_items", "metastudio_task_failed_items",
+	"metastudio_task_status", "metastudio_task_info", "metastudio_task_begin_timestamp_seconds",
+	"metastudio_task_end_timestamp_seconds", "metastudio_task_scrape_success",
+}
+
+func TestExposition(t *testing.T) {
+	api := &fakeAPI{
+		tasks: map[string]string{
+			"numbers": `{"task_id":"numbers","task_name":"FAQ import","resource":"qa_pair","begin_time":1744276967708,
+				"end_time":1744277967708,"task_type":0,"operator":"ops","total_count":5000,"success_count":4990,
+				"failure_count":10,"task_status":2,"user_id":"u1"}`,
+			"strings": `{"task_id":"strings","task_name":"意图 \"导入\"\\ line1\nline2","resource":"intent","begin_time":"1744276967708",
+				"end_time":null,"task_type":"1","total_count":"42","success_count":"7","failure_count":"0","task_status":"RUNNING"}`,
+			"sparse": `{"begin_time":0,"end_time":"","total_count":-1,"success_count":"NaN","failure_count":{"x":1},"task_status":null}`,
+		},
+		errs: map[string]error{
+			"broken": &metastudio.APIError{Operation: "ShowTask", StatusCode: 400, Code: "MSS.000000003", Message: "Invalid parameter"},
+		},
+	}
+	c := New(testConfig("numbers", "strings", "sparse", "broken"), api, log.NewNopLogger())
+	gather(t, c, context.Background(), `
+# HELP metastudio_task_begin_timestamp_seconds When the task began, in seconds since the epoch: begin_time of ShowTask / 1000.
+# TYPE metastudio_task_begin_timestamp_seconds gauge
+metastudio_task_begin_timestamp_seconds{task_id="numbers"} 1.744276967708e+09
+metastudio_task_begin_timestamp_seconds{task_id="strings"} 1.744276967708e+09
+# HELP metastudio_task_end_timestamp_seconds When the task ended, in seconds since the epoch: end_time of ShowTask / 1000.
+# TYPE metastudio_task_end_timestamp_seconds gauge
+metastudio_task_end_timestamp_seconds{task_id="numbers"} 1.744277967708e+09
+# HELP metastudio_task_failed_items Items of the task that failed so far: failure_count of ShowTask.
+# TYPE metastudio_task_failed_items gauge
+metastudio_task_failed_items{task_id="numbers"} 10
+metastudio_task_failed_items{task_id="strings"} 0
+# HELP metastudio_task_info Always 1; the labels carry task_name, resource, task_type, operator and user_id of ShowTask.
+# TYPE metastudio_task_info gauge
+metastudio_task_info{operator="",resource="",task_id="sparse",task_name="",task_type="",user_id=""} 1
+metastudio_task_info{operator="",resource="intent",task_id="strings",task_name="意图 \"导入\"\\ line1\nline2",task_type="1",user_id=""} 1
+metastudio_task_info{operator="ops",resource="qa_pair",task_id="numbers",task_name="FAQ import",task_type="0",user_id="u1"} 1
+# HELP metastudio_task_items Items in the task: total_count of ShowTask.
+# TYPE metastudio_task_items gauge
+metastudio_task_items{task_id="numbers"} 5000
+metastudio_task_items{task_id="strings"} 42
+# HELP metastudio_task_scrape_success 1 if this scrape got the task from ShowTask, else 0 (and the task's other series are absent).
+# TYPE metastudio_task_scrape_success gauge
+metastudio_task_scrape_success{task_id="broken"} 0
+metastudio_task_scrape_success{task_id="numbers"} 1
+metastudio_task_scrape_success{task_id="sparse"} 1
+metastudio_task_scrape_success{task_id="strings"} 1
+# HELP metastudio_task_status Always 1; status is task_status of ShowTask as text, or its name from status_names.
+# TYPE metastudio_task_status gauge
+metastudio_task_status{status="RUNNING",task_id="strings"} 1
+metastudio_task_status{status="succeeded",task_id="numbers"} 1
+# HELP metastudio_task_succeeded_items Items of the task that succeeded so far: success_count of ShowTask.
+# TYPE metastudio_task_succeeded_items gauge
+metastudio_task_succeeded_items{task_id="numbers"} 4990
+metastudio_task_succeeded_items{task_id="strings"} 7
+`, taskMetricNames...)
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	ids := make([]string, 40)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t%d", i)
+	}
+	api := &fakeAPI{delay: 2 * time.Millisecond}
+	c := New(testConfig(ids...), api, log.NewNopLogger())
+	results := c.scrape(context.Background())
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("task %d: %v", i, r.err)
+		}
+	}
+	if got := api.maxSeen.Load(); got > 3 || got < 1 {
+		t.Errorf("saw %d calls in flight, want at most scrape.concurrency = 3", got)
+	}
+	if got := api.calls.Load(); got != 40 {
+		t.Errorf("made %d calls, want 40", got)
+	}
+}
+
+func TestDeadlineStopsNewCalls(t *testing.T) {
+	ids := make([]string, 30)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t%d", i)
+	}
+	api := &fakeAPI{delay: time.Hour} // every call waits for the deadline
+	c := New(testConfig(ids...), api, log.NewNopLogger())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	results := c.scrape(ctx)
+	for i, r := range results {
+		if Reason(r.err) != "timeout" {
+			t.Errorf("task %d: want a timeout, got %v", i, r.err)
+		}
+	}
+	if got := api.calls.Load(); got > 3 {
+		t.Errorf("%d calls were started; after the deadline no new call may start (want at most the first 3)", got)
+	}
+}
+
+func TestScrapeTimeout(t *testing.T) {
+	cases := []struct {
+		header string
+		max    time.Duration
+		want   time.Duration
+	}{
+		{"", 10 * time.Second, 10 * time.Second},
+		{"5", 10 * time.Second, 4500 * time.Millisecond},
+		{"30", 10 * time.Second, 10 * time.Second},
+		{"0.4", 10 * time.Second, 400 * time.Millisecond},
+		{"abc", 10 * time.Second, 10 * time.Second},
+		{"-3", 10 * time.Second, 10 * time.Second},
+		{"NaN", 10 * time.Second, 10 * time.Second},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		if tc.header != "" {
+			r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
+		}
+		if got := ScrapeTimeout(r, tc.max); got != tc.want {
+			t.Errorf("header %q max %s: got %s, want %s", tc.header, tc.max, got, tc.want)
+		}
+	}
+}
+
+// syncBuffer is a log sink that tests can read while the collector writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) take() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.b.String()
+	s.b.Reset()
+	return out
+}
+
+func TestFailureIsLoggedOnChange(t *testing.T) {
+	buf := &syncBuffer{}
+	api := &fakeAPI{errs: map[string]error{}}
+	c := New(testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
+	scrape := func() string {
+		c.Collect(context.Background(), make(chan prometheus.Metric, 100))
+		return buf.take()
+	}
+	if out := scrape(); out != "" {
+		t.Errorf("healthy scrape logged %q", out)
+	}
+	api.errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308", RequestID: "r1"}
+	out := scrape()
+	if !strings.Contains(out, "level=warn") || !strings.Contains(out, "task_id=a") ||
+		!strings.Contains(out, "error_code=APIGW.0308") || !strings.Contains(out, "status=429") || !strings.Contains(out, "request_id=r1") {
+		t.Errorf("turning to failing: want one warn line with task, code, status and request id, got %q", out)
+	}
+	if out := scrape(); strings.Contains(out, "level=warn") || !strings.Contains(out, "level=debug") {
+		t.Errorf("still failing with the same code: want debug only, got %q", out)
+	}
+	api.errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
+	if out := scrape(); strings.Count(out, "level=warn") != 1 || !strings.Contains(out, "MSS.000000002") {
+		t.Errorf("new error code: want a warn line, got %q", out)
+	}
+	delete(api.errs, "a")
+	if out := scrape(); !strings.Contains(out, "level=info") || !strings.Contains(out, "task_id=a") {
+		t.Errorf("recovery: want an info line, got %q", out)
+	}
+}
+
+func BenchmarkScrape1000Tasks(b *testing.B) {
+	ids := make([]string, 1000)
+	bodies := map[string]string{}
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i)
+		bodies[ids[i]] = fmt.Sprintf(`{"task_id":"%s","task_name":"import %d","resource":"qa_pair","begin_time":1744276967708,
+			"task_type":0,"operator":"ops","total_count":5000,"success_count":%d,"failure_count":3,"task_status":1,"user_id":"u1"}`, ids[i], i, i)
+	}
+	cfg := testConfig(ids...)
+	cfg.Scrape.Concurrency = 8
+	c := New(cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(scrapeCollector{ctx: context.Background(), c: c})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
