@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,9 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		configCheck = app.Flag("config.check", "Validate the configuration file, print the problem if any, and exit 0 or 1.").Bool()
 		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").
-				Default("info").Enum("debug", "info", "warn", "error")
+				Default("info").HintOptions("debug", "info", "warn", "error").String()
 		logFormat = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").
-				Default("logfmt").Enum("logfmt", "json")
+				Default("logfmt").HintOptions("logfmt", "json").String()
 		webFlags = kingpinflag.AddFlags(app, ":39107")
 	)
 	exited := false
@@ -75,6 +76,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	}
 	if exited { // --help or --version printed and asked to exit
 		return 0
+	}
+	if err := checkChoice("--log.level", *logLevel, "debug", "info", "warn", "error"); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 1
+	}
+	if err := checkChoice("--log.format", *logFormat, "logfmt", "json"); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 1
 	}
 	if !strings.HasPrefix(*metricsPath, "/") {
 		fmt.Fprintf(stderr, "%s: --web.telemetry-path must start with /, got %q\n", exporterName, *metricsPath)
@@ -208,6 +217,13 @@ func credentialKind(c config.Credentials) string {
 		return "temporary AK/SK"
 	}
 	return "AK/SK"
+}
+
+func checkChoice(flag, value string, choices ...string) error {
+	if slices.Contains(choices, value) {
+		return nil
+	}
+	return fmt.Errorf("%s: %q is not one of %s", flag, value, strings.Join(choices, ", "))
 }
 
 func newBaseLogger(w io.Writer, format string) log.Logger {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/config"
+)
+
+func noEnv(string) string { return "" }
+
+func runArgs(t *testing.T, getenv config.Getenv, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a run that gets as far as serving stops at once
+	code := run(ctx, args, &stdout, &stderr, getenv)
+	return code, stdout.String(), stderr.String()
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yml", "region: cn-north-4\nproject_id: p1\ntasks: [t1]\n")
+	typo := writeFile(t, dir, "typo.yml", "region: cn-north-4\nproject_id: p1\ntasks: [t1]\nscrape:\n  concurency: 4\n")
+	env := func(k string) string {
+		return map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "very-secret-sk"}[k]
+	}
+
+	code, stdout, stderr := runArgs(t, env, "--config.check", "--config.file="+good)
+	if code != 0 || !strings.Contains(stdout, "is valid (1 tasks)") {
+		t.Errorf("good config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// The same file without environment credentials has none usable.
+	code, _, stderr = runArgs(t, noEnv, "--config.check", "--config.file="+good)
+	if code != 1 || !strings.Contains(stderr, "credentials: none usable") {
+		t.Errorf("no credentials: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runArgs(t, env, "--config.check", "--config.file="+typo)
+	want := "line 5: scrape.concurency: unknown key (valid: timeout, concurrency)"
+	if code != 1 || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("typo: exit %d, stderr %q, want one line with %q", code, stderr, want)
+	}
+	code, _, stderr = runArgs(t, env, "--config.file="+typo)
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("start with a bad config: exit %d, stderr %q", code, stderr)
+	}
+	for _, out := range []string{stdout, stderr} {
+		if strings.Contains(out, "very-secret-sk") {
+			t.Errorf("the secret key was printed: %q", out)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	if code, stdout, _ := runArgs(t, noEnv, "--version"); code != 0 || !strings.Contains(stdout, "metastudio_exporter, version") {
+		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := runArgs(t, noEnv, "--no-such-flag"); code != 1 || !strings.Contains(stderr, "no-such-flag") {
+		t.Errorf("unknown flag: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runArgs(t, noEnv, "--log.level=loud"); code != 1 || !strings.Contains(stderr, "log.level") {
+		t.Errorf("bad log level: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := runArgs(t, noEnv, "--config.file=/nonexistent/config.yml"); code != 1 {
+		t.Errorf("missing config file: exit %d", code)
+	}
+}
+
+func TestServeAndShutdown(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yml", "region: cn-north-4\nproject_id: p1\nendpoint: http://127.0.0.1:1\ntasks: [t1]\n")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env := func(k string) string { return map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "SK"}[k] }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"--config.file=" + cfg, "--web.listen-address=" + addr}, &bytes.Buffer{}, &stderr, env)
+	}()
+
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = http.Get("http://" + addr + "/-/healthy"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("exporter never answered: %v", err)
+	}
+	resp.Body.Close()
+	cancel() // what SIGTERM does
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d after shutdown, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after shutdown")
+	}
+
+	// A port in use is an exit 1 with a message.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, stderrText := runArgsCtx(t, context.Background(), env, "--config.file="+cfg, "--web.listen-address="+busy.Addr().String())
+	if code != 1 || !strings.Contains(stderrText, "listening") {
+		t.Errorf("busy port: exit %d, stderr %q", code, stderrText)
+	}
+}
+
+func runArgsCtx(t *testing.T, ctx context.Context, getenv config.Getenv, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr, getenv)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestEndpoints(t *testing.T) {
+	cfg, _, err := config.Parse([]byte("region: cn-north-4\nproject_id: p1\nendpoint: http://127.0.0.1:1\ntasks: [t1]\n"),
+		func(k string) string { return map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "SK"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHandler(cfg, "/metrics", log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/", 200, "metastudio_exporter"},
+		{"/-/healthy", 200, "Healthy"},
+		{"/-/ready", 200, "Ready"},
+		{"/metrics", 200, `metastudio_task_scrape_success{task_id="t1"} 0`},
+		{"/metrics", 200, "metastudio_exporter_build_info{"},
+		{"/metrics", 200, `metastudio_api_requests_total{code="error",operation="ShowTask"} 3`}, // one per scrape
+		{"/nope", 404, ""},
+		{"/metricsx", 404, ""},
+	} {
+		rec := newRecorder()
+		h.ServeHTTP(rec, mustRequest(t, tc.path))
+		if rec.status != tc.status || !strings.Contains(rec.body.String(), tc.body) {
+			t.Errorf("%s: status %d, body %q; want %d with %q", tc.path, rec.status, trim(rec.body.String()), tc.status, tc.body)
+		}
+	}
+}
+
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newRecorder() *recorder                    { return &recorder{header: http.Header{}, status: 200} }
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(s int)           { r.status = s }
+
+func mustRequest(t *testing.T, path string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest("GET", "http://exporter"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func trim(s string) string {
+	if len(s) > 300 {
+		return s[:300] + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return s
+}
