@@ -91,7 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	}
 
 	base := newBaseLogger(stderr, *logFormat)
-	logger := level.NewFilter(log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), levelOption(*logLevel))
+	// With goes outermost so that "caller" names the line that logged.
+	logger := log.With(level.NewFilter(base, levelOption(*logLevel)), "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 
 	cfg, warnings, err := config.Load(*configFile, getenv)
 	if err != nil {

@@ -160,8 +160,11 @@ func Reason(err error) string {
 func errorKeys(err error) []any {
 	keys := []any{"error_code", Reason(err)}
 	var apiErr *metastudio.APIError
-	if errors.As(err, &apiErr) {
-		keys = append(keys, "status", apiErr.StatusCode, "request_id", apiErr.RequestID)
+	if errors.As(err, &apiErr) && apiErr.StatusCode != 0 {
+		keys = append(keys, "status", apiErr.StatusCode)
+	}
+	if errors.As(err, &apiErr) && apiErr.RequestID != "" {
+		keys = append(keys, "request_id", apiErr.RequestID)
 	}
 	return append(keys, "err", err)
 }

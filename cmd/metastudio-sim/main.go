@@ -1,0 +1,168 @@
+// Command metastudio-sim serves a simulated Huawei Cloud MetaStudio import/export task API
+// (ShowTask, SearchTask) on a local address, with Huawei's wire format and API-gateway
+// authentication (SDK-HMAC-SHA256 or X-Auth-Token). `make demo` runs the exporter against it.
+//
+// Seeded task ids are the 32 lower-case hex digits of 1, 2, ... (00000000000000000000000000000001
+// first); --seed changes their contents, not their ids.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/version"
+
+	"github.com/metastudio-exporter/metastudio_exporter/simulator"
+)
+
+const (
+	programName     = "metastudio-sim"
+	maxTasks        = 1_000_000
+	shownTaskIDs    = 5
+	shutdownTimeout = 2 * time.Second
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole program: it serves until ctx ends and returns the exit code (0 after
+// ctx ends, --help or --version; 1 on a flag or listen error).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New(programName, "A local Huawei Cloud MetaStudio import/export task API, for tests and demos.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.Version(version.Print(programName))
+	app.HelpFlag.Short('h')
+	exited, exitCode := false, 0
+	app.Terminate(func(code int) { exited, exitCode = true, code })
+
+	var (
+		listen = app.Flag("web.listen-address", "Address to listen on (port 0 picks a free port; the startup line says which).").
+			Default("127.0.0.1:39108").String()
+		projectID = app.Flag("project-id", "The only project id served.").
+				Default("0123456789abcdef0123456789abcdef").String()
+		ak = app.Flag("ak", "Access key (AK) accepted for SDK-HMAC-SHA256.").
+			Default("DEMOAKDEMOAKDEMOAK00").String()
+		sk = app.Flag("sk", "Secret key (SK) of --ak; the default is the demo SK of examples/demo.yml. Prefer the environment variable.").
+			Envar("METASTUDIO_SIM_SK").Default("demo-secret-key-do-not-use-in-production").PlaceHolder("SK").String()
+		securityToken = app.Flag("security-token", "If set, --ak is a temporary key that must send and sign this X-Security-Token.").
+				Envar("METASTUDIO_SIM_SECURITY_TOKEN").PlaceHolder("TOKEN").String()
+		tokens    = app.Flag("token", "An accepted X-Auth-Token (repeatable).").Strings()
+		tasks     = app.Flag("tasks", "Number of seeded tasks.").Default("12").Int()
+		seed      = app.Flag("seed", "Seed of the task generator and of the fault injection.").Default("1").Int64()
+		latency   = app.Flag("latency", "Delay added to every answer.").Default("0s").Duration()
+		errorRate = app.Flag("error-rate", "Share (0..1) of ShowTask/SearchTask answers that are 500 MSS.000000002.").
+				Default("0").Float64()
+		throttleRate = app.Flag("throttle-rate", "Share (0..1) of ShowTask/SearchTask answers that are 429 APIGW.0308.").
+				Default("0").Float64()
+		slowRate = app.Flag("slow-rate", "Share (0..1) of ShowTask/SearchTask answers delayed by --slow-delay.").
+				Default("0").Float64()
+		slowDelay     = app.Flag("slow-delay", "Delay of a slow answer.").Default("30s").Duration()
+		malformedRate = app.Flag("malformed-rate", "Share (0..1) of ShowTask/SearchTask answers that are truncated JSON.").
+				Default("0").Float64()
+		fieldStyle = app.Flag("field-style", "How times, type, status and counts are sent: number, string, or mixed (per task).").
+				Default(simulator.StyleMixed).Enum(simulator.StyleNumber, simulator.StyleString, simulator.StyleMixed)
+	)
+
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, programName+": "+format+"\n", a...)
+		return 1
+	}
+	_, err := app.Parse(args)
+	if exited {
+		return exitCode
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	for name, r := range map[string]float64{"error-rate": *errorRate, "throttle-rate": *throttleRate,
+		"slow-rate": *slowRate, "malformed-rate": *malformedRate} {
+		if !(r >= 0 && r <= 1) {
+			return fail("--%s must be between 0 and 1, not %v", name, r)
+		}
+	}
+	switch {
+	case *tasks < 0 || *tasks > maxTasks:
+		return fail("--tasks must be between 0 and %d, not %d", maxTasks, *tasks)
+	case *latency < 0 || *slowDelay < 0:
+		return fail("--latency and --slow-delay must not be negative")
+	case *ak == "" || *sk == "":
+		return fail("--ak and --sk must not be empty")
+	}
+
+	opts := simulator.Options{
+		Credentials:   map[string]string{*ak: *sk},
+		Tokens:        *tokens,
+		ProjectID:     *projectID,
+		Tasks:         *tasks,
+		Seed:          *seed,
+		Latency:       *latency,
+		ErrorRate:     *errorRate,
+		ThrottleRate:  *throttleRate,
+		SlowRate:      *slowRate,
+		SlowDelay:     *slowDelay,
+		MalformedRate: *malformedRate,
+		FieldStyle:    *fieldStyle,
+	}
+	if *securityToken != "" {
+		opts.SecurityTokens = map[string]string{*ak: *securityToken}
+	}
+	sim := simulator.New(opts)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fail("%v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	srv := &http.Server{
+		Handler:           sim,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      *latency + *slowDelay + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ids := sim.TaskIDs()
+	logger.Info("MetaStudio simulator listening",
+		"address", ln.Addr().String(),
+		"project_id", *projectID,
+		"access_key", *ak,
+		"temporary_key", *securityToken != "",
+		"tokens", len(*tokens),
+		"tasks", len(ids),
+		"first_task_ids", strings.Join(ids[:min(len(ids), shownTaskIDs)], ","),
+		"field_style", *fieldStyle)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fail("%v", err)
+	case <-ctx.Done():
+	}
+	// Let answers in flight finish briefly; Close then cancels the slow ones.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fail("%v", err)
+	}
+	return 0
+}

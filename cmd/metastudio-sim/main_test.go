@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
+)
+
+// TestMain lets the test binary stand in for the command (see TestSignalExit).
+func TestMain(m *testing.M) {
+	if os.Getenv("METASTUDIO_SIM_TEST_MAIN") == "1" {
+		os.Args = append([]string{programName}, strings.Fields(os.Getenv("METASTUDIO_SIM_TEST_ARGS"))...)
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var addressRE = regexp.MustCompile(`address=(\S+)`)
+
+// waitAddress waits for the startup line and returns the address it names.
+func waitAddress(t *testing.T, out interface{ String() string }) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := addressRE.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no startup line: %q", out.String())
+	return ""
+}
+
+func TestServesSignedRequestsAndStops(t *testing.T) {
+	const sk = "env-secret-for-the-test-0123456789"
+	t.Setenv("METASTUDIO_SIM_SK", sk)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--web.listen-address=127.0.0.1:0", "--tasks=3", "--field-style=string",
+			"--project-id=p1", "--ak=AK1", "--token=tok-secret"}, &stdout, &stderr)
+	}()
+	addr := waitAddress(t, &stderr)
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/p1/ies/task/00000000000000000000000000000002", nil)
+	req.Header.Set(auth.HeaderProjectID, "p1")
+	auth.Sign(req, nil, auth.Keys{AccessKey: "AK1", SecretKey: sk}, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&task)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	if _, ok := task["total_count"].(string); !ok {
+		t.Errorf("--field-style=string: total_count = %#v", task["total_count"])
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d, want 0; stderr %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+	out := stderr.String()
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("want one startup line, got %q", out)
+	}
+	for _, want := range []string{"project_id=p1", "first_task_ids=00000000000000000000000000000001,", "access_key=AK1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("startup line lacks %q: %s", want, out)
+		}
+	}
+	for _, secret := range []string{sk, "tok-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("startup line shows a secret: %s", out)
+		}
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, args := range [][]string{
+		{"--field-style=bogus"},
+		{"--error-rate=1.5"},
+		{"--slow-rate=-0.1"},
+		{"--tasks=-1"},
+		{"--no-such-flag"},
+		{"--web.listen-address=" + busy.Addr().String()},
+	} {
+		var stdout, stderr syncBuffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
+			t.Errorf("%v: exit code %d, want 1", args, code)
+		}
+		if strings.TrimSpace(stderr.String()) == "" {
+			t.Errorf("%v: nothing on stderr", args)
+		}
+	}
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
+		t.Errorf("--help: exit code %d", code)
+	}
+	for _, flag := range []string{"--web.listen-address", "--project-id", "--ak", "--sk", "--token", "--tasks",
+		"--seed", "--latency", "--error-rate", "--throttle-rate", "--slow-rate", "--slow-delay",
+		"--malformed-rate", "--field-style"} {
+		if !strings.Contains(stdout.String(), flag) {
+			t.Errorf("--help does not list %s", flag)
+		}
+	}
+}
+
+// TestSignalExit runs the command in a child process and stops it with SIGTERM and SIGINT.
+func TestSignalExit(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "METASTUDIO_SIM_TEST_MAIN=1",
+				"METASTUDIO_SIM_TEST_ARGS=--web.listen-address=127.0.0.1:0 --tasks=2")
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitAddress(t, &stderr)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- cmd.Wait() }()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("exit after %v: %v; stderr %s", sig, err, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("still running 10s after %v", sig)
+			}
+		})
+	}
+}

@@ -1,0 +1,662 @@
+// Package simulator is a local stand-in for Huawei Cloud MetaStudio's import/export task
+// API (ShowTask and SearchTask). It speaks the real wire format, verifies authentication
+// like Huawei's API gateway (SDK-HMAC-SHA256 signatures, X-Auth-Token, the 15-minute date
+// window and the 5-minute AK lock), seeds deterministic tasks that progress with its clock,
+// and injects faults on demand. Tests, benchmarks and `make demo` use it.
+//
+// Every answer carries an X-Request-Id header (32 random hex digits; error bodies carry the
+// same id in request_id), a Date header from Options.Now, and "Server: api-gateway".
+// A request is handled in this order:
+//
+//  1. Options.Latency (ends without an answer when the client goes away).
+//  2. The body is read (at most 1 MiB, else 413 APIGW.0201) so the signature can hash it.
+//  3. Authentication, for every path: X-Auth-Token when present (it must be in
+//     Options.Tokens, else "decrypt token fail"), else an SDK-HMAC-SHA256 Authorization
+//     header. An unknown AK is "ak not exist". For a known AK, an X-Sdk-Date that is missing,
+//     unparsable or more than 15 minutes from Options.Now, a required X-Security-Token that is
+//     missing, wrong or not in SignedHeaders, and a wrong signature are all "verify aksk
+//     signature fail, <reason>" and count as consecutive failures of that AK; a success resets
+//     the count. The 6th consecutive failure (still answered as a signature failure) locks
+//     the AK for 5 minutes of Options.Now: every request with it, even correctly signed, is
+//     then "AK access failed to reach the limit,forbidden.", and the count starts again from
+//     zero once the lock expires. Every failure is 401 APIGW.0301 with error_msg
+//     "Incorrect IAM authentication information: ...".
+//  4. Routing: only GET /v2/{project_id}/ies/task (SearchTask) and
+//     GET /v2/{project_id}/ies/task/{id} (ShowTask) exist. Any other path or method, and a
+//     project id other than Options.ProjectID, is 404 APIGW.0101, as the gateway answers
+//     for an API it does not know.
+//  5. ShowTask: a Fault set with SetFault; else a random fault; else the task, or 404
+//     MSS.000000003 "Invalid parameter: task {id} does not exist." for an unknown id.
+//     SearchTask: a random fault; else the page.
+package simulator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
+)
+
+// Operation names for Requests.
+const (
+	// OpShowTask counts GET requests shaped /v2/{project}/ies/task/{id}.
+	OpShowTask = "ShowTask"
+	// OpSearchTask counts GET requests shaped /v2/{project}/ies/task.
+	OpSearchTask = "SearchTask"
+	// OpOther counts every other request.
+	OpOther = "Other"
+)
+
+const (
+	maxBody      = 1 << 20
+	maxDateSkew  = 15 * time.Minute
+	lockAfter    = 5 // consecutive failures tolerated; the next one locks the AK
+	lockFor      = 5 * time.Minute
+	defaultLimit = 10
+	maxLimit     = 100
+	defaultSlow  = 30 * time.Second
+	serverName   = "api-gateway"
+	headerReqID  = "X-Request-Id"
+)
+
+// Options configures a Server. The zero value serves no tasks, accepts no credentials and
+// any project id.
+type Options struct {
+	// Credentials maps each accepted AK to its SK, for SDK-HMAC-SHA256.
+	Credentials map[string]string
+	// SecurityTokens maps an AK to the X-Security-Token it must send and sign (temporary
+	// keys). An AK not listed here needs no token; one it sends anyway is only checked by
+	// the signature, if signed.
+	SecurityTokens map[string]string
+	// Tokens lists the accepted X-Auth-Token values.
+	Tokens []string
+	// ProjectID is the only project served; empty serves any. A request for another project
+	// gets the gateway's 404 APIGW.0101.
+	ProjectID string
+	// Tasks is the number of seeded tasks, with ids TaskID(0) .. TaskID(Tasks-1).
+	Tasks int
+	// Seed seeds the task generator: the same seed gives the same tasks.
+	Seed int64
+	// Latency is added before every answer.
+	Latency time.Duration
+	// ErrorRate, ThrottleRate, SlowRate and MalformedRate are the chances (0..1) that a
+	// ShowTask or SearchTask request that passed authentication and has no SetFault answer
+	// gets, respectively, a 500 MSS.000000002, a 429 APIGW.0308, its normal answer after
+	// SlowDelay, or FaultMalformed. One draw per request from a generator seeded with Seed
+	// decides, in that order; rates summing above 1 starve the later ones.
+	ErrorRate, ThrottleRate, SlowRate, MalformedRate float64
+	// SlowDelay is how long a slow answer waits (default 30s).
+	SlowDelay time.Duration
+	// FieldStyle is how seeded tasks send times, type, status and counts: "number" (JSON
+	// numbers, the default and the documented example), "string" (JSON strings, the
+	// documented types) or "mixed" (even task index number style, odd string style).
+	FieldStyle string
+	// Now is the clock (default time.Now). Task progress, the X-Sdk-Date window, the AK
+	// lock and the Date header follow it.
+	Now func() time.Time
+}
+
+// Server is the simulated API; it implements http.Handler and is safe for concurrent use.
+type Server struct {
+	opts      Options
+	now       func() time.Time
+	start     time.Time
+	creds     map[string]string
+	secTokens map[string]string
+	tokens    map[string]bool
+	ids       []string
+
+	counts map[string]*atomic.Int64
+
+	mu     sync.Mutex
+	rng    *rand.Rand
+	order  []string
+	seeded map[string]*seedTask
+	fixed  map[string]fixedTask
+	faults map[string]Fault
+	aks    map[string]*akState
+}
+
+// akState is the gateway's memory of an AK's recent signature failures.
+type akState struct {
+	failures    int
+	lockedUntil time.Time
+}
+
+// New builds a Server from opts. Its start instant, from which seeded tasks progress, is
+// opts.Now() at this call.
+func New(opts Options) *Server {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if opts.SlowDelay <= 0 {
+		opts.SlowDelay = defaultSlow
+	}
+	for _, r := range []*float64{&opts.ErrorRate, &opts.ThrottleRate, &opts.SlowRate, &opts.MalformedRate} {
+		if !(*r > 0) { // also NaN
+			*r = 0
+		}
+		*r = min(*r, 1)
+	}
+	s := &Server{
+		opts:      opts,
+		now:       now,
+		start:     now(),
+		creds:     make(map[string]string, len(opts.Credentials)),
+		secTokens: make(map[string]string, len(opts.SecurityTokens)),
+		tokens:    make(map[string]bool, len(opts.Tokens)),
+		counts: map[string]*atomic.Int64{
+			OpShowTask: new(atomic.Int64), OpSearchTask: new(atomic.Int64), OpOther: new(atomic.Int64),
+		},
+		rng:    rand.New(rand.NewPCG(uint64(opts.Seed), 0xfa017)),
+		seeded: make(map[string]*seedTask),
+		fixed:  make(map[string]fixedTask),
+		faults: make(map[string]Fault),
+		aks:    make(map[string]*akState),
+	}
+	for ak, sk := range opts.Credentials {
+		s.creds[ak] = sk
+	}
+	for ak, tok := range opts.SecurityTokens {
+		if tok != "" {
+			s.secTokens[ak] = tok
+		}
+	}
+	for _, t := range opts.Tokens {
+		if t != "" {
+			s.tokens[t] = true
+		}
+	}
+	for i := 0; i < opts.Tasks; i++ {
+		t := newSeedTask(i, opts.Seed, s.start, opts.FieldStyle)
+		s.seeded[t.id] = t
+		s.order = append(s.order, t.id)
+		s.ids = append(s.ids, t.id)
+	}
+	return s
+}
+
+// TaskIDs returns the seeded task ids, in order (TaskID(0), TaskID(1), ...).
+func (s *Server) TaskIDs() []string {
+	return slices.Clone(s.ids)
+}
+
+// SetTask fixes a task: ShowTask of id answers exactly these JSON fields (values marshalled
+// as given, nil for null; a missing key is absent), and SearchTask lists it, in the place of
+// the seeded task with that id or after all earlier tasks. SearchTask filters it by its
+// "resource" (a string) and "begin_time" (a number or digit string). A value that cannot be
+// marshalled makes the answer a 500 MSS.000000002.
+func (s *Server) SetTask(id string, fields map[string]any) {
+	f := make(fixedTask, len(fields))
+	for k, v := range fields {
+		f[k] = v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seeded[id]; !ok {
+		if _, ok := s.fixed[id]; !ok {
+			s.order = append(s.order, id)
+		}
+	}
+	delete(s.seeded, id)
+	s.fixed[id] = f
+}
+
+// SetFault sets the answer of ShowTask for id, given after authentication passed, whether
+// or not the task exists. It replaces any earlier fault of id.
+func (s *Server) SetFault(id string, f Fault) {
+	if f.Header != nil {
+		h := make(map[string]string, len(f.Header))
+		for k, v := range f.Header {
+			h[k] = v
+		}
+		f.Header = h
+	}
+	s.mu.Lock()
+	s.faults[id] = f
+	s.mu.Unlock()
+}
+
+// ClearFault removes the fault of id set with SetFault.
+func (s *Server) ClearFault(id string) {
+	s.mu.Lock()
+	delete(s.faults, id)
+	s.mu.Unlock()
+}
+
+// Requests returns how many requests of an operation ("ShowTask", "SearchTask", or "Other"
+// for everything else) the server received, whatever their answer, including those that
+// failed authentication or whose client went away. The operation follows the method (GET)
+// and the path's shape, whatever the project id.
+func (s *Server) Requests(op string) int64 {
+	if c, ok := s.counts[op]; ok {
+		return c.Load()
+	}
+	return 0
+}
+
+// ServeHTTP answers one request; see the package documentation for the order of checks.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// Never take the process down; net/http would recover too, but a handler called
+		// directly (tests) would not.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.writeJSONError(w, "", http.StatusInternalServerError, CodeInternal, msgInternal)
+		}
+	}()
+	reqID := newRequestID()
+	h := w.Header()
+	h.Set(headerReqID, reqID)
+	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
+	h.Set("Server", serverName)
+
+	rt := parseRoute(r)
+	s.counts[rt.op].Add(1)
+
+	if !wait(r.Context(), s.opts.Latency) {
+		return
+	}
+
+	body, tooLarge, err := readBody(r)
+	if err != nil {
+		if r.Context().Err() == nil {
+			s.writeJSONError(w, reqID, http.StatusBadRequest, CodeGatewayBadRequest, "Bad request: cannot read the body")
+		}
+		return
+	}
+	if tooLarge {
+		s.writeJSONError(w, reqID, http.StatusRequestEntityTooLarge, CodeGatewayBadRequest, "Request entity too large")
+		return
+	}
+
+	if msg, ok := s.authenticate(r, body); !ok {
+		s.writeJSONError(w, reqID, http.StatusUnauthorized, CodeGatewayAuth, msgAuthPfx+msg)
+		return
+	}
+
+	if rt.op == OpOther || (s.opts.ProjectID != "" && rt.project != s.opts.ProjectID) {
+		s.writeJSONError(w, reqID, http.StatusNotFound, CodeGatewayNotFound, msgNotFound)
+		return
+	}
+
+	if rt.op == OpShowTask {
+		s.mu.Lock()
+		f, ok := s.faults[rt.taskID]
+		s.mu.Unlock()
+		if ok {
+			s.serveFault(w, r, reqID, f, func() { s.showTask(w, reqID, rt.taskID) })
+			return
+		}
+	}
+	normal := func() { s.searchTask(w, r, reqID) }
+	if rt.op == OpShowTask {
+		normal = func() { s.showTask(w, reqID, rt.taskID) }
+	}
+	if f, ok := s.randomFault(); ok {
+		s.serveFault(w, r, reqID, f, normal)
+		return
+	}
+	normal()
+}
+
+// route is what the path and method say about a request.
+type route struct {
+	op      string
+	project string
+	taskID  string
+}
+
+// parseRoute recognises GET /v2/{project}/ies/task[/{id}] (one trailing slash tolerated).
+// Each segment is unescaped, so an id with %2F is one segment.
+func parseRoute(r *http.Request) route {
+	other := route{op: OpOther}
+	if r.Method != http.MethodGet || r.URL == nil {
+		return other
+	}
+	p := strings.TrimSuffix(r.URL.EscapedPath(), "/")
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, seg := range segs {
+		raw, err := url.PathUnescape(seg)
+		if err != nil || raw == "" {
+			return other
+		}
+		segs[i] = raw
+	}
+	if len(segs) < 4 || segs[0] != "v2" || segs[2] != "ies" || segs[3] != "task" {
+		return other
+	}
+	switch len(segs) {
+	case 4:
+		return route{op: OpSearchTask, project: segs[1]}
+	case 5:
+		return route{op: OpShowTask, project: segs[1], taskID: segs[4]}
+	}
+	return other
+}
+
+// wait sleeps d, or returns false as soon as ctx ends.
+func wait(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// readBody reads at most maxBody bytes; tooLarge reports a longer body.
+func readBody(r *http.Request) (body []byte, tooLarge bool, err error) {
+	if r.Body == nil {
+		return nil, false, nil
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, false, err
+	}
+	return body, len(body) > maxBody, nil
+}
+
+// authenticate checks the request like the gateway: an X-Auth-Token when present, else an
+// SDK-HMAC-SHA256 Authorization. msg completes "Incorrect IAM authentication information: ".
+func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool) {
+	if tok := r.Header.Get(auth.HeaderAuthToken); tok != "" {
+		if s.tokens[tok] {
+			return "", true
+		}
+		return "decrypt token fail", false
+	}
+	header := r.Header.Get("Authorization")
+	if header == "" {
+		return "the request carries neither X-Auth-Token nor Authorization", false
+	}
+	a, err := auth.ParseAuthorization(header)
+	if err != nil {
+		return "verify aksk signature fail, " + err.Error(), false
+	}
+	sk, known := s.creds[a.AccessKey]
+	if !known {
+		return "ak not exist", false
+	}
+	now := s.now()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.aks[a.AccessKey]
+	if st == nil {
+		st = &akState{}
+		s.aks[a.AccessKey] = st
+	}
+	if !st.lockedUntil.IsZero() {
+		if now.Before(st.lockedUntil) {
+			return msgLocked[len(msgAuthPfx):], false
+		}
+		st.lockedUntil = time.Time{}
+		st.failures = 0
+	}
+	if reason := s.verifyAKSK(r, body, a, sk, now); reason != "" {
+		st.failures++
+		if st.failures > lockAfter {
+			st.failures = 0
+			st.lockedUntil = now.Add(lockFor)
+		}
+		return "verify aksk signature fail, " + reason, false
+	}
+	st.failures = 0
+	return "", true
+}
+
+// verifyAKSK returns why a signed request fails, or "" when it passes: the X-Sdk-Date
+// window, the security token of temporary keys, then the signature itself.
+func (s *Server) verifyAKSK(r *http.Request, body []byte, a auth.Authorization, sk string, now time.Time) string {
+	date := r.Header.Get(auth.HeaderSdkDate)
+	if date == "" {
+		return "X-Sdk-Date is missing"
+	}
+	t, err := time.Parse(auth.DateFormat, date)
+	if err != nil {
+		return "X-Sdk-Date is invalid"
+	}
+	if d := now.Sub(t); d > maxDateSkew || d < -maxDateSkew {
+		return "X-Sdk-Date is more than 15 minutes away from the server time"
+	}
+	if want, temp := s.secTokens[a.AccessKey]; temp {
+		if r.Header.Get(auth.HeaderSecurityToken) != want {
+			return "X-Security-Token is missing or invalid"
+		}
+		if !slices.Contains(a.SignedHeaders, "x-security-token") {
+			return "x-security-token is not signed"
+		}
+	}
+	if err := auth.Verify(r, body, a, sk); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// randomFault draws the injected fault of one request, if any.
+func (s *Server) randomFault() (Fault, bool) {
+	o := &s.opts
+	total := o.ErrorRate + o.ThrottleRate + o.SlowRate + o.MalformedRate
+	if total <= 0 {
+		return Fault{}, false
+	}
+	s.mu.Lock()
+	x := s.rng.Float64()
+	s.mu.Unlock()
+	switch {
+	case x < o.ErrorRate:
+		return FaultInternal(), true
+	case x < o.ErrorRate+o.ThrottleRate:
+		return FaultThrottled(), true
+	case x < o.ErrorRate+o.ThrottleRate+o.SlowRate:
+		return FaultSlow(o.SlowDelay), true
+	case x < total:
+		return FaultMalformed(), true
+	}
+	return Fault{}, false
+}
+
+// serveFault waits f.Delay, then answers f, or calls normal for a Status 0 fault.
+func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, reqID string, f Fault, normal func()) {
+	if !wait(r.Context(), f.Delay) {
+		return
+	}
+	h := w.Header()
+	for k, v := range f.Header {
+		h.Set(k, v)
+	}
+	if f.Status == 0 {
+		normal()
+		return
+	}
+	if f.ContentType != "" {
+		h.Set("Content-Type", f.ContentType)
+	} else {
+		h["Content-Type"] = nil // keep net/http from sniffing one
+	}
+	h.Set("Content-Length", strconv.Itoa(len(f.Body)))
+	w.WriteHeader(f.Status)
+	_, _ = io.WriteString(w, f.Body)
+}
+
+// writeJSONError answers {"error_code","error_msg","request_id"} with reqID (taken from the
+// X-Request-Id header already set when reqID is empty).
+func (s *Server) writeJSONError(w http.ResponseWriter, reqID string, status int, code, msg string) {
+	if reqID == "" {
+		reqID = w.Header().Get(headerReqID)
+	}
+	ct := contentJSON
+	if strings.HasPrefix(code, "MSS.") {
+		ct = contentMSS
+	}
+	s.writeBody(w, status, ct, []byte(errorBody(code, msg, reqID)))
+}
+
+func (s *Server) writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// lookup returns the task's JSON object (an object or a fixedTask) at now, or nil.
+func (s *Server) lookup(id string, now time.Time) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookupLocked(id, now)
+}
+
+func (s *Server) lookupLocked(id string, now time.Time) any {
+	if t, ok := s.seeded[id]; ok {
+		return t.render(now)
+	}
+	if f, ok := s.fixed[id]; ok {
+		return f // never modified after SetTask stored it
+	}
+	return nil
+}
+
+func (s *Server) showTask(w http.ResponseWriter, reqID, id string) {
+	task := s.lookup(id, s.now())
+	if task == nil {
+		s.writeJSONError(w, reqID, http.StatusNotFound, CodeInvalidParam,
+			fmt.Sprintf("Invalid parameter: task %s does not exist.", id))
+		return
+	}
+	b, err := json.Marshal(task)
+	if err != nil {
+		s.writeJSONError(w, reqID, http.StatusInternalServerError, CodeInternal, msgInternal)
+		return
+	}
+	s.writeBody(w, http.StatusOK, contentMSS, b)
+}
+
+// searchQuery is SearchTask's parsed query.
+type searchQuery struct {
+	resources     []string
+	begin, end    int64
+	hasBegin      bool
+	hasEnd        bool
+	offset, limit int
+}
+
+var errBadParam = errors.New("invalid parameter")
+
+func parseSearch(q url.Values) (searchQuery, error) {
+	sq := searchQuery{limit: defaultLimit}
+	for _, v := range q["resource"] {
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				sq.resources = append(sq.resources, r)
+			}
+		}
+	}
+	intParam := func(name string, dst *int64, set *bool) error {
+		v := q.Get(name)
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: %s", errBadParam, name)
+		}
+		*dst, *set = n, true
+		return nil
+	}
+	var offset, limit int64
+	var hasOffset, hasLimit bool
+	for _, p := range []struct {
+		name string
+		dst  *int64
+		set  *bool
+	}{
+		{"begin_time", &sq.begin, &sq.hasBegin},
+		{"end_time", &sq.end, &sq.hasEnd},
+		{"offset", &offset, &hasOffset},
+		{"limit", &limit, &hasLimit},
+	} {
+		if err := intParam(p.name, p.dst, p.set); err != nil {
+			return sq, err
+		}
+	}
+	if offset < 0 || limit < 0 || offset > 1<<31 {
+		return sq, fmt.Errorf("%w: offset/limit", errBadParam)
+	}
+	sq.offset = int(offset)
+	if hasLimit && limit > 0 {
+		sq.limit = int(min(limit, maxLimit))
+	}
+	return sq, nil
+}
+
+func (q searchQuery) matches(task any) bool {
+	if len(q.resources) > 0 && !slices.Contains(q.resources, resourceOf(task)) {
+		return false
+	}
+	if q.hasBegin || q.hasEnd {
+		b, ok := beginOf(task)
+		if !ok || (q.hasBegin && b < q.begin) || (q.hasEnd && b > q.end) {
+			return false
+		}
+	}
+	return true
+}
+
+// searchTask answers {"offset","limit","count","data"}: the tasks that match, in server
+// order (seeded tasks, then tasks added with SetTask), count being all that match.
+func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string) {
+	q, err := parseSearch(r.URL.Query())
+	if err != nil {
+		s.writeJSONError(w, reqID, http.StatusBadRequest, CodeInvalidParam, "Invalid parameter: "+err.Error())
+		return
+	}
+	now := s.now()
+	var matched []any
+	s.mu.Lock()
+	for _, id := range s.order {
+		if t := s.lookupLocked(id, now); t != nil && q.matches(t) {
+			matched = append(matched, t)
+		}
+	}
+	s.mu.Unlock()
+	page := struct {
+		Offset int   `json:"offset"`
+		Limit  int   `json:"limit"`
+		Count  int   `json:"count"`
+		Data   []any `json:"data"`
+	}{q.offset, q.limit, len(matched), []any{}}
+	if q.offset < len(matched) {
+		page.Data = matched[q.offset:min(q.offset+q.limit, len(matched))]
+	}
+	b, err := json.Marshal(page)
+	if err != nil {
+		s.writeJSONError(w, reqID, http.StatusInternalServerError, CodeInternal, msgInternal)
+		return
+	}
+	s.writeBody(w, http.StatusOK, contentMSS, b)
+}
