@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 )
@@ -85,43 +86,54 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-func TestServeAndShutdown(t *testing.T) {
-	dir := t.TempDir()
-	cfg := writeFile(t, dir, "c.yml", "region: cn-north-4\nproject_id: p1\nendpoint: http://127.0.0.1:1\ntasks: [t1]\n")
+// startExporter runs the exporter on a free loopback port until the returned stop is
+// called; stop returns the exit code.
+func startExporter(t *testing.T, getenv config.Getenv, args ...string) (addr string, stop func() int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	addr = l.Addr().String()
 	l.Close()
-	env := func(k string) string { return map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "SK"}[k] }
-
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"--config.file=" + cfg, "--web.listen-address=" + addr}, &bytes.Buffer{}, &stderr, env)
+		done <- run(ctx, append(args, "--web.listen-address="+addr), &bytes.Buffer{}, &bytes.Buffer{}, getenv)
 	}()
-
-	var resp *http.Response
-	for i := 0; i < 100; i++ {
-		if resp, err = http.Get("http://" + addr + "/-/healthy"); err == nil {
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+	return addr, func() int {
+		cancel() // what SIGTERM does
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatal("no exit after shutdown")
+			return -1
+		}
+	}
+}
+
+func testEnv(k string) string {
+	return map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "SK"}[k]
+}
+
+func TestServeAndShutdown(t *testing.T) {
+	cfg := writeFile(t, t.TempDir(), "c.yml", "region: cn-north-4\nproject_id: p1\nendpoint: http://127.0.0.1:1\ntasks: [t1]\n")
+	addr, stop := startExporter(t, testEnv, "--config.file="+cfg)
+	resp, err := http.Get("http://" + addr + "/-/healthy")
 	if err != nil {
 		t.Fatalf("exporter never answered: %v", err)
 	}
 	resp.Body.Close()
-	cancel() // what SIGTERM does
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after shutdown, want 0", code)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit after shutdown")
+	if code := stop(); code != 0 {
+		t.Errorf("exit %d after shutdown, want 0", code)
 	}
 
 	// A port in use is an exit 1 with a message.
@@ -130,9 +142,45 @@ func TestServeAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	code, _, stderrText := runArgsCtx(t, context.Background(), env, "--config.file="+cfg, "--web.listen-address="+busy.Addr().String())
+	code, _, stderrText := runArgsCtx(t, context.Background(), testEnv, "--config.file="+cfg, "--web.listen-address="+busy.Addr().String())
 	if code != 1 || !strings.Contains(stderrText, "listening") {
 		t.Errorf("busy port: exit %d, stderr %q", code, stderrText)
+	}
+}
+
+func TestWebConfigBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yml", "region: cn-north-4\nproject_id: p1\nendpoint: http://127.0.0.1:1\ntasks: [t1]\n")
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := writeFile(t, dir, "web.yml", "basic_auth_users:\n  prom: "+string(hash)+"\n")
+	bad := writeFile(t, dir, "bad-web.yml", "basic_auth_userz: {}\n")
+	if code, _, stderr := runArgs(t, testEnv, "--config.file="+cfg, "--web.config.file="+bad); code != 1 || !strings.Contains(stderr, "web config") {
+		t.Errorf("bad web config: exit %d, %q", code, stderr)
+	}
+
+	addr, stop := startExporter(t, testEnv, "--config.file="+cfg, "--web.config.file="+web)
+	defer stop()
+	for _, path := range []string{"/", "/metrics", "/-/healthy", "/-/ready"} {
+		for _, tc := range []struct {
+			user, pass string
+			want       int
+		}{{"", "", 401}, {"prom", "wrong", 401}, {"prom", "s3cret-pass", 200}} {
+			req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+			if tc.user != "" {
+				req.SetBasicAuth(tc.user, tc.pass)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s as %q/%q: %d, want %d", path, tc.user, tc.pass, resp.StatusCode, tc.want)
+			}
+		}
 	}
 }
 
