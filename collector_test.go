@@ -59,11 +59,12 @@ func startSimulator(t *testing.T) (*simulator.Server, string) {
 	return sim, srv.URL
 }
 
-// exporterFor builds the exporter's handler for a config that points at endpoint.
-func exporterFor(t *testing.T, endpoint string, tasks []string, logs *lockedBuffer) http.Handler {
+// exporterFor builds the exporter's handler for a config that points at endpoint and
+// signs with the simulator's AK and secretKey.
+func exporterFor(t *testing.T, endpoint, secretKey string, tasks []string, logs *lockedBuffer) http.Handler {
 	t.Helper()
 	text := "region: cn-north-4\nproject_id: " + e2eProject + "\nendpoint: " + endpoint +
-		"\ncredentials:\n  access_key: " + e2eAK + "\n  secret_key: " + e2eSK +
+		"\ncredentials:\n  access_key: " + e2eAK + "\n  secret_key: " + secretKey +
 		"\nscrape:\n  timeout: 10s\n  concurrency: 4\nstatus_names:\n  \"2\": succeeded\ntasks:\n"
 	for _, id := range tasks {
 		text += "  - " + id + "\n"
@@ -162,7 +163,7 @@ func TestEndToEnd(t *testing.T) {
 		sim.SetFault(id, f)
 	}
 	logs := &lockedBuffer{}
-	h := exporterFor(t, url, []string{"good_numbers", "good_strings", "odd-names", "bad_param", "not_found",
+	h := exporterFor(t, url, e2eSK, []string{"good_numbers", "good_strings", "odd-names", "bad_param", "not_found",
 		"throttled", "html_5xx", "malformed", "slow"}, logs)
 
 	start := time.Now()
@@ -256,16 +257,7 @@ func TestEndToEndWrongKey(t *testing.T) {
 	sim, url := startSimulator(t)
 	sim.SetTask("t1", map[string]any{"task_id": "t1", "total_count": 1})
 	logs := &lockedBuffer{}
-	text := "region: cn-north-4\nproject_id: " + e2eProject + "\nendpoint: " + url +
-		"\ncredentials: {access_key: " + e2eAK + ", secret_key: not-the-right-secret-key}\ntasks: [t1]\n"
-	cfg, _, err := config.Parse([]byte(text), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := newHandler(cfg, "/metrics", log.NewLogfmtLogger(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := exporterFor(t, url, "not-the-right-secret-key", []string{"t1"}, logs)
 	families := scrape(t, h, "5")
 	if got := taskSeries(families); got != `metastudio_task_scrape_success{task_id="t1"} 0` {
 		t.Errorf("task series with a wrong key:\n%s", got)
@@ -291,7 +283,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	sim.SetFault(sim.TaskIDs()[3], simulator.FaultThrottled())
-	h := exporterFor(t, srv.URL, sim.TaskIDs(), &lockedBuffer{})
+	h := exporterFor(t, srv.URL, e2eSK, sim.TaskIDs(), &lockedBuffer{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()

@@ -112,13 +112,9 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // ShowTask fetches one task: GET /v2/{project_id}/ies/task/{id}.
 func (c *Client) ShowTask(ctx context.Context, id string) (*Task, error) {
-	body, requestID, err := c.get(ctx, OpShowTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task/"+url.PathEscape(id), nil)
-	if err != nil {
-		return nil, err
-	}
 	var t Task
-	if err := decodeObject(body, &t); err != nil {
-		return nil, &APIError{Operation: OpShowTask, StatusCode: http.StatusOK, RequestID: requestID, Err: err}
+	if err := c.get(ctx, OpShowTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task/"+url.PathEscape(id), nil, &t); err != nil {
+		return nil, err
 	}
 	return &t, nil
 }
@@ -142,26 +138,23 @@ func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, err
 		q.Set("offset", strconv.Itoa(p.Offset))
 		q.Set("limit", strconv.Itoa(p.Limit))
 	}
-	body, requestID, err := c.get(ctx, OpSearchTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task", q)
-	if err != nil {
-		return nil, err
-	}
 	var page TaskPage
-	if err := decodeObject(body, &page); err != nil {
-		return nil, &APIError{Operation: OpSearchTask, StatusCode: http.StatusOK, RequestID: requestID, Err: err}
+	if err := c.get(ctx, OpSearchTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task", q, &page); err != nil {
+		return nil, err
 	}
 	return &page, nil
 }
 
-// get sends one authenticated GET and returns the body of a 2xx answer and its request
-// id. Everything else becomes an error; the call is observed either way.
-func (c *Client) get(ctx context.Context, op, path string, query url.Values) (body []byte, requestID string, err error) {
+// get sends one authenticated GET and decodes a 2xx answer, which must be a JSON object
+// without an error code, into out. Everything else becomes an error; the call is observed
+// either way.
+func (c *Client) get(ctx context.Context, op, path string, query url.Values, out any) error {
 	u := *c.endpoint
 	u.Path = path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: building request: %w", op, err)
+		return fmt.Errorf("%s: building request: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/json") // as the SDK sends it, even on GET
 	req.Header.Set("Accept", "application/json")
@@ -170,31 +163,30 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values) (bo
 	}
 	req.Header.Set(auth.HeaderProjectID, c.projectID)
 	if err := c.auth.Authenticate(req, nil); err != nil {
-		return nil, "", &APIError{Operation: op, Err: fmt.Errorf("authenticating request: %w", err)}
+		return &APIError{Operation: op, Err: fmt.Errorf("authenticating request: %w", err)}
 	}
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(op, "error", start)
-		return nil, "", &APIError{Operation: op, Err: transportError(ctx, err)}
+		return &APIError{Operation: op, Err: transportError(ctx, err)}
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	requestID = resp.Header.Get("X-Request-Id")
 	c.observe(op, strconv.Itoa(resp.StatusCode), start)
 
-	apiErr := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: requestID}
+	apiErr := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	switch {
 	case readErr != nil:
 		apiErr.Err = fmt.Errorf("%w: %w", errRead, transportError(ctx, readErr))
-		return nil, "", apiErr
+		return apiErr
 	case len(body) > MaxBodyBytes:
 		apiErr.Err = ErrBodyTooLarge
-		return nil, "", apiErr
+		return apiErr
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		apiErr.fillFromBody(body)
-		return nil, "", apiErr
+		return apiErr
 	}
 	// A 2xx that still carries an error code is an error (some gateways answer 200).
 	if code, msg, reqID, ok := errorFields(body); ok {
@@ -202,9 +194,13 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values) (bo
 		if reqID != "" {
 			apiErr.RequestID = reqID
 		}
-		return nil, "", apiErr
+		return apiErr
 	}
-	return body, requestID, nil
+	if err := decodeObject(body, out); err != nil {
+		apiErr.Err = err
+		return apiErr
+	}
+	return nil
 }
 
 func (c *Client) observe(op, code string, start time.Time) {
