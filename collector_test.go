@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
@@ -219,6 +221,17 @@ metastudio_api_requests_total{code="error",operation="ShowTask"} 1`)
 	}
 	if families["metastudio_scrape_duration_seconds"] == "" || families["metastudio_exporter_build_info"] == "" {
 		t.Error("metastudio_scrape_duration_seconds or metastudio_exporter_build_info is missing")
+	}
+
+	for name := range families {
+		if strings.HasPrefix(name, "metastudio_") && !slices.Contains(collector.MetricNames, name) {
+			t.Errorf("%s is exported but not listed in collector.MetricNames", name)
+		}
+	}
+	for _, name := range collector.MetricNames {
+		if _, ok := families[name]; !ok {
+			t.Errorf("%s is listed in collector.MetricNames but this scrape did not export it", name)
+		}
 	}
 
 	out := logs.String()

@@ -103,7 +103,7 @@ func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, t *metastud
 			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, v, id)
 		}
 	}
-	if t.TaskStatus.Set {
+	if t.TaskStatus.Set && t.TaskStatus.Text != "" {
 		status := t.TaskStatus.Text
 		if name, ok := c.cfg.StatusNames[status]; ok {
 			status = name

@@ -92,13 +92,14 @@ func TestExposition(t *testing.T) {
 				"failure_count":10,"task_status":2,"user_id":"u1"}`,
 			"strings": `{"task_id":"strings","task_name":"意图 \"导入\"\\ line1\nline2","resource":"intent","begin_time":"1744276967708",
 				"end_time":null,"task_type":"1","total_count":"42","success_count":"7","failure_count":"0","task_status":"RUNNING"}`,
-			"sparse": `{"begin_time":0,"end_time":"","total_count":-1,"success_count":"NaN","failure_count":{"x":1},"task_status":null}`,
+			"sparse":      `{"begin_time":0,"end_time":"","total_count":-1,"success_count":"NaN","failure_count":{"x":1},"task_status":""}`,
+			"null_status": `{"task_status":null,"task_name":7}`,
 		},
 		errs: map[string]error{
 			"broken": &metastudio.APIError{Operation: "ShowTask", StatusCode: 400, Code: "MSS.000000003", Message: "Invalid parameter"},
 		},
 	}
-	c := New(testConfig("numbers", "strings", "sparse", "broken"), api, log.NewNopLogger())
+	c := New(testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, log.NewNopLogger())
 	gather(t, c, context.Background(), `
 # HELP metastudio_task_begin_timestamp_seconds When the task began, in seconds since the epoch: begin_time of ShowTask / 1000.
 # TYPE metastudio_task_begin_timestamp_seconds gauge
@@ -113,6 +114,7 @@ metastudio_task_failed_items{task_id="numbers"} 10
 metastudio_task_failed_items{task_id="strings"} 0
 # HELP metastudio_task_info Always 1; the labels carry task_name, resource, task_type, operator and user_id of ShowTask.
 # TYPE metastudio_task_info gauge
+metastudio_task_info{operator="",resource="",task_id="null_status",task_name="7",task_type="",user_id=""} 1
 metastudio_task_info{operator="",resource="",task_id="sparse",task_name="",task_type="",user_id=""} 1
 metastudio_task_info{operator="",resource="intent",task_id="strings",task_name="意图 \"导入\"\\ line1\nline2",task_type="1",user_id=""} 1
 metastudio_task_info{operator="ops",resource="qa_pair",task_id="numbers",task_name="FAQ import",task_type="0",user_id="u1"} 1
@@ -123,6 +125,7 @@ metastudio_task_items{task_id="strings"} 42
 # HELP metastudio_task_scrape_success 1 if this scrape got the task from ShowTask, else 0 (and the task's other series are absent).
 # TYPE metastudio_task_scrape_success gauge
 metastudio_task_scrape_success{task_id="broken"} 0
+metastudio_task_scrape_success{task_id="null_status"} 1
 metastudio_task_scrape_success{task_id="numbers"} 1
 metastudio_task_scrape_success{task_id="sparse"} 1
 metastudio_task_scrape_success{task_id="strings"} 1

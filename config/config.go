@@ -26,6 +26,7 @@ const (
 // secret cannot reach a log line, an error or a page by accident.
 type Secret string
 
+// String hides the value.
 func (s Secret) String() string { return "<secret>" }
 
 // GoString keeps %#v from printing the value.

@@ -23,6 +23,7 @@ type APIError struct {
 	Err        error
 }
 
+// Error says what failed, with the status, code, message and request id that came back.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Operation)
@@ -44,6 +45,7 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// Unwrap gives the transport or decoding error, so errors.Is finds a deadline.
 func (e *APIError) Unwrap() error { return e.Err }
 
 // Reason is a short, stable word for logs: the API's error code, else "timeout",

@@ -1,0 +1,19 @@
+package collector
+
+// MetricNames lists every metric family the exporter itself defines, as the contract names
+// them. The collector's tests check that what it emits is in this list, and the shipped
+// rules and dashboard are checked against it, so a rename is caught everywhere at once.
+var MetricNames = []string{
+	"metastudio_task_items",
+	"metastudio_task_succeeded_items",
+	"metastudio_task_failed_items",
+	"metastudio_task_status",
+	"metastudio_task_info",
+	"metastudio_task_begin_timestamp_seconds",
+	"metastudio_task_end_timestamp_seconds",
+	"metastudio_task_scrape_success",
+	"metastudio_scrape_duration_seconds",
+	"metastudio_api_requests_total",
+	"metastudio_api_request_duration_seconds",
+	"metastudio_exporter_build_info",
+}
