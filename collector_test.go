@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -75,7 +76,7 @@ func exporterFor(t *testing.T, endpoint, secretKey string, tasks []string, logs 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(cfg, "/metrics", log.NewLogfmtLogger(logs))
+	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,9 +118,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		level.Warn(logger).Log("msg", "Config", "warning", w)
 	}
 	level.Info(logger).Log("msg", "Loaded config", "file", *configFile, "region", cfg.Region,
-		"endpoint", cfg.MetaStudioEndpoint(), "tasks", len(cfg.Tasks), "credentials", credentialKind(cfg.Credentials))
+		"endpoint", cfg.MetaStudioEndpoint(), "tasks", len(cfg.Tasks), "credentials", cfg.Credentials.Source())
 
-	handler, err := newHandler(cfg, *metricsPath, logger)
+	handler, err := newHandler(ctx, cfg, *metricsPath, logger, time.Now)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 1
@@ -158,28 +158,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	return 0
 }
 
-// newHandler wires every endpoint of the exporter for cfg.
-func newHandler(cfg *config.Config, metricsPath string, logger log.Logger) (http.Handler, error) {
+// projectTimeout bounds the resolution of project_id at start-up.
+const projectTimeout = 30 * time.Second
+
+// newHandler wires every endpoint of the exporter for cfg. When cfg has no project_id, it
+// resolves it through IAM first, and fails if that fails. now is the clock of signatures,
+// expiries and cool-downs (tests pass a fake one).
+func newHandler(ctx context.Context, cfg *config.Config, metricsPath string, logger log.Logger, now func() time.Time) (http.Handler, error) {
 	global := prometheus.NewRegistry()
 	global.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(exporterName),
 	)
-	apiMetrics := collector.NewAPIMetrics(global)
-
+	apiMetrics := collector.NewAPIMetrics(global, logger)
+	authOpts := auth.Options{
+		Now: now, IAMEndpoint: cfg.IAMEndpointURL(), Region: cfg.Region, ProjectID: cfg.ProjectID, Observer: apiMetrics,
+	}
+	credentials := auth.New(cfg.Credentials, authOpts)
+	if cfg.ProjectID == "" {
+		resolveCtx, cancel := context.WithTimeout(ctx, projectTimeout)
+		id, err := auth.ResolveProject(resolveCtx, credentials, authOpts)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("resolving project_id for region %s: %w", cfg.Region, err)
+		}
+		cfg.ProjectID = id
+		level.Info(logger).Log("msg", "Resolved project_id", "region", cfg.Region, "project_id", id)
+	}
 	client, err := metastudio.NewClient(metastudio.Options{
 		Endpoint:  cfg.MetaStudioEndpoint(),
 		ProjectID: cfg.ProjectID,
-		Auth:      auth.New(cfg.Credentials),
+		Auth:      credentials,
 		MaxConns:  cfg.Scrape.Concurrency,
 		Observer:  apiMetrics,
 		UserAgent: exporterName + "/" + version.Version,
+		Now:       now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	c := collector.New(cfg, client, logger)
+	guard := collector.NewGuard(cfg.Credentials.FailureBackoff, credentials, now, logger)
+	global.MustRegister(guard)
+	c := collector.New(cfg, client, guard, logger)
 
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        exporterName,
@@ -206,18 +227,6 @@ func newHandler(cfg *config.Config, metricsPath string, logger log.Logger) (http
 		fmt.Fprintln(w, "Ready")
 	})
 	return mux, nil
-}
-
-func credentialKind(c config.Credentials) string {
-	switch {
-	case c.UsesToken():
-		return "token_file"
-	case c.FromEnv != "":
-		return "environment " + c.FromEnv
-	case c.SecurityTokenFile != "":
-		return "temporary AK/SK"
-	}
-	return "AK/SK"
 }
 
 func checkChoice(flag, value string, choices ...string) error {

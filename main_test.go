@@ -197,7 +197,7 @@ func TestEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(cfg, "/metrics", log.NewNopLogger())
+	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewNopLogger(), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

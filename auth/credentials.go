@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,116 +16,225 @@ import (
 // Authenticator adds credentials to an outgoing API request. body is the exact request
 // body, which AK/SK signing hashes.
 type Authenticator interface {
-	Authenticate(req *http.Request, body []byte) error
+	Authenticate(ctx context.Context, req *http.Request, body []byte) error
 }
 
-// New builds the Authenticator that config.Load validated: X-Auth-Token from token_file,
-// or an AK/SK signer whose keys come inline, from files or from the environment.
-func New(c config.Credentials) Authenticator {
-	if c.TokenFile != "" {
-		return &TokenAuth{Token: NewFileSecret(c.TokenFile)}
+// Options carries what the credential sources need besides the config.
+type Options struct {
+	Now         func() time.Time  // the clock for X-Sdk-Date and expiries (default time.Now)
+	IAMEndpoint string            // scheme://host[:port]
+	Region      string            // scopes IAM tokens when ProjectID is empty
+	ProjectID   string            // scopes IAM tokens
+	Transport   http.RoundTripper // for IAM calls (default: proxies from the environment)
+	Observer    Observer          // told about IAM and metadata calls; may be nil
+}
+
+// New builds the Authenticator for credentials that config.Load validated.
+func New(c config.Credentials, o Options) Authenticator {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	s := &Signer{Now: time.Now}
-	s.AccessKey = staticOrFile(c.AccessKey, c.AccessKeyFile)
-	s.SecretKey = staticOrFile(string(c.SecretKey), c.SecretKeyFile)
-	s.SecurityToken = staticOrFile(string(c.SecurityToken), c.SecurityTokenFile)
-	return s
-}
-
-func staticOrFile(value, path string) Source {
-	if path != "" {
-		return NewFileSecret(path)
+	switch {
+	case c.TokenFile != "":
+		return &TokenAuth{token: newFileSet(part{path: c.TokenFile})}
+	case c.IAMPassword != nil:
+		return newIAMToken(c.IAMPassword, o)
+	case c.ECSMetadata != nil:
+		return newMetadata(c.ECSMetadata.Endpoint, o)
 	}
-	return Static(value)
+	return &Signer{Now: o.Now, keys: newFileSet(
+		part{value: c.AccessKey, path: c.AccessKeyFile},
+		part{value: string(c.SecretKey), path: c.SecretKeyFile},
+		part{value: string(c.SecurityToken), path: c.SecurityTokenFile, optional: true},
+	)}
 }
 
-// Source yields the current value of one credential.
-type Source interface {
-	Get() (string, error)
+// NewSigner signs with fixed keys (tests, benchmarks).
+func NewSigner(keys Keys, now func() time.Time) *Signer {
+	return &Signer{Now: now, keys: newFileSet(
+		part{value: keys.AccessKey}, part{value: keys.SecretKey}, part{value: keys.SecurityToken, optional: true})}
 }
 
-// Static is a credential that never changes.
-type Static string
-
-// Get returns the value.
-func (s Static) Get() (string, error) { return string(s), nil }
-
-// FileSecret is a credential kept in a file that a secret manager may rewrite at any time.
-// It is re-read whenever the file's identity, size or modification time changes, so a
-// rotation needs no restart; between changes it costs one stat.
-type FileSecret struct {
-	path string
-
-	mu    sync.Mutex
-	info  os.FileInfo
-	value string
+// part is one credential: a fixed value, or a file to read it from.
+type part struct {
+	value, path string
+	optional    bool // may be empty (the security token of permanent keys)
 }
 
-// NewFileSecret returns a FileSecret for path; nothing is read until Get.
-func NewFileSecret(path string) *FileSecret { return &FileSecret{path: path} }
+// settleTime is how long files must stay unchanged before a changed set is adopted: a
+// secret manager that writes a new AK and then a new SK must not have its new AK used
+// with the old SK in between.
+const settleTime = time.Second
 
-// Get returns the file's trimmed content, re-reading it if the file changed.
-func (f *FileSecret) Get() (string, error) {
-	info, err := os.Stat(f.path)
-	if err != nil {
-		return "", fmt.Errorf("reading credential file: %w", err)
-	}
+// fileSet holds credentials that belong together (an AK, its SK and its security token)
+// and re-reads their files when any of them changes, adopting the new values together
+// once the files have settled. Between changes it costs one stat per file.
+type fileSet struct {
+	parts  []part
+	settle time.Duration // file modification times are real time, so this is too
+
+	mu     sync.Mutex
+	infos  []os.FileInfo
+	values []string
+	gen    uint64
+}
+
+func newFileSet(parts ...part) *fileSet {
+	return &fileSet{parts: parts, settle: settleTime}
+}
+
+// get returns the current values and their generation.
+func (f *fileSet) get() ([]string, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.info != nil && os.SameFile(f.info, info) && f.info.Size() == info.Size() && f.info.ModTime().Equal(info.ModTime()) {
-		return f.value, nil
-	}
-	data, err := os.ReadFile(f.path)
+	infos, err := f.stat()
 	if err != nil {
-		return "", fmt.Errorf("reading credential file: %w", err)
+		if f.values != nil {
+			return f.values, f.gen, nil // keep the last good set while a file is replaced
+		}
+		return nil, 0, err
 	}
-	value := strings.TrimSpace(string(data))
-	if value == "" {
-		return "", fmt.Errorf("credential file %s is empty", f.path)
+	if f.values != nil && sameFiles(f.infos, infos) {
+		return f.values, f.gen, nil
 	}
-	f.info, f.value = info, value
-	return value, nil
+	if f.values != nil && f.settling(infos) {
+		return f.values, f.gen, nil
+	}
+	values, err := f.read()
+	if err != nil {
+		if f.values != nil {
+			return f.values, f.gen, nil
+		}
+		return nil, 0, err
+	}
+	if after, err := f.stat(); err != nil || !sameFiles(infos, after) {
+		if f.values != nil {
+			return f.values, f.gen, nil // changed while we read: try again next time
+		}
+	}
+	if f.values == nil || !equal(f.values, values) {
+		f.gen++
+	}
+	f.infos, f.values = infos, values
+	return values, f.gen, nil
 }
 
-// Signer signs requests with SDK-HMAC-SHA256. SecurityToken may yield "" for permanent keys.
+func (f *fileSet) stat() ([]os.FileInfo, error) {
+	infos := make([]os.FileInfo, len(f.parts))
+	for i, p := range f.parts {
+		if p.path == "" {
+			continue
+		}
+		info, err := os.Stat(p.path)
+		if err != nil {
+			return nil, fmt.Errorf("reading credential file: %w", err)
+		}
+		infos[i] = info
+	}
+	return infos, nil
+}
+
+// settling reports whether a file changed too recently to trust that its partners are
+// already written.
+func (f *fileSet) settling(infos []os.FileInfo) bool {
+	for _, info := range infos {
+		if info != nil && time.Since(info.ModTime()) < f.settle {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fileSet) read() ([]string, error) {
+	values := make([]string, len(f.parts))
+	for i, p := range f.parts {
+		values[i] = p.value
+		if p.path != "" {
+			data, err := os.ReadFile(p.path)
+			if err != nil {
+				return nil, fmt.Errorf("reading credential file: %w", err)
+			}
+			values[i] = strings.TrimSpace(string(data))
+		}
+		if values[i] == "" && !p.optional {
+			if p.path != "" {
+				return nil, fmt.Errorf("credential file %s is empty", p.path)
+			}
+			return nil, errors.New("a credential is empty")
+		}
+	}
+	return values, nil
+}
+
+func sameFiles(a, b []os.FileInfo) bool {
+	for i := range a {
+		if (a[i] == nil) != (b[i] == nil) {
+			return false
+		}
+		if a[i] != nil && (!os.SameFile(a[i], b[i]) || a[i].Size() != b[i].Size() || !a[i].ModTime().Equal(b[i].ModTime())) {
+			return false
+		}
+	}
+	return true
+}
+
+func equal(a, b []string) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+// Signer signs requests with SDK-HMAC-SHA256, with keys that are fixed or read from files.
 type Signer struct {
-	AccessKey, SecretKey, SecurityToken Source
-	Now                                 func() time.Time
+	Now  func() time.Time
+	keys *fileSet
+}
+
+// Keys returns the current AK/SK (and security token) as one consistent set.
+func (s *Signer) Keys() (Keys, error) {
+	v, _, err := s.keys.get()
+	if err != nil {
+		return Keys{}, err
+	}
+	return Keys{AccessKey: v[0], SecretKey: v[1], SecurityToken: v[2]}, nil
 }
 
 // Authenticate signs req.
-func (s *Signer) Authenticate(req *http.Request, body []byte) error {
-	var keys Keys
-	var err error
-	if keys.AccessKey, err = s.AccessKey.Get(); err != nil {
-		return fmt.Errorf("access key: %w", err)
-	}
-	if keys.SecretKey, err = s.SecretKey.Get(); err != nil {
-		return fmt.Errorf("secret key: %w", err)
-	}
-	if s.SecurityToken != nil {
-		if keys.SecurityToken, err = s.SecurityToken.Get(); err != nil {
-			return fmt.Errorf("security token: %w", err)
-		}
-	}
-	if keys.AccessKey == "" || keys.SecretKey == "" {
-		return errors.New("access key or secret key is empty")
+func (s *Signer) Authenticate(_ context.Context, req *http.Request, body []byte) error {
+	keys, err := s.Keys()
+	if err != nil {
+		return err
 	}
 	Sign(req, body, keys, s.Now())
 	return nil
 }
 
-// TokenAuth sends an IAM token as X-Auth-Token.
+// Generation changes when a rotated key file is adopted.
+func (s *Signer) Generation() uint64 {
+	_, gen, _ := s.keys.get()
+	return gen
+}
+
+// TokenAuth sends an X-Auth-Token read from a file that is re-read when it changes.
 type TokenAuth struct {
-	Token Source
+	token *fileSet
 }
 
 // Authenticate sets X-Auth-Token.
-func (t *TokenAuth) Authenticate(req *http.Request, _ []byte) error {
-	token, err := t.Token.Get()
+func (t *TokenAuth) Authenticate(_ context.Context, req *http.Request, _ []byte) error {
+	v, _, err := t.token.get()
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
-	req.Header.Set(HeaderAuthToken, token)
+	req.Header.Set(HeaderAuthToken, v[0])
 	return nil
+}
+
+// Generation changes when a new token is read from the file.
+func (t *TokenAuth) Generation() uint64 {
+	_, gen, _ := t.token.get()
+	return gen
 }

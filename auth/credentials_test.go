@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,10 +27,11 @@ func write(t *testing.T, path, content string) {
 func TestTokenFileIsReReadWhenItChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "token")
 	write(t, path, "token-one\n")
-	a := New(config.Credentials{TokenFile: path})
+	a := New(config.Credentials{TokenFile: path}, Options{})
+	a.(*TokenAuth).token.settle = 0 // adopt changes at once; TestHalfWrittenPair covers settling
 	get := func() string {
 		req, _ := http.NewRequest("GET", "https://h.example.com/v2/p/ies/task/t", nil)
-		if err := a.Authenticate(req, nil); err != nil {
+		if err := a.Authenticate(context.Background(), req, nil); err != nil {
 			t.Fatal(err)
 		}
 		if req.Header.Get("Authorization") != "" {
@@ -49,13 +51,18 @@ func TestTokenFileIsReReadWhenItChanges(t *testing.T) {
 	if got := get(); got != "token-two-LONGER" {
 		t.Fatalf("after a same-size rotation: token %q", got)
 	}
+	// While a secret manager replaces the file, the last good token stays in use.
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
+	if got := get(); got != "token-two-LONGER" {
+		t.Fatalf("while the file is missing: token %q, want the last good one", got)
+	}
+	// With no good token ever read, a missing file is an error that shows no secret.
+	fresh := New(config.Credentials{TokenFile: path}, Options{})
 	req, _ := http.NewRequest("GET", "https://h.example.com/", nil)
-	err := a.Authenticate(req, nil)
-	if err == nil || strings.Contains(err.Error(), "token-two") {
-		t.Errorf("a missing token file must fail without showing the old token: %v", err)
+	if err := fresh.Authenticate(context.Background(), req, nil); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("a missing token file must fail and say why: %v", err)
 	}
 }
 
@@ -78,10 +85,9 @@ func TestSignerFromFilesAndEnvironment(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-			s := New(tc.creds).(*Signer)
-			s.Now = func() time.Time { return now }
+			s := New(tc.creds, Options{Now: func() time.Time { return now }}).(*Signer)
 			got, _ := http.NewRequest("GET", "https://h.example.com/v2/p/ies/task/t", nil)
-			if err := s.Authenticate(got, nil); err != nil {
+			if err := s.Authenticate(context.Background(), got, nil); err != nil {
 				t.Fatal(err)
 			}
 			want, _ := http.NewRequest("GET", "https://h.example.com/v2/p/ies/task/t", nil)
@@ -93,4 +99,48 @@ func TestSignerFromFilesAndEnvironment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHalfWrittenPair: a secret manager writes the new AK, then the new SK. In between,
+// the new AK must not be used with the old SK: changed files are adopted together, once
+// they have settled.
+func TestHalfWrittenPair(t *testing.T) {
+	dir := t.TempDir()
+	akFile, skFile := filepath.Join(dir, "ak"), filepath.Join(dir, "sk")
+	write(t, akFile, "AK1")
+	write(t, skFile, "SK1")
+	s := New(config.Credentials{AccessKeyFile: akFile, SecretKeyFile: skFile}, Options{}).(*Signer)
+	s.keys.settle = time.Hour // every file written in this test is still settling
+	check := func(wantAK, wantSK string) uint64 {
+		t.Helper()
+		keys, err := s.Keys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys.AccessKey != wantAK || keys.SecretKey != wantSK {
+			t.Fatalf("keys %s/%s, want %s/%s", keys.AccessKey, keys.SecretKey, wantAK, wantSK)
+		}
+		return s.Generation()
+	}
+	gen1 := check("AK1", "SK1") // nothing to fall back on at start: used at once
+	write(t, akFile, "AK2")
+	check("AK1", "SK1")
+	write(t, skFile, "SK2")
+	if gen := check("AK1", "SK1"); gen != gen1 {
+		t.Errorf("generation moved to %d while the old pair is in use", gen)
+	}
+	settled := time.Now().Add(-2 * time.Hour)
+	for _, f := range []string{akFile, skFile} {
+		if err := os.Chtimes(f, settled, settled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gen := check("AK2", "SK2"); gen == gen1 {
+		t.Error("the generation must change with the new pair, so the AK guard tests it alone")
+	}
+	// A file that disappears while being replaced keeps the last good pair in use.
+	if err := os.Remove(skFile); err != nil {
+		t.Fatal(err)
+	}
+	check("AK2", "SK2")
 }

@@ -34,15 +34,16 @@ const timeoutOffset = 500 * time.Millisecond
 type Collector struct {
 	cfg    *config.Config
 	api    TaskFetcher
+	guard  *Guard
 	logger log.Logger
 
 	mu      sync.Mutex
 	failing map[string]string // task id -> reason of its last failure
 }
 
-// New returns a Collector for cfg that fetches through api.
-func New(cfg *config.Config, api TaskFetcher, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, api: api, logger: logger, failing: map[string]string{}}
+// New returns a Collector for cfg that fetches through api, each call cleared by guard.
+func New(cfg *config.Config, api TaskFetcher, guard *Guard, logger log.Logger) *Collector {
+	return &Collector{cfg: cfg, api: api, guard: guard, logger: logger, failing: map[string]string{}}
 }
 
 // result is what one scrape learned of one task.
@@ -51,24 +52,35 @@ type result struct {
 	err  error
 }
 
-// Scrape fetches every configured task, at most scrape.concurrency at a time, until ctx
-// ends. A task whose turn comes after the deadline is not called at all.
+// scrape fetches every configured task, at most scrape.concurrency at a time, until ctx
+// ends. A task whose turn comes after the deadline, or during an authentication
+// cool-down, is not called at all.
 func (c *Collector) scrape(ctx context.Context) []result {
 	results := make([]result, len(c.cfg.Tasks))
 	var g errgroup.Group
 	g.SetLimit(c.cfg.Scrape.Concurrency)
 	for i, id := range c.cfg.Tasks {
 		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				results[i].err = &metastudio.APIError{Operation: metastudio.OpShowTask, Err: err}
-				return nil
-			}
-			results[i].task, results[i].err = c.api.ShowTask(ctx, id)
+			results[i].task, results[i].err = c.fetch(ctx, id)
 			return nil
 		})
 	}
 	_ = g.Wait() // the goroutines never return an error: failures are per task
 	return results
+}
+
+// fetch makes one ShowTask call once the guard allows it.
+func (c *Collector) fetch(ctx context.Context, id string) (*metastudio.Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &metastudio.APIError{Operation: metastudio.OpShowTask, Err: err}
+	}
+	done, err := c.guard.Acquire(ctx)
+	if err != nil {
+		return nil, &metastudio.APIError{Operation: metastudio.OpShowTask, Err: err}
+	}
+	task, err := c.api.ShowTask(ctx, id)
+	done(err)
+	return task, err
 }
 
 // Collect runs one scrape under ctx and sends every series to ch.
@@ -141,6 +153,8 @@ func (c *Collector) track(id string, err error) {
 	case err == nil && wasFailing:
 		level.Info(c.logger).Log("msg", "Task is scraped again", "task_id", id)
 	case err == nil:
+	case reason == reasonAuthBackoff: // the guard logged the cause once
+		level.Debug(c.logger).Log(append([]any{"msg", "Task not fetched", "task_id", id}, errorKeys(err)...)...)
 	case !wasFailing || previous != reason:
 		level.Warn(c.logger).Log(append([]any{"msg", "Task scrape failed", "task_id", id}, errorKeys(err)...)...)
 	default:
@@ -148,8 +162,13 @@ func (c *Collector) track(id string, err error) {
 	}
 }
 
+const reasonAuthBackoff = "auth_backoff"
+
 // Reason is a short word for why a fetch failed, stable enough to compare scrapes.
 func Reason(err error) string {
+	if errors.Is(err, ErrAuthBackoff) {
+		return reasonAuthBackoff
+	}
 	var apiErr *metastudio.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Reason()

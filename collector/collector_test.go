@@ -99,7 +99,7 @@ func TestExposition(t *testing.T) {
 			"broken": &metastudio.APIError{Operation: "ShowTask", StatusCode: 400, Code: "MSS.000000003", Message: "Invalid parameter"},
 		},
 	}
-	c := New(testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, log.NewNopLogger())
+	c := New(testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
 	gather(t, c, context.Background(), `
 # HELP metastudio_task_begin_timestamp_seconds When the task began, in seconds since the epoch: begin_time of ShowTask / 1000.
 # TYPE metastudio_task_begin_timestamp_seconds gauge
@@ -146,7 +146,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
 	api := &fakeAPI{delay: 2 * time.Millisecond}
-	c := New(testConfig(ids...), api, log.NewNopLogger())
+	c := New(testConfig(ids...), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
 	results := c.scrape(context.Background())
 	for i, r := range results {
 		if r.err != nil {
@@ -167,7 +167,7 @@ func TestDeadlineStopsNewCalls(t *testing.T) {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
 	api := &fakeAPI{delay: time.Hour} // every call waits for the deadline
-	c := New(testConfig(ids...), api, log.NewNopLogger())
+	c := New(testConfig(ids...), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	results := c.scrape(ctx)
@@ -229,7 +229,7 @@ func (s *syncBuffer) take() string {
 func TestFailureIsLoggedOnChange(t *testing.T) {
 	buf := &syncBuffer{}
 	api := &fakeAPI{errs: map[string]error{}}
-	c := New(testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
+	c := New(testConfig("a", "b"), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewLogfmtLogger(buf))
 	scrape := func() string {
 		c.Collect(context.Background(), make(chan prometheus.Metric, 100))
 		return buf.take()
@@ -266,7 +266,7 @@ func BenchmarkScrape1000Tasks(b *testing.B) {
 	}
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 8
-	c := New(cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
+	c := New(cfg, &fakeAPI{tasks: bodies}, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(scrapeCollector{ctx: context.Background(), c: c})
 	b.ReportAllocs()

@@ -1,9 +1,15 @@
 package collector
 
 import (
+	"sync"
 	"time"
 
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
 )
 
 const namespace = "metastudio"
@@ -33,15 +39,27 @@ var (
 		"How long this scrape took to fetch every task.", nil, nil)
 )
 
-// APIMetrics counts and times every API call. It lives as long as the process and is
-// registered once; the MetaStudio client reports to it as its Observer.
+var clockSkewDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "clock_skew_seconds"),
+	"The local clock minus the API's Date header at the last answer; the gateway refuses an X-Sdk-Date more than 15 minutes off. Absent until the first answer.",
+	nil, nil)
+
+// skewWarning is the clock skew that is logged: a third of the way to the gateway's limit.
+const skewWarning = 5 * time.Minute
+
+// APIMetrics counts and times every API call and follows the clock skew. It lives as long
+// as the process and is registered once; every API client reports to it.
 type APIMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	logger   log.Logger
+
+	mu       sync.Mutex
+	skew     time.Duration
+	haveSkew bool
 }
 
 // NewAPIMetrics creates the API metrics and registers them with reg.
-func NewAPIMetrics(reg prometheus.Registerer) *APIMetrics {
+func NewAPIMetrics(reg prometheus.Registerer, logger log.Logger) *APIMetrics {
 	m := &APIMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "api", Name: "requests_total",
@@ -52,13 +70,45 @@ func NewAPIMetrics(reg prometheus.Registerer) *APIMetrics {
 			Help:    "How long API calls took, by operation, including reading the body.",
 			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"operation"}),
+		logger: logger,
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m)
 	return m
 }
 
-// ObserveRequest implements metastudio.Observer.
-func (m *APIMetrics) ObserveRequest(operation, code string, d time.Duration) {
-	m.requests.WithLabelValues(operation, code).Inc()
-	m.duration.WithLabelValues(operation).Observe(d.Seconds())
+// ObserveCall implements auth.Observer.
+func (m *APIMetrics) ObserveCall(c auth.Call) {
+	m.requests.WithLabelValues(c.Operation, c.Code).Inc()
+	m.duration.WithLabelValues(c.Operation).Observe(c.Duration.Seconds())
+	if c.ServerDate.IsZero() {
+		return
+	}
+	skew := c.Received.Sub(c.ServerDate)
+	m.mu.Lock()
+	wasLarge := m.haveSkew && m.skew.Abs() > skewWarning
+	m.skew, m.haveSkew = skew, true
+	m.mu.Unlock()
+	if skew.Abs() > skewWarning && !wasLarge {
+		level.Warn(m.logger).Log("msg", "The local clock is off the API's clock; the gateway refuses requests signed more than 15 minutes off",
+			"skew", skew.Round(time.Second), "operation", c.Operation)
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *APIMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.duration.Describe(ch)
+	ch <- clockSkewDesc
+}
+
+// Collect implements prometheus.Collector.
+func (m *APIMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.duration.Collect(ch)
+	m.mu.Lock()
+	skew, ok := m.skew, m.haveSkew
+	m.mu.Unlock()
+	if ok {
+		ch <- prometheus.MustNewConstMetric(clockSkewDesc, prometheus.GaugeValue, skew.Seconds())
+	}
 }

@@ -16,4 +16,7 @@ var MetricNames = []string{
 	"metastudio_api_requests_total",
 	"metastudio_api_request_duration_seconds",
 	"metastudio_exporter_build_info",
+	"metastudio_auth_ok",
+	"metastudio_auth_backoff_seconds",
+	"metastudio_clock_skew_seconds",
 }

@@ -64,14 +64,18 @@ type Config struct {
 }
 
 // Credentials selects how requests are authenticated: AK/SK (inline, from files, or from
-// the environment), optionally temporary with a security token, or an X-Auth-Token file.
+// the environment), optionally temporary with a security token, an X-Auth-Token file, an
+// IAM user's password, or the temporary keys of an ECS agency from the metadata service.
 type Credentials struct {
-	AccessKey         string `yaml:"access_key"`
-	AccessKeyFile     string `yaml:"access_key_file"`
-	SecretKey         Secret `yaml:"secret_key"`
-	SecretKeyFile     string `yaml:"secret_key_file"`
-	SecurityTokenFile string `yaml:"security_token_file"`
-	TokenFile         string `yaml:"token_file"`
+	AccessKey         string        `yaml:"access_key"`
+	AccessKeyFile     string        `yaml:"access_key_file"`
+	SecretKey         Secret        `yaml:"secret_key"`
+	SecretKeyFile     string        `yaml:"secret_key_file"`
+	SecurityTokenFile string        `yaml:"security_token_file"`
+	TokenFile         string        `yaml:"token_file"`
+	IAMPassword       *IAMPassword  `yaml:"iam_password"`
+	ECSMetadata       *ECSMetadata  `yaml:"ecs_metadata"`
+	FailureBackoff    time.Duration `yaml:"failure_backoff"`
 
 	// SecurityToken is set from the environment only (CLOUD_SDK_SECURITY_TOKEN or
 	// HUAWEICLOUD_SDK_SECURITY_TOKEN), when the file configures no source.
@@ -80,6 +84,26 @@ type Credentials struct {
 	FromEnv string `yaml:"-"`
 }
 
+// IAMPassword gets X-Auth-Tokens from IAM with an IAM user's password.
+type IAMPassword struct {
+	DomainName   string `yaml:"domain_name"`
+	UserName     string `yaml:"user_name"`
+	PasswordFile string `yaml:"password_file"`
+	// Password is set from HUAWEICLOUD_SDK_IAM_PASSWORD when password_file is not.
+	Password Secret `yaml:"-"`
+}
+
+// ECSMetadata gets temporary AK/SK from the ECS/BMS metadata service (an agency).
+type ECSMetadata struct {
+	Endpoint string `yaml:"endpoint"`
+}
+
+// Defaults of the credential sources.
+const (
+	DefaultFailureBackoff   = time.Minute
+	DefaultMetadataEndpoint = "http://169.254.169.254"
+)
+
 // Scrape bounds the work of one scrape.
 type Scrape struct {
 	Timeout     time.Duration `yaml:"timeout"`
@@ -87,7 +111,32 @@ type Scrape struct {
 }
 
 // UsesToken reports whether requests carry an X-Auth-Token instead of an AK/SK signature.
-func (c Credentials) UsesToken() bool { return c.TokenFile != "" }
+func (c Credentials) UsesToken() bool { return c.TokenFile != "" || c.IAMPassword != nil }
+
+// Source names the configured credential source, for logs.
+func (c Credentials) Source() string {
+	switch {
+	case c.TokenFile != "":
+		return "token_file"
+	case c.IAMPassword != nil:
+		return "iam_password"
+	case c.ECSMetadata != nil:
+		return "ecs_metadata"
+	case c.FromEnv != "":
+		return "environment " + c.FromEnv
+	case c.SecurityTokenFile != "":
+		return "temporary AK/SK"
+	}
+	return "AK/SK"
+}
+
+// IAMEndpointURL returns the IAM endpoint: iam_endpoint, or the region's.
+func (c *Config) IAMEndpointURL() string {
+	if c.IAMEndpoint != "" {
+		return strings.TrimSuffix(c.IAMEndpoint, "/")
+	}
+	return "https://iam." + c.Region + ".myhuaweicloud.com"
+}
 
 // MetaStudioEndpoint returns the MetaStudio endpoint: the override, or the region's public one.
 func (c *Config) MetaStudioEndpoint() string {
@@ -138,7 +187,11 @@ func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
 	if len(root.Content) == 0 {
 		return nil, nil, errors.New("the file is empty: it needs at least region, project_id and tasks")
 	}
-	cfg := &Config{lines: map[string]int{}, Scrape: Scrape{Timeout: DefaultScrapeTimeout, Concurrency: DefaultScrapeConcurrency}}
+	cfg := &Config{
+		lines:       map[string]int{},
+		Scrape:      Scrape{Timeout: DefaultScrapeTimeout, Concurrency: DefaultScrapeConcurrency},
+		Credentials: Credentials{FailureBackoff: DefaultFailureBackoff},
+	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
 		return nil, nil, errorf(doc, "config", "want a mapping of keys, got %s", describe(doc))
@@ -153,10 +206,18 @@ func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
 	return cfg, warnings, nil
 }
 
-// at prefixes an error about path with the line where path was written, if it was.
+// at prefixes an error about path with the line where path was written, or where its
+// section was written when the key itself is missing.
 func (c *Config) at(path string) string {
-	if line, ok := c.lines[path]; ok {
-		return fmt.Sprintf("line %d: %s", line, path)
+	for p := path; p != ""; {
+		if line, ok := c.lines[p]; ok {
+			return fmt.Sprintf("line %d: %s", line, path)
+		}
+		i := strings.LastIndex(p, ".")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
 	}
 	return path
 }
@@ -179,7 +240,7 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 	}
 	switch {
 	case c.ProjectID == "":
-		return nil, errors.New("project_id: required (the project id of the region, from \"My Credentials\" in the console)")
+		// Resolved at start-up through IAM, except with a bare token (checked below).
 	case !idPattern.MatchString(c.ProjectID):
 		return nil, fmt.Errorf("%s: %q is not a project id (want 1 to 64 of A-Z a-z 0-9 - _)", c.at("project_id"), c.ProjectID)
 	}
@@ -209,9 +270,20 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 	case c.Scrape.Concurrency <= 0:
 		return nil, fmt.Errorf("%s: must be positive, got %d", c.at("scrape.concurrency"), c.Scrape.Concurrency)
 	}
-	credWarnings, err := c.Credentials.validate(getenv)
+	credWarnings, err := c.Credentials.validate(getenv, c.at)
 	if err != nil {
 		return nil, err
+	}
+	if c.ProjectID == "" && c.Credentials.TokenFile != "" {
+		return nil, errors.New("project_id: required with token_file (the project id of the region, from \"My Credentials\" in the console)")
+	}
+	if m := c.Credentials.ECSMetadata; m != nil {
+		if m.Endpoint == "" {
+			m.Endpoint = DefaultMetadataEndpoint
+		}
+		if err := checkEndpoint(c.at("credentials.ecs_metadata.endpoint"), m.Endpoint); err != nil {
+			return nil, err
+		}
 	}
 	return append(warnings, credWarnings...), nil
 }
@@ -234,7 +306,10 @@ var envFamilies = [][3]string{
 	{"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN"},
 }
 
-func (c *Credentials) validate(getenv Getenv) ([]string, error) {
+func (c *Credentials) validate(getenv Getenv, at func(string) string) ([]string, error) {
+	if c.FailureBackoff <= 0 {
+		return nil, fmt.Errorf("%s: must be positive, got %s", at("credentials.failure_backoff"), c.FailureBackoff)
+	}
 	var akskKeys []string
 	for _, k := range []struct{ name, value string }{
 		{"access_key", c.AccessKey}, {"access_key_file", c.AccessKeyFile}, {"secret_key", string(c.SecretKey)},
@@ -244,14 +319,26 @@ func (c *Credentials) validate(getenv Getenv) ([]string, error) {
 			akskKeys = append(akskKeys, k.name)
 		}
 	}
-	aksk := len(akskKeys) > 0
-	if aksk && c.TokenFile != "" {
-		return nil, fmt.Errorf("credentials: two sources are set, AK/SK (%s) and token_file: use one", strings.Join(akskKeys, ", "))
+	var sources []string
+	if len(akskKeys) > 0 {
+		sources = append(sources, "AK/SK ("+strings.Join(akskKeys, ", ")+")")
 	}
-	if c.TokenFile != "" {
+	for _, s := range []struct {
+		name string
+		set  bool
+	}{{"token_file", c.TokenFile != ""}, {"iam_password", c.IAMPassword != nil}, {"ecs_metadata", c.ECSMetadata != nil}} {
+		if s.set {
+			sources = append(sources, s.name)
+		}
+	}
+	switch {
+	case len(sources) > 1:
+		return nil, fmt.Errorf("credentials: %d sources are set, %s: use one", len(sources), strings.Join(sources, " and "))
+	case c.IAMPassword != nil:
+		return nil, c.IAMPassword.validate(getenv, at)
+	case c.TokenFile != "" || c.ECSMetadata != nil:
 		return nil, nil
-	}
-	if !aksk {
+	case len(sources) == 0:
 		for _, f := range envFamilies {
 			if getenv(f[0]) != "" && getenv(f[1]) != "" {
 				c.AccessKey, c.SecretKey, c.SecurityToken = getenv(f[0]), Secret(getenv(f[1])), Secret(getenv(f[2]))
@@ -259,8 +346,8 @@ func (c *Credentials) validate(getenv Getenv) ([]string, error) {
 				return nil, nil
 			}
 		}
-		return nil, errors.New("credentials: none usable: set access_key_file and secret_key_file, or token_file, " +
-			"or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment")
+		return nil, errors.New("credentials: none usable: set access_key_file and secret_key_file, token_file, " +
+			"iam_password or ecs_metadata, or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment")
 	}
 	switch {
 	case c.AccessKey != "" && c.AccessKeyFile != "":
@@ -278,8 +365,26 @@ func (c *Credentials) validate(getenv Getenv) ([]string, error) {
 	return nil, nil
 }
 
+func (p *IAMPassword) validate(getenv Getenv, at func(string) string) error {
+	switch {
+	case p.DomainName == "":
+		return fmt.Errorf("%s: required (the account name that owns the IAM user)", at("credentials.iam_password.domain_name"))
+	case p.UserName == "":
+		return fmt.Errorf("%s: required (the IAM user)", at("credentials.iam_password.user_name"))
+	case p.PasswordFile == "":
+		if p.Password = Secret(getenv("HUAWEICLOUD_SDK_IAM_PASSWORD")); p.Password == "" {
+			return fmt.Errorf("%s: required (or HUAWEICLOUD_SDK_IAM_PASSWORD in the environment)", at("credentials.iam_password.password_file"))
+		}
+	}
+	return nil
+}
+
 func (c *Credentials) resolvePaths(dir string) {
-	for _, p := range []*string{&c.AccessKeyFile, &c.SecretKeyFile, &c.SecurityTokenFile, &c.TokenFile} {
+	paths := []*string{&c.AccessKeyFile, &c.SecretKeyFile, &c.SecurityTokenFile, &c.TokenFile}
+	if c.IAMPassword != nil {
+		paths = append(paths, &c.IAMPassword.PasswordFile)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -289,10 +394,14 @@ func (c *Credentials) resolvePaths(dir string) {
 // checkFiles makes sure every configured credential file can be read and is not empty,
 // so a typo in a path fails at start-up (and in --config.check), not at the first scrape.
 func (c *Credentials) checkFiles() error {
-	for _, f := range []struct{ key, path string }{
+	files := []struct{ key, path string }{
 		{"access_key_file", c.AccessKeyFile}, {"secret_key_file", c.SecretKeyFile},
 		{"security_token_file", c.SecurityTokenFile}, {"token_file", c.TokenFile},
-	} {
+	}
+	if c.IAMPassword != nil {
+		files = append(files, struct{ key, path string }{"iam_password.password_file", c.IAMPassword.PasswordFile})
+	}
+	for _, f := range files {
 		if f.path == "" {
 			continue
 		}

@@ -29,12 +29,6 @@ const (
 	OpSearchTask = "SearchTask"
 )
 
-// Observer is told about every API call: its operation, its outcome code (the HTTP status,
-// or "error" when no response came) and how long it took.
-type Observer interface {
-	ObserveRequest(operation, code string, d time.Duration)
-}
-
 // Options configures a Client.
 type Options struct {
 	Endpoint  string // scheme://host[:port]
@@ -42,8 +36,9 @@ type Options struct {
 	Auth      auth.Authenticator
 	// MaxConns sizes the keep-alive pool; it should equal the scrape concurrency.
 	MaxConns  int
-	Observer  Observer // may be nil
+	Observer  auth.Observer // may be nil
 	UserAgent string
+	Now       func() time.Time // the exporter's clock (default time.Now)
 	// Transport replaces the default transport (tests); nil builds one from MaxConns.
 	Transport http.RoundTripper
 }
@@ -54,8 +49,9 @@ type Client struct {
 	projectID string
 	auth      auth.Authenticator
 	http      *http.Client
-	observer  Observer
+	observer  auth.Observer
 	userAgent string
+	now       func() time.Time
 }
 
 // NewClient builds a Client. The transport honours HTTPS_PROXY/NO_PROXY, verifies TLS
@@ -65,6 +61,9 @@ func NewClient(o Options) (*Client, error) {
 	u, err := url.Parse(o.Endpoint)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("endpoint %q is not scheme://host[:port]", o.Endpoint)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	rt := o.Transport
 	if rt == nil {
@@ -82,6 +81,7 @@ func NewClient(o Options) (*Client, error) {
 		},
 		observer:  o.Observer,
 		userAgent: o.UserAgent,
+		now:       o.Now,
 	}, nil
 }
 
@@ -145,10 +145,26 @@ func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, err
 	return &page, nil
 }
 
-// get sends one authenticated GET and decodes a 2xx answer, which must be a JSON object
-// without an error code, into out. Everything else becomes an error; the call is observed
-// either way.
+// get sends one authenticated GET and decodes a 2xx answer into out. Calls are never
+// retried, with one exception: after a 401 that says the credentials expired, credentials
+// that can be refreshed (IAM tokens, temporary keys) are refreshed once and the call is
+// made once more.
 func (c *Client) get(ctx context.Context, op, path string, query url.Values, out any) error {
+	err := c.getOnce(ctx, op, path, query, out)
+	var apiErr *APIError
+	if r, ok := c.auth.(auth.Refresher); ok && errors.As(err, &apiErr) && apiErr.Expired() {
+		if rerr := r.Refresh(ctx); rerr != nil {
+			return &APIError{Operation: op, Err: fmt.Errorf("%w: refreshing after %v: %w", ErrCredentials, apiErr, rerr)}
+		}
+		return c.getOnce(ctx, op, path, query, out)
+	}
+	return err
+}
+
+// getOnce sends one authenticated GET and decodes a 2xx answer, which must be a JSON
+// object without an error code, into out. Everything else becomes an error; the call is
+// observed either way.
+func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values, out any) error {
 	u := *c.endpoint
 	u.Path = path
 	u.RawQuery = query.Encode()
@@ -162,19 +178,19 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values, out
 		req.Header.Set("User-Agent", c.userAgent)
 	}
 	req.Header.Set(auth.HeaderProjectID, c.projectID)
-	if err := c.auth.Authenticate(req, nil); err != nil {
-		return &APIError{Operation: op, Err: fmt.Errorf("authenticating request: %w", err)}
+	if err := c.auth.Authenticate(ctx, req, nil); err != nil {
+		return &APIError{Operation: op, Err: fmt.Errorf("%w: %w", ErrCredentials, err)}
 	}
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.observe(op, "error", start)
+		auth.Observe(c.observer, op, nil, time.Since(start), c.now())
 		return &APIError{Operation: op, Err: transportError(ctx, err)}
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	c.observe(op, strconv.Itoa(resp.StatusCode), start)
+	auth.Observe(c.observer, op, resp, time.Since(start), c.now())
 
 	apiErr := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	switch {
@@ -201,12 +217,6 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values, out
 		return apiErr
 	}
 	return nil
-}
-
-func (c *Client) observe(op, code string, start time.Time) {
-	if c.observer != nil {
-		c.observer.ObserveRequest(op, code, time.Since(start))
-	}
 }
 
 // transportError reports a call cut by the scrape's deadline as just that.

@@ -21,10 +21,10 @@ type recorder struct {
 	calls []string
 }
 
-func (r *recorder) ObserveRequest(op, code string, _ time.Duration) {
+func (r *recorder) ObserveCall(c auth.Call) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, op+" "+code)
+	r.calls = append(r.calls, c.Operation+" "+c.Code)
 }
 
 var testKeys = auth.Keys{AccessKey: "AK", SecretKey: "SK"}
@@ -36,7 +36,7 @@ func newTestClient(t *testing.T, h http.HandlerFunc) (*Client, *recorder) {
 	rec := &recorder{}
 	c, err := NewClient(Options{
 		Endpoint: srv.URL, ProjectID: "p1", MaxConns: 3, Observer: rec,
-		Auth: &auth.Signer{AccessKey: auth.Static(testKeys.AccessKey), SecretKey: auth.Static(testKeys.SecretKey), Now: time.Now},
+		Auth: auth.NewSigner(testKeys, time.Now),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestConnectionRefused(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	c, err := NewClient(Options{Endpoint: url, ProjectID: "p1", Auth: &auth.TokenAuth{Token: auth.Static("tok")}})
+	c, err := NewClient(Options{Endpoint: url, ProjectID: "p1", Auth: auth.NewSigner(testKeys, time.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,8 @@ func (e *APIError) Reason() string {
 		return "timeout"
 	case errors.Is(e.Err, context.Canceled):
 		return "canceled"
+	case errors.Is(e.Err, ErrCredentials):
+		return "credentials"
 	case errors.Is(e.Err, ErrBodyTooLarge):
 		return "body_too_large"
 	case e.StatusCode == 0:
@@ -76,11 +78,23 @@ var ErrBodyTooLarge = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
 
 var errRead = errors.New("reading body")
 
-// AuthFailed reports whether the gateway or MetaStudio rejected the credentials.
+// AuthFailed reports whether the credentials were refused (a 401, APIGW.0301 or
+// MSS.000000004), or could not be had at all (ErrCredentials).
 func (e *APIError) AuthFailed() bool {
 	code := strings.Replace(e.Code, "APIG.", "APIGW.", 1)
-	return e.StatusCode == http.StatusUnauthorized || code == "APIGW.0301" || code == "MSS.000000004"
+	return e.StatusCode == http.StatusUnauthorized || code == "APIGW.0301" || code == "MSS.000000004" ||
+		errors.Is(e.Err, ErrCredentials)
 }
+
+// Expired reports whether the API refused the credentials because they expired (an IAM
+// token, or temporary keys): worth one refresh.
+func (e *APIError) Expired() bool {
+	return e.StatusCode == http.StatusUnauthorized && strings.Contains(strings.ToLower(e.Message), "expired")
+}
+
+// ErrCredentials marks a call that was not made because its credentials could not be had
+// (a missing key file, IAM refusing the password, the metadata service unreachable).
+var ErrCredentials = errors.New("credentials unavailable")
 
 // Throttled reports whether the API asked us to slow down.
 func (e *APIError) Throttled() bool {
