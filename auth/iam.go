@@ -23,10 +23,6 @@ const (
 // tokenRefreshAhead is how long before expiry an IAM token is replaced (tokens live 24 h).
 const tokenRefreshAhead = time.Hour
 
-// minRefreshInterval keeps many calls that saw the same expired credentials from each
-// forcing a refresh: credentials fetched this recently are taken as fresh.
-const minRefreshInterval = 30 * time.Second
-
 // IAMToken gets X-Auth-Tokens from IAM with an IAM user's password, caches them and
 // refreshes them ahead of expiry, one refresh at a time.
 type IAMToken struct {
@@ -41,7 +37,6 @@ type IAMToken struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
-	fetched time.Time
 	project string
 	gen     uint64
 }
@@ -58,7 +53,7 @@ func newIAMToken(p *config.IAMPassword, o Options) *IAMToken {
 
 // Authenticate sets X-Auth-Token, getting a token first if none is fresh.
 func (t *IAMToken) Authenticate(ctx context.Context, req *http.Request, _ []byte) error {
-	token, err := t.get(ctx, false)
+	token, err := t.get(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -66,9 +61,9 @@ func (t *IAMToken) Authenticate(ctx context.Context, req *http.Request, _ []byte
 	return nil
 }
 
-// Refresh replaces the token after the API said it expired (unless it was just fetched).
-func (t *IAMToken) Refresh(ctx context.Context) error {
-	_, err := t.get(ctx, true)
+// Refresh replaces the token that refused carried, unless it was replaced already.
+func (t *IAMToken) Refresh(ctx context.Context, refused *http.Request) error {
+	_, err := t.get(ctx, refused.Header.Get(HeaderAuthToken))
 	return err
 }
 
@@ -81,7 +76,7 @@ func (t *IAMToken) Generation() uint64 {
 
 // ProjectID is the project the token is scoped to, from token.project.id.
 func (t *IAMToken) ProjectID(ctx context.Context) (string, error) {
-	if _, err := t.get(ctx, false); err != nil {
+	if _, err := t.get(ctx, ""); err != nil {
 		return "", err
 	}
 	t.mu.Lock()
@@ -92,25 +87,26 @@ func (t *IAMToken) ProjectID(ctx context.Context) (string, error) {
 	return t.project, nil
 }
 
-func (t *IAMToken) current(force bool) (string, bool) {
+// current returns the cached token unless it is missing, near expiry, or refused.
+func (t *IAMToken) current(refused string) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	if t.token == "" || (force && now.Sub(t.fetched) >= minRefreshInterval) || t.expires.Sub(now) < tokenRefreshAhead {
+	if t.token == "" || t.token == refused || t.expires.Sub(t.now()) < tokenRefreshAhead {
 		return "", false
 	}
 	return t.token, true
 }
 
-func (t *IAMToken) get(ctx context.Context, force bool) (string, error) {
-	if token, ok := t.current(force); ok {
+// get returns a fresh token, fetching one (one caller at a time) if the cached one is not.
+func (t *IAMToken) get(ctx context.Context, refused string) (string, error) {
+	if token, ok := t.current(refused); ok {
 		return token, nil
 	}
 	if err := t.refresh.lock(ctx); err != nil {
 		return "", err
 	}
 	defer t.refresh.unlock()
-	if token, ok := t.current(force); ok { // another caller refreshed while we waited
+	if token, ok := t.current(refused); ok { // another caller refreshed while we waited
 		return token, nil
 	}
 	token, expires, project, err := t.fetch(ctx)
@@ -119,7 +115,7 @@ func (t *IAMToken) get(ctx context.Context, force bool) (string, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.token, t.expires, t.fetched, t.project = token, expires, t.now(), project
+	t.token, t.expires, t.project = token, expires, project
 	t.gen++
 	return token, nil
 }

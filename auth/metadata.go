@@ -39,7 +39,6 @@ type Metadata struct {
 	mu             sync.Mutex
 	keys           Keys
 	expires        time.Time
-	fetched        time.Time
 	session        string // the metadata session token: a secret
 	sessionExpires time.Time
 	gen            uint64
@@ -60,7 +59,7 @@ func newMetadata(endpoint string, o Options) *Metadata {
 
 // Authenticate signs req with the current temporary keys.
 func (m *Metadata) Authenticate(ctx context.Context, req *http.Request, body []byte) error {
-	keys, err := m.get(ctx, false)
+	keys, err := m.get(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -68,9 +67,10 @@ func (m *Metadata) Authenticate(ctx context.Context, req *http.Request, body []b
 	return nil
 }
 
-// Refresh fetches new keys after the API said they expired (unless they were just fetched).
-func (m *Metadata) Refresh(ctx context.Context) error {
-	_, err := m.get(ctx, true)
+// Refresh fetches new keys if refused was signed with the current ones.
+func (m *Metadata) Refresh(ctx context.Context, refused *http.Request) error {
+	a, _ := ParseAuthorization(refused.Header.Get("Authorization"))
+	_, err := m.get(ctx, a.AccessKey)
 	return err
 }
 
@@ -81,25 +81,26 @@ func (m *Metadata) Generation() uint64 {
 	return m.gen
 }
 
-func (m *Metadata) current(force bool) (Keys, bool) {
+// current returns the cached keys unless they are missing, near expiry, or refused.
+func (m *Metadata) current(refusedAK string) (Keys, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	if m.keys.AccessKey == "" || (force && now.Sub(m.fetched) >= minRefreshInterval) || m.expires.Sub(now) < keysRefreshAhead {
+	if m.keys.AccessKey == "" || m.keys.AccessKey == refusedAK || m.expires.Sub(m.now()) < keysRefreshAhead {
 		return Keys{}, false
 	}
 	return m.keys, true
 }
 
-func (m *Metadata) get(ctx context.Context, force bool) (Keys, error) {
-	if keys, ok := m.current(force); ok {
+// get returns fresh keys, fetching new ones (one caller at a time) if the cached ones are not.
+func (m *Metadata) get(ctx context.Context, refusedAK string) (Keys, error) {
+	if keys, ok := m.current(refusedAK); ok {
 		return keys, nil
 	}
 	if err := m.refresh.lock(ctx); err != nil {
 		return Keys{}, err
 	}
 	defer m.refresh.unlock()
-	if keys, ok := m.current(force); ok {
+	if keys, ok := m.current(refusedAK); ok {
 		return keys, nil
 	}
 	keys, expires, err := m.fetch(ctx)
@@ -108,7 +109,7 @@ func (m *Metadata) get(ctx context.Context, force bool) (Keys, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.keys, m.expires, m.fetched = keys, expires, m.now()
+	m.keys, m.expires = keys, expires
 	m.gen++
 	return keys, nil
 }

@@ -31,9 +31,10 @@ var ErrRejected = errors.New("credentials rejected")
 
 // Refresher is implemented by credentials that expire (IAM tokens, temporary keys from
 // the metadata service). After a 401 that says the credentials expired, the client calls
-// Refresh once and retries the call once.
+// Refresh with the refused request, and retries the call once. Many calls refused at once
+// cause one refresh: credentials other than the refused ones are already new.
 type Refresher interface {
-	Refresh(ctx context.Context) error
+	Refresh(ctx context.Context, refused *http.Request) error
 }
 
 // Versioned is implemented by credentials that can change while the exporter runs. The

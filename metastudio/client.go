@@ -150,27 +150,27 @@ func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, err
 // that can be refreshed (IAM tokens, temporary keys) are refreshed once and the call is
 // made once more.
 func (c *Client) get(ctx context.Context, op, path string, query url.Values, out any) error {
-	err := c.getOnce(ctx, op, path, query, out)
+	refused, err := c.getOnce(ctx, op, path, query, out)
 	var apiErr *APIError
 	if r, ok := c.auth.(auth.Refresher); ok && errors.As(err, &apiErr) && apiErr.Expired() {
-		if rerr := r.Refresh(ctx); rerr != nil {
+		if rerr := r.Refresh(ctx, refused); rerr != nil {
 			return &APIError{Operation: op, Err: fmt.Errorf("%w: refreshing after %v: %w", ErrCredentials, apiErr, rerr)}
 		}
-		return c.getOnce(ctx, op, path, query, out)
+		_, err = c.getOnce(ctx, op, path, query, out)
 	}
 	return err
 }
 
 // getOnce sends one authenticated GET and decodes a 2xx answer, which must be a JSON
 // object without an error code, into out. Everything else becomes an error; the call is
-// observed either way.
-func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values, out any) error {
+// observed either way. It returns the request it sent.
+func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values, out any) (*http.Request, error) {
 	u := *c.endpoint
 	u.Path = path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return fmt.Errorf("%s: building request: %w", op, err)
+		return nil, fmt.Errorf("%s: building request: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/json") // as the SDK sends it, even on GET
 	req.Header.Set("Accept", "application/json")
@@ -179,14 +179,14 @@ func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values,
 	}
 	req.Header.Set(auth.HeaderProjectID, c.projectID)
 	if err := c.auth.Authenticate(ctx, req, nil); err != nil {
-		return &APIError{Operation: op, Err: fmt.Errorf("%w: %w", ErrCredentials, err)}
+		return req, &APIError{Operation: op, Err: fmt.Errorf("%w: %w", ErrCredentials, err)}
 	}
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		auth.Observe(c.observer, op, nil, time.Since(start), c.now())
-		return &APIError{Operation: op, Err: transportError(ctx, err)}
+		return req, &APIError{Operation: op, Err: transportError(ctx, err)}
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
@@ -196,13 +196,13 @@ func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values,
 	switch {
 	case readErr != nil:
 		apiErr.Err = fmt.Errorf("%w: %w", errRead, transportError(ctx, readErr))
-		return apiErr
+		return req, apiErr
 	case len(body) > MaxBodyBytes:
 		apiErr.Err = ErrBodyTooLarge
-		return apiErr
+		return req, apiErr
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		apiErr.fillFromBody(body)
-		return apiErr
+		return req, apiErr
 	}
 	// A 2xx that still carries an error code is an error (some gateways answer 200).
 	if code, msg, reqID, ok := errorFields(body); ok {
@@ -210,13 +210,13 @@ func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values,
 		if reqID != "" {
 			apiErr.RequestID = reqID
 		}
-		return apiErr
+		return req, apiErr
 	}
 	if err := decodeObject(body, out); err != nil {
 		apiErr.Err = err
-		return apiErr
+		return req, apiErr
 	}
-	return nil
+	return req, nil
 }
 
 // transportError reports a call cut by the scrape's deadline as just that.
