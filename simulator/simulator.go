@@ -1,33 +1,71 @@
-// Package simulator is a local stand-in for Huawei Cloud MetaStudio's import/export task
-// API (ShowTask and SearchTask). It speaks the real wire format, verifies authentication
-// like Huawei's API gateway (SDK-HMAC-SHA256 signatures, X-Auth-Token, the 15-minute date
-// window and the 5-minute AK lock), seeds deterministic tasks that progress with its clock,
-// and injects faults on demand. Tests, benchmarks and `make demo` use it.
+// Package simulator is a local stand-in for the Huawei Cloud APIs the exporter calls:
+// MetaStudio's import/export task API (ShowTask and SearchTask) behind its API gateway, IAM
+// (password tokens, project lookup) and the ECS/BMS metadata service (temporary agency
+// credentials). It speaks the real wire formats, verifies authentication like Huawei's API
+// gateway (SDK-HMAC-SHA256 signatures, X-Auth-Token, the 15-minute date window and the
+// 5-minute AK lock), seeds deterministic tasks that progress with its clock, and injects
+// faults on demand. One Server plays every role, so a test points the MetaStudio endpoint,
+// the IAM endpoint and the metadata endpoint at the same URL. Tests, benchmarks and
+// `make demo` use it.
 //
-// Every answer carries an X-Request-Id header (32 random hex digits; error bodies carry the
-// same id in request_id), a Date header from Options.Now, and "Server: api-gateway".
-// A request is handled in this order:
+// Every answer carries an X-Request-Id header (32 random hex digits; gateway error bodies
+// carry the same id in request_id), a Date header from Options.Now plus the skew of SetSkew,
+// and "Server: api-gateway". A request is handled in this order:
 //
 //  1. Options.Latency (ends without an answer when the client goes away).
 //  2. The body is read (at most 1 MiB, else 413 APIGW.0201) so the signature can hash it.
-//  3. Authentication, for every path: X-Auth-Token when present (it must be in
-//     Options.Tokens, else "decrypt token fail"), else an SDK-HMAC-SHA256 Authorization
-//     header. An unknown AK is "ak not exist". For a known AK, an X-Sdk-Date that is missing,
-//     unparsable or more than 15 minutes from Options.Now, a required X-Security-Token that is
-//     missing, wrong or not in SignedHeaders, and a wrong signature are all "verify aksk
-//     signature fail, <reason>" and count as consecutive failures of that AK; a success resets
-//     the count. The 6th consecutive failure (still answered as a signature failure) locks
-//     the AK for 5 minutes of Options.Now: every request with it, even correctly signed, is
-//     then "AK access failed to reach the limit,forbidden.", and the count starts again from
-//     zero once the lock expires. Every failure is 401 APIGW.0301 with error_msg
-//     "Incorrect IAM authentication information: ...".
-//  4. Routing: only GET /v2/{project_id}/ies/task (SearchTask) and
+//  3. The IAM and metadata paths (exact paths, one trailing slash tolerated) are answered as
+//     the sections below say, without the gateway authentication of step 4.
+//  4. Authentication, for every other path: X-Auth-Token when present (it must be in
+//     Options.Tokens or issued by IAM, else "decrypt token fail"; an issued one past its
+//     expiry is "the token has expired"), else an SDK-HMAC-SHA256 Authorization header. An
+//     unknown AK is "ak not exist". For a known AK, an X-Sdk-Date that is missing,
+//     unparsable or more than 15 minutes from the server's clock, a required
+//     X-Security-Token that is missing, wrong or not in SignedHeaders, and a wrong
+//     signature are all "verify aksk signature fail, <reason>" and count as consecutive
+//     failures of that AK; a success resets the count. The 6th consecutive failure (still
+//     answered as a signature failure) locks the AK for 5 minutes of Options.Now: every
+//     request with it, even correctly signed, is then "AK access failed to reach the
+//     limit,forbidden.", and the count starts again from zero once the lock expires. Every
+//     failure is 401 APIGW.0301 with error_msg "Incorrect IAM authentication information: ...".
+//  5. Routing: only GET /v2/{project_id}/ies/task (SearchTask) and
 //     GET /v2/{project_id}/ies/task/{id} (ShowTask) exist. Any other path or method, and a
 //     project id other than Options.ProjectID, is 404 APIGW.0101, as the gateway answers
 //     for an API it does not know.
-//  5. ShowTask: a Fault set with SetFault; else a random fault; else the task, or 404
+//  6. ShowTask: a Fault set with SetFault; else a random fault; else the task, or 404
 //     MSS.000000003 "Invalid parameter: task {id} does not exist." for an unknown id.
 //     SearchTask: a random fault; else the page.
+//
+// # IAM
+//
+// POST /v3/auth/tokens (a password token; "?nocatalog=true" drops the catalog): the body
+// names a user of Options.IAMUsers and a project scope, by id or by region name, from
+// Options.Projects. The answer is 201 with the token in X-Subject-Token and
+// {"token":{"expires_at","issued_at","methods","project","user"[,"catalog"]}}, times in
+// IAM's "2006-01-02T15:04:05.000000Z" UTC format, the token expiring Options.TokenTTL after
+// Now. The gateway (step 4) accepts it as X-Auth-Token until then (see ExpireTokens).
+// Errors are IAM's {"error":{"code","message","title"},"error_code","error_msg"}: 400
+// CodeIAMBadRequest for a body it cannot use or a scope naming no known project, 401
+// CodeIAMAuth "The username or password is wrong." for any wrong user, password or domain.
+// No answer echoes the password.
+//
+// GET /v3/projects[?name=REGION] must be AK/SK-signed, checked exactly as step 4 checks it
+// (the same AK lock and date window, temporary keys included; an X-Auth-Token is not
+// enough). It answers {"projects":[...],"links":{...}} from Options.Projects: the region's
+// projects, none, one or several, or every region's when name is absent.
+//
+// # Metadata service
+//
+// With Options.Metadata nil, both paths answer 404 APIGW.0101. Otherwise
+// PUT /meta-data/latest/api/token with X-Metadata-Token-Ttl-Seconds from 1 to 21600
+// answers a plain-text session token valid that many seconds by Now (400 for a missing or
+// other TTL; other methods 405). GET /openstack/latest/securitykey answers
+// {"credential":{"access","secret","securitytoken","expires_at"}}, a fresh temporary
+// AK/SK/security token on each call. The gateway and /v3/projects accept those keys, with
+// their security token sent and signed, until expires_at by Now; afterwards they answer
+// 401 APIGW.0301 "... the security token has expired". Temporary keys count toward the AK
+// lock like any other. MetadataOptions sets session-token enforcement, the PUT's status, the
+// missing-agency 401 and a garbage answer. Metadata errors have plain-text bodies.
 package simulator
 
 import (
@@ -55,6 +93,15 @@ const (
 	OpShowTask = "ShowTask"
 	// OpSearchTask counts GET requests shaped /v2/{project}/ies/task.
 	OpSearchTask = "SearchTask"
+	// OpIAMToken counts POST requests to IAM's /v3/auth/tokens.
+	OpIAMToken = "IAMToken"
+	// OpIAMProjects counts GET requests to IAM's /v3/projects.
+	OpIAMProjects = "IAMProjects"
+	// OpMetadataToken counts PUT requests to the metadata service's /meta-data/latest/api/token.
+	OpMetadataToken = "MetadataToken"
+	// OpMetadataSecurityKey counts GET requests to the metadata service's
+	// /openstack/latest/securitykey.
+	OpMetadataSecurityKey = "MetadataSecurityKey"
 	// OpOther counts every other request.
 	OpOther = "Other"
 )
@@ -103,9 +150,50 @@ type Options struct {
 	// numbers, the default and the documented example), "string" (JSON strings, the
 	// documented types) or "mixed" (even task index number style, odd string style).
 	FieldStyle string
-	// Now is the clock (default time.Now). Task progress, the X-Sdk-Date window, the AK
-	// lock and the Date header follow it.
+	// Now is the clock (default time.Now). Task progress, the AK lock and the lifetimes of
+	// issued tokens, session tokens and temporary credentials follow it; the Date header
+	// and the X-Sdk-Date window follow Now plus the skew set with SetSkew.
 	Now func() time.Time
+
+	// IAMUsers are the users IAM's POST /v3/auth/tokens accepts (password method).
+	IAMUsers []IAMUser
+	// Projects maps a region name to the project ids that GET /v3/projects?name={region}
+	// lists, in order; a password token's project scope must name one of these ids, or a
+	// region with at least one id (its first is used). nil means
+	// {Region: [ProjectID]} ({Region: none} when ProjectID is empty); an empty non-nil map
+	// has no projects at all.
+	Projects map[string][]string
+	// Region is the default region name of Projects (default "cn-north-4").
+	Region string
+	// TokenTTL is the lifetime of the X-Auth-Tokens IAM issues, by Now (default 24h).
+	TokenTTL time.Duration
+	// Metadata configures the ECS/BMS metadata service; nil: its paths answer the
+	// gateway's 404 APIGW.0101.
+	Metadata *MetadataOptions
+}
+
+// IAMUser is an IAM user that may obtain password tokens.
+type IAMUser struct {
+	Domain, User, Password string
+}
+
+// MetadataOptions configures the simulated ECS/BMS metadata service
+// (PUT /meta-data/latest/api/token, GET /openstack/latest/securitykey).
+type MetadataOptions struct {
+	// SessionTokens: true, the PUT issues session tokens and securitykey requires a valid
+	// X-Metadata-Token (even when PutStatus keeps clients from getting one); false, the
+	// token path answers 404 (an older metadata service) and securitykey needs no token.
+	SessionTokens bool
+	// PutStatus, if non-zero, is the status every PUT of the token path answers (405, 503,
+	// ...), with a plain-text body, whatever SessionTokens says.
+	PutStatus int
+	// NoAgency: securitykey answers 401 "Please configure Cloud Service Agency first" (no
+	// agency bound to the server), after the session-token check.
+	NoAgency bool
+	// Garbage: securitykey answers 200 with a body that is not JSON.
+	Garbage bool
+	// CredentialTTL is the lifetime of issued temporary credentials, by Now (default 2h).
+	CredentialTTL time.Duration
 }
 
 // Server is the simulated API; it implements http.Handler and is safe for concurrent use.
@@ -117,8 +205,11 @@ type Server struct {
 	secTokens map[string]string
 	tokens    map[string]bool
 	ids       []string
+	users     map[IAMUser]bool
+	projects  map[string][]string
 
 	counts map[string]*atomic.Int64
+	skew   atomic.Int64 // time.Duration added to Now for the Date header and X-Sdk-Date
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -127,6 +218,18 @@ type Server struct {
 	fixed  map[string]fixedTask
 	faults map[string]Fault
 	aks    map[string]*akState
+
+	iamTokens   map[string]time.Time // issued X-Auth-Token -> expiry
+	issued      int                  // IAM tokens issued
+	sessions    map[string]time.Time // metadata session token -> expiry
+	temp        map[string]tempCred  // temporary AK -> its SK, security token and expiry
+	issuedCreds int                  // temporary credentials issued
+}
+
+// tempCred is a temporary AK/SK issued by the metadata service.
+type tempCred struct {
+	secret, token string
+	expires       time.Time
 }
 
 // akState is the gateway's memory of an AK's recent signature failures.
@@ -145,6 +248,19 @@ func New(opts Options) *Server {
 	if opts.SlowDelay <= 0 {
 		opts.SlowDelay = defaultSlow
 	}
+	if opts.Region == "" {
+		opts.Region = defaultRegion
+	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = defaultTokenTTL
+	}
+	if opts.Metadata != nil {
+		m := *opts.Metadata
+		if m.CredentialTTL <= 0 {
+			m.CredentialTTL = defaultCredentialTTL
+		}
+		opts.Metadata = &m
+	}
 	for _, r := range []*float64{&opts.ErrorRate, &opts.ThrottleRate, &opts.SlowRate, &opts.MalformedRate} {
 		if !(*r > 0) { // also NaN
 			*r = 0
@@ -158,14 +274,17 @@ func New(opts Options) *Server {
 		creds:     make(map[string]string, len(opts.Credentials)),
 		secTokens: make(map[string]string, len(opts.SecurityTokens)),
 		tokens:    make(map[string]bool, len(opts.Tokens)),
-		counts: map[string]*atomic.Int64{
-			OpShowTask: new(atomic.Int64), OpSearchTask: new(atomic.Int64), OpOther: new(atomic.Int64),
-		},
-		rng:    rand.New(rand.NewPCG(uint64(opts.Seed), 0xfa017)),
-		seeded: make(map[string]*seedTask),
-		fixed:  make(map[string]fixedTask),
-		faults: make(map[string]Fault),
-		aks:    make(map[string]*akState),
+		counts:    make(map[string]*atomic.Int64),
+		users:     make(map[IAMUser]bool, len(opts.IAMUsers)),
+		projects:  make(map[string][]string),
+		iamTokens: make(map[string]time.Time),
+		sessions:  make(map[string]time.Time),
+		temp:      make(map[string]tempCred),
+		rng:       rand.New(rand.NewPCG(uint64(opts.Seed), 0xfa017)),
+		seeded:    make(map[string]*seedTask),
+		fixed:     make(map[string]fixedTask),
+		faults:    make(map[string]Fault),
+		aks:       make(map[string]*akState),
 	}
 	for ak, sk := range opts.Credentials {
 		s.creds[ak] = sk
@@ -179,6 +298,24 @@ func New(opts Options) *Server {
 		if t != "" {
 			s.tokens[t] = true
 		}
+	}
+	for _, op := range []string{OpShowTask, OpSearchTask, OpIAMToken, OpIAMProjects,
+		OpMetadataToken, OpMetadataSecurityKey, OpOther} {
+		s.counts[op] = new(atomic.Int64)
+	}
+	for _, u := range opts.IAMUsers {
+		if u.Domain != "" && u.User != "" && u.Password != "" {
+			s.users[u] = true
+		}
+	}
+	if opts.Projects == nil {
+		s.projects[opts.Region] = nil
+		if opts.ProjectID != "" {
+			s.projects[opts.Region] = []string{opts.ProjectID}
+		}
+	}
+	for region, ids := range opts.Projects {
+		s.projects[region] = slices.Clone(ids)
 	}
 	for i := 0; i < opts.Tasks; i++ {
 		t := newSeedTask(i, opts.Seed, s.start, opts.FieldStyle)
@@ -237,10 +374,12 @@ func (s *Server) ClearFault(id string) {
 	s.mu.Unlock()
 }
 
-// Requests returns how many requests of an operation ("ShowTask", "SearchTask", or "Other"
-// for everything else) the server received, whatever their answer, including those that
-// failed authentication or whose client went away. The operation follows the method (GET)
-// and the path's shape, whatever the project id.
+// Requests returns how many requests of an operation (OpShowTask, OpSearchTask,
+// OpIAMToken, OpIAMProjects, OpMetadataToken, OpMetadataSecurityKey, or OpOther for
+// everything else) the server received, whatever their answer, including those that failed
+// authentication or whose client went away. The operation follows the method and the
+// path's shape (GET ShowTask/SearchTask whatever the project id, POST /v3/auth/tokens,
+// GET /v3/projects, PUT /meta-data/latest/api/token, GET /openstack/latest/securitykey).
 func (s *Server) Requests(op string) int64 {
 	if c, ok := s.counts[op]; ok {
 		return c.Load()
@@ -263,7 +402,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := newRequestID()
 	h := w.Header()
 	h.Set(headerReqID, reqID)
-	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
+	h.Set("Date", s.serverNow().UTC().Format(http.TimeFormat))
 	h.Set("Server", serverName)
 
 	rt := parseRoute(r)
@@ -282,6 +421,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if tooLarge {
 		s.writeJSONError(w, reqID, http.StatusRequestEntityTooLarge, CodeGatewayBadRequest, "Request entity too large")
+		return
+	}
+
+	switch rt.handler {
+	case viaIAMToken:
+		s.iamToken(w, r, reqID, body)
+		return
+	case viaIAMProjects:
+		s.iamProjects(w, r, reqID, body)
+		return
+	case viaMetadataToken:
+		s.metadataToken(w, r, reqID)
+		return
+	case viaMetadataSecurityKey:
+		s.metadataSecurityKey(w, r, reqID)
 		return
 	}
 
@@ -318,18 +472,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route is what the path and method say about a request.
 type route struct {
 	op      string
+	handler handler
 	project string
 	taskID  string
 }
 
-// parseRoute recognises GET /v2/{project}/ies/task[/{id}] (one trailing slash tolerated).
-// Each segment is unescaped, so an id with %2F is one segment.
+// handler is who answers a request after the body is read.
+type handler int
+
+const (
+	viaGateway             handler = iota // authentication, then MetaStudio
+	viaIAMToken                           // POST /v3/auth/tokens
+	viaIAMProjects                        // GET /v3/projects
+	viaMetadataToken                      // any method on /meta-data/latest/api/token
+	viaMetadataSecurityKey                // any method on /openstack/latest/securitykey
+)
+
+// parseRoute recognises the IAM and metadata paths (exactly, one trailing slash tolerated)
+// and GET /v2/{project}/ies/task[/{id}] (one trailing slash tolerated). Each segment is
+// unescaped, so an id with %2F is one segment.
 func parseRoute(r *http.Request) route {
 	other := route{op: OpOther}
-	if r.Method != http.MethodGet || r.URL == nil {
+	if r.URL == nil {
 		return other
 	}
 	p := strings.TrimSuffix(r.URL.EscapedPath(), "/")
+	switch p {
+	case pathIAMToken:
+		if r.Method == http.MethodPost {
+			return route{op: OpIAMToken, handler: viaIAMToken}
+		}
+		return other
+	case pathIAMProjects:
+		if r.Method == http.MethodGet {
+			return route{op: OpIAMProjects, handler: viaIAMProjects}
+		}
+		return other
+	case pathMetadataToken:
+		if r.Method == http.MethodPut {
+			return route{op: OpMetadataToken, handler: viaMetadataToken}
+		}
+		return route{op: OpOther, handler: viaMetadataToken}
+	case pathMetadataSecurityKey:
+		if r.Method == http.MethodGet {
+			return route{op: OpMetadataSecurityKey, handler: viaMetadataSecurityKey}
+		}
+		return route{op: OpOther, handler: viaMetadataSecurityKey}
+	}
+	if r.Method != http.MethodGet {
+		return other
+	}
 	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	for i, seg := range segs {
 		raw, err := url.PathUnescape(seg)
@@ -384,11 +576,32 @@ func readBody(r *http.Request) (body []byte, tooLarge bool, err error) {
 // SDK-HMAC-SHA256 Authorization. msg completes "Incorrect IAM authentication information: ".
 func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool) {
 	if tok := r.Header.Get(auth.HeaderAuthToken); tok != "" {
-		if s.tokens[tok] {
-			return "", true
-		}
-		return "decrypt token fail", false
+		return s.checkToken(tok)
 	}
+	return s.authenticateAKSK(r, body)
+}
+
+// checkToken accepts a token of Options.Tokens, or one IAM issued that has not expired.
+func (s *Server) checkToken(tok string) (msg string, ok bool) {
+	if s.tokens[tok] {
+		return "", true
+	}
+	now := s.now()
+	s.mu.Lock()
+	expires, issued := s.iamTokens[tok]
+	s.mu.Unlock()
+	switch {
+	case !issued:
+		return "decrypt token fail", false
+	case !now.Before(expires):
+		return "the token has expired", false
+	}
+	return "", true
+}
+
+// authenticateAKSK checks an SDK-HMAC-SHA256 Authorization: the AK (static or temporary),
+// its lock, the expiry of a temporary AK, then verifyAKSK.
+func (s *Server) authenticateAKSK(r *http.Request, body []byte) (msg string, ok bool) {
 	header := r.Header.Get("Authorization")
 	if header == "" {
 		return "the request carries neither X-Auth-Token nor Authorization", false
@@ -397,14 +610,21 @@ func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool
 	if err != nil {
 		return "verify aksk signature fail, " + err.Error(), false
 	}
-	sk, known := s.creds[a.AccessKey]
-	if !known {
-		return "ak not exist", false
-	}
 	now := s.now()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sk, known := s.creds[a.AccessKey]
+	wantToken := s.secTokens[a.AccessKey]
+	var expires time.Time
+	if !known {
+		if tc, ok := s.temp[a.AccessKey]; ok {
+			sk, wantToken, expires, known = tc.secret, tc.token, tc.expires, true
+		}
+	}
+	if !known {
+		return "ak not exist", false
+	}
 	st := s.aks[a.AccessKey]
 	if st == nil {
 		st = &akState{}
@@ -417,7 +637,10 @@ func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool
 		st.lockedUntil = time.Time{}
 		st.failures = 0
 	}
-	if reason := s.verifyAKSK(r, body, a, sk, now); reason != "" {
+	if !expires.IsZero() && !now.Before(expires) {
+		return "the security token has expired", false
+	}
+	if reason := verifyAKSK(r, body, a, sk, wantToken, now.Add(s.Skew())); reason != "" {
 		st.failures++
 		if st.failures > lockAfter {
 			st.failures = 0
@@ -430,8 +653,9 @@ func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool
 }
 
 // verifyAKSK returns why a signed request fails, or "" when it passes: the X-Sdk-Date
-// window, the security token of temporary keys, then the signature itself.
-func (s *Server) verifyAKSK(r *http.Request, body []byte, a auth.Authorization, sk string, now time.Time) string {
+// window around serverNow, the security token (wantToken, "" for a permanent key), then the
+// signature itself.
+func verifyAKSK(r *http.Request, body []byte, a auth.Authorization, sk, wantToken string, serverNow time.Time) string {
 	date := r.Header.Get(auth.HeaderSdkDate)
 	if date == "" {
 		return "X-Sdk-Date is missing"
@@ -440,11 +664,11 @@ func (s *Server) verifyAKSK(r *http.Request, body []byte, a auth.Authorization, 
 	if err != nil {
 		return "X-Sdk-Date is invalid"
 	}
-	if d := now.Sub(t); d > maxDateSkew || d < -maxDateSkew {
+	if d := serverNow.Sub(t); d > maxDateSkew || d < -maxDateSkew {
 		return "X-Sdk-Date is more than 15 minutes away from the server time"
 	}
-	if want, temp := s.secTokens[a.AccessKey]; temp {
-		if r.Header.Get(auth.HeaderSecurityToken) != want {
+	if wantToken != "" {
+		if r.Header.Get(auth.HeaderSecurityToken) != wantToken {
 			return "X-Security-Token is missing or invalid"
 		}
 		if !slices.Contains(a.SignedHeaders, "x-security-token") {

@@ -2,6 +2,13 @@
 // (ShowTask, SearchTask) on a local address, with Huawei's wire format and API-gateway
 // authentication (SDK-HMAC-SHA256 or X-Auth-Token). `make demo` runs the exporter against it.
 //
+// The same address also serves IAM (POST /v3/auth/tokens for the --iam-user accounts, and
+// AK/SK-signed GET /v3/projects?name=REGION listing --project-id under --region) and, with
+// --metadata, the ECS/BMS metadata service (PUT /meta-data/latest/api/token for session
+// tokens, GET /openstack/latest/securitykey for fresh temporary AK/SK/security tokens), so
+// one process can stand in for the exporter's endpoint, iam_endpoint and metadata endpoint.
+// See package simulator for the details. Passwords and secrets are never logged.
+//
 // Seeded task ids are the 32 lower-case hex digits of 1, 2, ... (00000000000000000000000000000001
 // first); --seed changes their contents, not their ids.
 package main
@@ -76,6 +83,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				Default("0").Float64()
 		fieldStyle = app.Flag("field-style", "How times, type, status and counts are sent: number, string, or mixed (per task).").
 				Default(simulator.StyleMixed).Enum(simulator.StyleNumber, simulator.StyleString, simulator.StyleMixed)
+		iamUsers = app.Flag("iam-user", "An IAM user accepted for password tokens, as domain/user:password (repeatable; "+
+			"newline-separated in the environment variable, which keeps passwords out of the process list).").
+			Envar("METASTUDIO_SIM_IAM_USERS").PlaceHolder("DOMAIN/USER:PASSWORD").Strings()
+		region = app.Flag("region", "Region name: IAM's project of --project-id, and the project name of its tokens.").
+			Default("cn-north-4").String()
+		tokenTTL = app.Flag("token-ttl", "Lifetime of the X-Auth-Tokens IAM issues.").Default("24h").Duration()
+		metadata = app.Flag("metadata", "Serve the ECS/BMS metadata service (with session tokens) for agency credentials.").
+				Bool()
+		credentialTTL = app.Flag("metadata-credential-ttl", "Lifetime of the temporary credentials the metadata service issues.").
+				Default("2h").Duration()
 	)
 
 	fail := func(format string, a ...any) int {
@@ -102,6 +119,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("--latency and --slow-delay must not be negative")
 	case *ak == "" || *sk == "":
 		return fail("--ak and --sk must not be empty")
+	case *region == "":
+		return fail("--region must not be empty")
+	case *tokenTTL <= 0 || *credentialTTL <= 0:
+		return fail("--token-ttl and --metadata-credential-ttl must be positive")
+	}
+	users, names, err := parseIAMUsers(*iamUsers)
+	if err != nil {
+		return fail("%v", err)
 	}
 
 	opts := simulator.Options{
@@ -117,6 +142,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SlowDelay:     *slowDelay,
 		MalformedRate: *malformedRate,
 		FieldStyle:    *fieldStyle,
+		IAMUsers:      users,
+		Region:        *region,
+		TokenTTL:      *tokenTTL,
+	}
+	if *metadata {
+		opts.Metadata = &simulator.MetadataOptions{SessionTokens: true, CredentialTTL: *credentialTTL}
 	}
 	if *securityToken != "" {
 		opts.SecurityTokens = map[string]string{*ak: *securityToken}
@@ -146,7 +177,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"tokens", len(*tokens),
 		"tasks", len(ids),
 		"first_task_ids", strings.Join(ids[:min(len(ids), shownTaskIDs)], ","),
-		"field_style", *fieldStyle)
+		"field_style", *fieldStyle,
+		"region", *region,
+		"iam_users", strings.Join(names, ","),
+		"metadata", *metadata)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -165,4 +199,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	return 0
+}
+
+// parseIAMUsers reads "domain/user:password" values (the domain ends at the first "/", the
+// user at the next ":"; the password may contain both). names are the "domain/user" parts,
+// safe to log. An error never quotes the value, which holds a password.
+func parseIAMUsers(values []string) (users []simulator.IAMUser, names []string, err error) {
+	for i, v := range values {
+		domain, rest, ok1 := strings.Cut(v, "/")
+		user, password, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 || domain == "" || user == "" || password == "" {
+			return nil, nil, fmt.Errorf("--iam-user #%d: want domain/user:password, each part non-empty", i+1)
+		}
+		users = append(users, simulator.IAMUser{Domain: domain, User: user, Password: password})
+		names = append(names, domain+"/"+user)
+	}
+	return users, names, nil
 }

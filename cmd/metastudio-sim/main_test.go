@@ -71,7 +71,8 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--web.listen-address=127.0.0.1:0", "--tasks=3", "--field-style=string",
-			"--project-id=p1", "--ak=AK1", "--token=tok-secret"}, &stdout, &stderr)
+			"--project-id=p1", "--ak=AK1", "--token=tok-secret", "--iam-user=dom/bot:pw-secret:with/odd",
+			"--region=cn-east-3", "--token-ttl=1h", "--metadata"}, &stdout, &stderr)
 	}()
 	addr := waitAddress(t, &stderr)
 
@@ -92,6 +93,47 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 		t.Errorf("--field-style=string: total_count = %#v", task["total_count"])
 	}
 
+	// IAM: a password token for --iam-user, scoped by --region to --project-id, lasting --token-ttl.
+	body := `{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"bot","password":"pw-secret:with/odd",` +
+		`"domain":{"name":"dom"}}}},"scope":{"project":{"name":"cn-east-3"}}}}`
+	resp, err = http.Post("http://"+addr+"/v3/auth/tokens?nocatalog=true", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		Token struct {
+			ExpiresAt string `json:"expires_at"`
+			Project   struct{ ID string }
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 201 || tok.Token.Project.ID != "p1" || resp.Header.Get("X-Subject-Token") == "" {
+		t.Fatalf("password token: %d %v %+v", resp.StatusCode, err, tok)
+	}
+	if exp, err := time.Parse(time.RFC3339, tok.Token.ExpiresAt); err != nil || time.Until(exp) > time.Hour || time.Until(exp) < 50*time.Minute {
+		t.Errorf("--token-ttl=1h: expires_at %s", tok.Token.ExpiresAt)
+	}
+
+	// --metadata: session tokens are required.
+	req, _ = http.NewRequest(http.MethodGet, "http://"+addr+"/openstack/latest/securitykey", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("securitykey without a session token: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodPut, "http://"+addr+"/meta-data/latest/api/token", nil)
+	req.Header.Set("X-Metadata-Token-Ttl-Seconds", "600")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("metadata session token: %d", resp.StatusCode)
+	}
+
 	cancel()
 	select {
 	case code := <-done:
@@ -105,12 +147,13 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("want one startup line, got %q", out)
 	}
-	for _, want := range []string{"project_id=p1", "first_task_ids=00000000000000000000000000000001,", "access_key=AK1"} {
+	for _, want := range []string{"project_id=p1", "first_task_ids=00000000000000000000000000000001,", "access_key=AK1",
+		"region=cn-east-3", "iam_users=dom/bot ", "metadata=true"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("startup line lacks %q: %s", want, out)
 		}
 	}
-	for _, secret := range []string{sk, "tok-secret"} {
+	for _, secret := range []string{sk, "tok-secret", "pw-secret"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("startup line shows a secret: %s", out)
 		}
@@ -130,6 +173,13 @@ func TestFlagErrors(t *testing.T) {
 		{"--tasks=-1"},
 		{"--no-such-flag"},
 		{"--web.listen-address=" + busy.Addr().String()},
+		{"--iam-user=nodomain:pw-secret"},
+		{"--iam-user=dom/user"},
+		{"--iam-user=dom/user:"},
+		{"--iam-user=/user:pw-secret"},
+		{"--token-ttl=0s"},
+		{"--metadata-credential-ttl=-1h"},
+		{"--region="},
 	} {
 		var stdout, stderr syncBuffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
@@ -138,6 +188,9 @@ func TestFlagErrors(t *testing.T) {
 		if strings.TrimSpace(stderr.String()) == "" {
 			t.Errorf("%v: nothing on stderr", args)
 		}
+		if strings.Contains(stderr.String(), "pw-secret") {
+			t.Errorf("%v: the error shows the password: %s", args, stderr.String())
+		}
 	}
 	var stdout, stderr syncBuffer
 	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
@@ -145,7 +198,8 @@ func TestFlagErrors(t *testing.T) {
 	}
 	for _, flag := range []string{"--web.listen-address", "--project-id", "--ak", "--sk", "--token", "--tasks",
 		"--seed", "--latency", "--error-rate", "--throttle-rate", "--slow-rate", "--slow-delay",
-		"--malformed-rate", "--field-style"} {
+		"--malformed-rate", "--field-style", "--iam-user", "--region", "--token-ttl", "--metadata",
+		"--metadata-credential-ttl"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not list %s", flag)
 		}

@@ -1,0 +1,310 @@
+package main
+
+// End to end, each credential source against the simulator playing MetaStudio, IAM and
+// the metadata service at once, and the AK guard against the simulator's AK lock.
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
+	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/simulator"
+)
+
+const (
+	iamDomain   = "acme"
+	iamUser     = "exporter"
+	iamPassword = "iam-password-that-must-stay-secret"
+)
+
+// credSim serves a simulator with one IAM user and the metadata service, and a task t1.
+func credSim(t *testing.T, o simulator.Options) (*simulator.Server, string) {
+	t.Helper()
+	o.Credentials = map[string]string{e2eAK: e2eSK}
+	o.ProjectID = e2eProject
+	o.IAMUsers = []simulator.IAMUser{{Domain: iamDomain, User: iamUser, Password: iamPassword}}
+	sim := simulator.New(o)
+	sim.SetTask("t1", map[string]any{"task_id": "t1", "total_count": 5, "success_count": 5, "failure_count": 0})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv.URL
+}
+
+// exporterWith builds the exporter for a config whose credentials section is creds; the
+// simulator plays every endpoint. project may be empty, to be resolved.
+func exporterWith(t *testing.T, url, project, creds string, logs *lockedBuffer, now func() time.Time) (http.Handler, error) {
+	t.Helper()
+	text := "region: cn-north-4\nendpoint: " + url + "\niam_endpoint: " + url + "\ntasks: [t1]\ncredentials:\n" + creds
+	if project != "" {
+		text += "project_id: " + project + "\n"
+	}
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), now)
+}
+
+func scrapeText(t *testing.T, h http.Handler) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+func secretFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// noSecrets fails if any secret appears in anything the exporter wrote.
+func noSecrets(t *testing.T, outputs ...string) {
+	t.Helper()
+	for _, out := range outputs {
+		for _, secret := range []string{e2eSK, iamPassword} {
+			if strings.Contains(out, secret) {
+				t.Errorf("a secret appears in the exporter's output:\n%s", out)
+			}
+		}
+	}
+}
+
+func TestIAMPasswordSource(t *testing.T) {
+	sim, url := credSim(t, simulator.Options{})
+	logs := &lockedBuffer{}
+	creds := "  iam_password: {domain_name: " + iamDomain + ", user_name: " + iamUser + ", password_file: " + secretFile(t, iamPassword) + "}\n"
+	h, err := exporterWith(t, url, "", creds, logs, time.Now) // project_id from the token's scope
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := scrapeText(t, h)
+	if !strings.Contains(first, `metastudio_task_items{task_id="t1"} 5`) || !strings.Contains(first, "metastudio_auth_ok 1") {
+		t.Fatalf("scrape with an IAM token:\n%s", first)
+	}
+	second := scrapeText(t, h)
+	if n := sim.Requests(simulator.OpIAMToken); n != 1 {
+		t.Errorf("%d token requests for two scrapes, want 1: the token is cached", n)
+	}
+	// The token expires early (revoked): one refresh, one retry, and the task is read.
+	sim.ExpireTokens()
+	third := scrapeText(t, h)
+	if !strings.Contains(third, `metastudio_task_items{task_id="t1"} 5`) {
+		t.Errorf("after the token expired, the task was not read:\n%s", third)
+	}
+	if n := sim.Requests(simulator.OpIAMToken); n != 2 {
+		t.Errorf("%d token requests after an expiry, want 2", n)
+	}
+	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken"} 2`) {
+		t.Errorf("IAM calls are not counted:\n%s", third)
+	}
+	noSecrets(t, first, second, third, logs.String())
+}
+
+func TestIAMWrongPassword(t *testing.T) {
+	sim, url := credSim(t, simulator.Options{})
+	logs := &lockedBuffer{}
+	creds := "  iam_password: {domain_name: " + iamDomain + ", user_name: " + iamUser + ", password_file: " + secretFile(t, "wrong-"+iamPassword) + "}\n"
+	// Without project_id the start-up fails, with IAM's message.
+	if _, err := exporterWith(t, url, "", creds, logs, time.Now); err == nil || !strings.Contains(err.Error(), "The username or password is wrong") {
+		t.Fatalf("start-up with a wrong password: %v", err)
+	} else {
+		noSecrets(t, err.Error())
+	}
+	h, err := exporterWith(t, url, e2eProject, creds, logs, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sim.Requests(simulator.OpIAMToken)
+	out := scrapeText(t, h) + scrapeText(t, h) + scrapeText(t, h)
+	if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(out, "metastudio_auth_ok 0") {
+		t.Errorf("scrapes with a wrong password:\n%s", out)
+	}
+	if n := sim.Requests(simulator.OpIAMToken) - before; n != 1 {
+		t.Errorf("%d token requests in three scrapes, want 1, then the cool-down", n)
+	}
+	if !strings.Contains(logs.String(), "The username or password is wrong") {
+		t.Errorf("the logs should carry IAM's message:\n%s", logs)
+	}
+	noSecrets(t, out, logs.String())
+}
+
+func TestECSMetadataSource(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		metadata simulator.MetadataOptions
+		wantOK   bool
+		wantLog  string
+	}{
+		{name: "session tokens", metadata: simulator.MetadataOptions{SessionTokens: true}, wantOK: true},
+		{name: "old service without session tokens", metadata: simulator.MetadataOptions{PutStatus: 404}, wantOK: true},
+		{name: "PUT not allowed", metadata: simulator.MetadataOptions{PutStatus: 405}, wantOK: true},
+		{name: "no agency", metadata: simulator.MetadataOptions{SessionTokens: true, NoAgency: true}, wantLog: "agency"},
+		{name: "garbage", metadata: simulator.MetadataOptions{SessionTokens: true, Garbage: true}, wantLog: "not a credential object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			md := tc.metadata
+			sim, url := credSim(t, simulator.Options{Metadata: &md})
+			logs := &lockedBuffer{}
+			project := e2eProject
+			if tc.wantOK {
+				project = "" // resolved with /v3/projects, signed with the temporary keys
+			}
+			h, err := exporterWith(t, url, project, "  ecs_metadata: {endpoint: \""+url+"\"}\n", logs, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := scrapeText(t, h)
+			if tc.wantOK {
+				if !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+					t.Fatalf("scrape with metadata credentials:\n%s\nlogs:\n%s", out, logs)
+				}
+				if n := sim.Requests(simulator.OpIAMProjects); n != 1 {
+					t.Errorf("project resolution made %d IAM calls, want 1", n)
+				}
+				scrapeText(t, h)
+				if n := sim.Requests(simulator.OpMetadataSecurityKey); n != 1 {
+					t.Errorf("%d security key requests, want 1: the keys are cached", n)
+				}
+				return
+			}
+			if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("want scrape_success 0 and a log with %q:\n%s\nlogs:\n%s", tc.wantLog, out, logs)
+			}
+			scrapeText(t, h) // the exporter stays up, and cools down
+			if n := sim.Requests(simulator.OpMetadataSecurityKey); n > 1 {
+				t.Errorf("%d security key requests in two scrapes: the cool-down should hold the second", n)
+			}
+		})
+	}
+}
+
+func TestProjectResolution(t *testing.T) {
+	creds := "  access_key: " + e2eAK + "\n  secret_key_file: " + secretFile(t, e2eSK) + "\n"
+	t.Run("one project", func(t *testing.T) {
+		sim, url := credSim(t, simulator.Options{})
+		h, err := exporterWith(t, url, "", creds, &lockedBuffer{}, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+			t.Errorf("scrape after resolving the project:\n%s", out)
+		}
+		if n := sim.Requests(simulator.OpIAMProjects); n != 1 {
+			t.Errorf("%d project requests, want 1", n)
+		}
+	})
+	for name, projects := range map[string][]string{"none": {}, "two": {e2eProject, "fedcba9876543210fedcba9876543210"}} {
+		t.Run(name, func(t *testing.T) {
+			_, url := credSim(t, simulator.Options{Projects: map[string][]string{"cn-north-4": projects}})
+			_, err := exporterWith(t, url, "", creds, &lockedBuffer{}, time.Now)
+			if err == nil || !strings.Contains(err.Error(), "resolving project_id for region cn-north-4") {
+				t.Fatalf("want a resolution error, got %v", err)
+			}
+		})
+	}
+}
+
+// fakeClock is shared by the exporter and the simulator, so that a simulated minute
+// passes without sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestWrongKeyNeverLocksTheAK: a wrong SK with 200 tasks and concurrency 8, scraped 60
+// times over a simulated minute, costs one signature failure and never locks the AK.
+func TestWrongKeyNeverLocksTheAK(t *testing.T) {
+	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Second)}
+	sim := simulator.New(simulator.Options{
+		Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject, Tasks: 200, Now: clock.Now,
+	})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	logs := &lockedBuffer{}
+	text := "region: cn-north-4\nproject_id: " + e2eProject + "\nendpoint: " + srv.URL +
+		"\ncredentials: {access_key: " + e2eAK + ", secret_key: wrong-secret-key}\nscrape: {concurrency: 8}\ntasks:\n"
+	for _, id := range sim.TaskIDs() {
+		text += "  - " + id + "\n"
+	}
+	cfg, _, err := config.Parse([]byte(text), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60; i++ {
+		out := scrapeText(t, h)
+		if strings.Contains(out, "metastudio_task_items{") {
+			t.Fatalf("scrape %d read a task with a wrong key", i)
+		}
+		clock.Advance(time.Second)
+	}
+	if n := sim.Requests(simulator.OpShowTask); n != 1 {
+		t.Errorf("60 scrapes of 200 tasks with a wrong key made %d calls, want 1", n)
+	}
+	// The AK is not locked: a correctly signed call still goes through.
+	req := httptest.NewRequest("GET", srv.URL+"/v2/"+e2eProject+"/ies/task/"+sim.TaskIDs()[0], nil)
+	req.RequestURI = ""
+	req.Header.Set(auth.HeaderProjectID, e2eProject)
+	auth.Sign(req, nil, auth.Keys{AccessKey: e2eAK, SecretKey: e2eSK}, clock.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a correct call after the test answered %d: the AK was locked", resp.StatusCode)
+	}
+	if strings.Count(logs.String(), "Authentication failed") != 1 {
+		t.Errorf("want one warning about the failed authentication:\n%s", logs)
+	}
+}
+
+func TestClockSkew(t *testing.T) {
+	sim, url := credSim(t, simulator.Options{})
+	sim.SetSkew(-6 * time.Minute) // the API's clock is 6 minutes behind ours
+	logs := &lockedBuffer{}
+	h, err := exporterWith(t, url, e2eProject, "  access_key: "+e2eAK+"\n  secret_key_file: "+secretFile(t, e2eSK)+"\n", logs, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := scrapeText(t, h)
+	if !strings.Contains(out, "metastudio_clock_skew_seconds 36") { // 360 s, give or take the Date header's second
+		t.Errorf("clock skew:\n%s", out)
+	}
+	if !strings.Contains(logs.String(), "The local clock is off") {
+		t.Errorf("a skew over 5 minutes should be logged:\n%s", logs)
+	}
+}
