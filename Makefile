@@ -17,8 +17,10 @@ LDFLAGS = -s -w \
 BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
 DEMO_ADDR ?= 127.0.0.1:39108
+DEMO_CONFIG ?= examples/demo.yml
+DEMO_SIM_FLAGS ?=
 
-.PHONY: all build test vet unit bench demo clean
+.PHONY: all build test vet unit bench demo demo-iam demo-ecs clean
 
 all: build
 
@@ -45,8 +47,15 @@ demo: build
 	@echo "Starting the MetaStudio simulator on $(DEMO_ADDR) and the exporter on :39107."
 	@echo "Look at http://127.0.0.1:39107/metrics (task series are metastudio_task_*). Ctrl-C stops both."
 	@trap 'kill $$sim 2>/dev/null; exit 0' INT TERM EXIT; \
-	./$(SIM_BIN) --web.listen-address=$(DEMO_ADDR) & sim=$$!; \
-	./$(BIN) --config.file=examples/demo.yml
+	./$(SIM_BIN) --web.listen-address=$(DEMO_ADDR) $(DEMO_SIM_FLAGS) & sim=$$!; \
+	sleep 1; ./$(BIN) --config.file=$(DEMO_CONFIG)
+
+# The demo with other credential sources: an IAM password, an ECS agency.
+demo-iam:
+	@METASTUDIO_SIM_IAM_USERS='demo/exporter:demo-password-not-a-secret' $(MAKE) --no-print-directory demo DEMO_CONFIG=examples/demo-iam.yml
+
+demo-ecs:
+	@$(MAKE) --no-print-directory demo DEMO_CONFIG=examples/demo-ecs.yml DEMO_SIM_FLAGS=--metadata
 
 clean:
 	rm -f $(BIN) $(SIM_BIN) bench.out

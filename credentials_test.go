@@ -308,3 +308,20 @@ func TestClockSkew(t *testing.T) {
 		t.Errorf("a skew over 5 minutes should be logged:\n%s", logs)
 	}
 }
+
+func TestTokenFileSource(t *testing.T) {
+	const token = "a-token-kept-fresh-by-something-else"
+	_, url := credSim(t, simulator.Options{Tokens: []string{token}})
+	logs := &lockedBuffer{}
+	h, err := exporterWith(t, url, e2eProject, "  token_file: "+secretFile(t, token)+"\n", logs, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := scrapeText(t, h)
+	if !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+		t.Errorf("scrape with a token file:\n%s", out)
+	}
+	if strings.Contains(out+logs.String(), token) {
+		t.Error("the token appears in the exporter's output")
+	}
+}
