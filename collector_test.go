@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -179,6 +180,9 @@ func TestEndToEnd(t *testing.T) {
 metastudio_task_begin_timestamp_seconds{task_id="good_numbers"} 1.744276967708e+09
 metastudio_task_begin_timestamp_seconds{task_id="good_strings"} 1.744276967708e+09
 metastudio_task_begin_timestamp_seconds{task_id="odd-names"} 1.744276967708e+09
+metastudio_task_data_age_seconds{task_id="good_numbers"} 0
+metastudio_task_data_age_seconds{task_id="good_strings"} 0
+metastudio_task_data_age_seconds{task_id="odd-names"} 0
 metastudio_task_end_timestamp_seconds{task_id="good_numbers"} 1.744277967708e+09
 metastudio_task_failed_items{task_id="good_numbers"} 10
 metastudio_task_failed_items{task_id="good_strings"} 1
@@ -230,7 +234,8 @@ metastudio_api_requests_total{code="error",operation="ShowTask"} 1`)
 		}
 	}
 	for _, name := range collector.MetricNames {
-		if _, ok := families[name]; !ok {
+		_, ok := families[name]
+		if !ok && !strings.HasPrefix(name, "metastudio_discovery_") { // discovery is off here
 			t.Errorf("%s is listed in collector.MetricNames but this scrape did not export it", name)
 		}
 	}
@@ -310,4 +315,65 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if err != nil || len(out) != 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
+}
+
+// TestDiscoveryEndToEnd: discovery lists the simulator's tasks with SearchTask, pages
+// through them, and only tasks in progress cost a ShowTask call.
+func TestDiscoveryEndToEnd(t *testing.T) {
+	sim := simulator.New(simulator.Options{
+		Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject, Tasks: 250, FieldStyle: "mixed",
+	})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	text := "region: cn-north-4\nproject_id: " + e2eProject + "\nendpoint: " + srv.URL +
+		"\ncredentials: {access_key: " + e2eAK + ", secret_key: " + e2eSK + "}\n" +
+		"scrape: {max_requests_per_second: 0}\ndiscovery: {enabled: true, lookback: 48h}\n"
+	cfg, _, err := config.Parse([]byte(text), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, err := newHandler(ctx, cfg, "/metrics", log.NewNopLogger(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var families map[string]string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		families = scrape(t, h, "5")
+		if strings.Contains(families["metastudio_discovery_tasks"], "metastudio_discovery_tasks ") &&
+			!strings.Contains(families["metastudio_discovery_tasks"], "metastudio_discovery_tasks 0") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	listed := families["metastudio_discovery_tasks"]
+	success := strings.Count(families["metastudio_task_scrape_success"], "} 1")
+	if listed == "" || success == 0 {
+		t.Fatalf("discovery found nothing:\n%v", families)
+	}
+	n := strings.Fields(listed)[1]
+	if success != atoi(t, n) {
+		t.Errorf("%d tasks have values, discovery lists %s", success, n)
+	}
+	pages := sim.Requests(simulator.OpSearchTask)
+	if pages < 3 { // 250 tasks, 100 a page
+		t.Errorf("%d SearchTask calls: paging did not follow count", pages)
+	}
+	before := sim.Requests(simulator.OpShowTask)
+	families = scrape(t, h, "5")
+	finished := len(strings.Split(families["metastudio_task_end_timestamp_seconds"], "\n"))
+	if calls := sim.Requests(simulator.OpShowTask) - before; calls != int64(success-finished) {
+		t.Errorf("a scrape made %d ShowTask calls; only the %d unfinished tasks should need one", calls, success-finished)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

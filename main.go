@@ -163,7 +163,7 @@ const projectTimeout = 30 * time.Second
 
 // newHandler wires every endpoint of the exporter for cfg. When cfg has no project_id, it
 // resolves it through IAM first, and fails if that fails. now is the clock of signatures,
-// expiries and cool-downs (tests pass a fake one).
+// expiries and cool-downs (tests pass a fake one). Discovery runs until ctx ends.
 func newHandler(ctx context.Context, cfg *config.Config, metricsPath string, logger log.Logger, now func() time.Time) (http.Handler, error) {
 	global := prometheus.NewRegistry()
 	global.MustRegister(
@@ -199,8 +199,16 @@ func newHandler(ctx context.Context, cfg *config.Config, metricsPath string, log
 		return nil, err
 	}
 	guard := collector.NewGuard(cfg.Credentials.FailureBackoff, credentials, now, logger)
-	global.MustRegister(guard)
-	c := collector.New(cfg, client, guard, logger)
+	limiter := collector.NewLimiter(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.Concurrency, now)
+	fetcher := collector.NewFetcher(client, guard, limiter, now)
+	global.MustRegister(guard, limiter)
+	var discovery *collector.Discovery
+	if cfg.Discovery.Enabled {
+		discovery = collector.NewDiscovery(cfg.Discovery, fetcher, logger)
+		global.MustRegister(discovery)
+		go discovery.Run(ctx)
+	}
+	c := collector.New(cfg, fetcher, discovery, logger)
 
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        exporterName,

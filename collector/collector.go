@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -21,81 +22,160 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// TaskFetcher is the part of the MetaStudio client a scrape needs; tests pass a fake.
-type TaskFetcher interface {
-	ShowTask(ctx context.Context, id string) (*metastudio.Task, error)
-}
-
 // timeoutOffset leaves Prometheus' scrape timeout some room for encoding and transfer.
 const timeoutOffset = 500 * time.Millisecond
 
-// Collector fetches the configured tasks. One Collector lives as long as its config; it
-// remembers which tasks were failing so that a failure is logged once, not every scrape.
+// Collector scrapes the tasks of one config: the configured ones and those discovery
+// lists. One Collector lives as long as its config; the Fetcher and Discovery it uses
+// outlive reloads. It remembers which tasks were failing so that a failure is logged once.
 type Collector struct {
-	cfg    *config.Config
-	api    TaskFetcher
-	guard  *Guard
-	logger log.Logger
+	cfg       *config.Config
+	fetcher   *Fetcher
+	discovery *Discovery // nil without discovery
+	logger    log.Logger
 
 	mu      sync.Mutex
 	failing map[string]string // task id -> reason of its last failure
 }
 
-// New returns a Collector for cfg that fetches through api, each call cleared by guard.
-func New(cfg *config.Config, api TaskFetcher, guard *Guard, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, api: api, guard: guard, logger: logger, failing: map[string]string{}}
+// New returns a Collector for cfg. discovery may be nil.
+func New(cfg *config.Config, fetcher *Fetcher, discovery *Discovery, logger log.Logger) *Collector {
+	return &Collector{cfg: cfg, fetcher: fetcher, discovery: discovery, logger: logger, failing: map[string]string{}}
 }
 
-// result is what one scrape learned of one task.
+// result is what one scrape knows of one task.
 type result struct {
+	id   string
 	task *metastudio.Task
-	err  error
+	age  time.Duration // how old the values are; 0 for a call of this scrape
+	err  error         // set when the scrape has no values to show
 }
 
-// scrape fetches every configured task, at most scrape.concurrency at a time, until ctx
-// ends. A task whose turn comes after the deadline, or during an authentication
-// cool-down, is not called at all.
+// Watched returns the ids this config watches: the configured ones, then the discovered
+// ones that began within the lookback, newest first, without repeats.
+func (c *Collector) Watched() []string {
+	if c.discovery == nil {
+		return c.cfg.Tasks
+	}
+	ids := slices.Clone(c.cfg.Tasks)
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		seen[id] = true
+	}
+	for _, t := range c.discovery.Tasks() {
+		if !seen[t.ID] {
+			seen[t.ID] = true
+			ids = append(ids, t.ID)
+		}
+	}
+	return ids
+}
+
+// scrape gets every watched task. A finished task within cache.finished_ttl, or one that
+// discovery listed as finished, is served from memory. The others are fetched, stalest
+// first, at most scrape.concurrency at a time, under the rate limit, until ctx ends. A
+// task whose call was made and failed has no values; a task that the budget (rate limit,
+// deadline) did not reach is served from its last known values, if any.
 func (c *Collector) scrape(ctx context.Context) []result {
-	results := make([]result, len(c.cfg.Tasks))
+	ids := c.Watched()
+	results := make([]result, len(ids))
+	now := c.fetcher.now()
+	var stale []int
+	fetched := make([]time.Time, len(ids))
+	for i, id := range ids {
+		results[i].id = id
+		e, ok := c.fetcher.last(id)
+		if ok && c.fresh(e, now) {
+			results[i].task, results[i].age = e.task, now.Sub(e.fetched)
+			continue
+		}
+		fetched[i] = e.fetched
+		stale = append(stale, i)
+	}
+	// Stalest first, never fetched before anything: over consecutive scrapes that the
+	// budget cannot cover, every task is refreshed in turn.
+	slices.SortStableFunc(stale, func(a, b int) int { return fetched[a].Compare(fetched[b]) })
 	var g errgroup.Group
 	g.SetLimit(c.cfg.Scrape.Concurrency)
-	for i, id := range c.cfg.Tasks {
+	for k, i := range stale {
+		// The budget is taken here, in order, so that the stalest tasks get it; during an
+		// authentication cool-down no call will go out, so none is taken.
+		if err := c.budget(ctx); err != nil {
+			for _, j := range stale[k:] {
+				results[j] = c.known(ids[j], err)
+			}
+			break
+		}
 		g.Go(func() error {
-			results[i].task, results[i].err = c.fetch(ctx, id)
+			results[i] = c.get(ctx, ids[i])
 			return nil
 		})
 	}
 	_ = g.Wait() // the goroutines never return an error: failures are per task
+	c.fetcher.forget(c.keeps(ids))
 	return results
 }
 
-// fetch makes one ShowTask call once the guard allows it.
-func (c *Collector) fetch(ctx context.Context, id string) (*metastudio.Task, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, &metastudio.APIError{Operation: metastudio.OpShowTask, Err: err}
+// budget waits for the rate limit, unless no call can go out anyway.
+func (c *Collector) budget(ctx context.Context) error {
+	if c.fetcher.guard.coolingDown() {
+		return nil
 	}
-	done, err := c.guard.Acquire(ctx)
-	if err != nil {
-		return nil, &metastudio.APIError{Operation: metastudio.OpShowTask, Err: err}
+	return c.fetcher.wait(ctx)
+}
+
+// fresh reports whether a task's last values may be served without a call.
+func (c *Collector) fresh(e entry, now time.Time) bool {
+	if !e.task.Finished() {
+		return false
 	}
-	task, err := c.api.ShowTask(ctx, id)
-	done(err)
-	return task, err
+	ttl := c.cfg.Cache.FinishedTTL
+	return e.listed || (ttl > 0 && now.Sub(e.fetched) < ttl)
+}
+
+// get fetches one task, or falls back on its last values when the call was not made for
+// want of budget.
+func (c *Collector) get(ctx context.Context, id string) result {
+	o := c.fetcher.showTask(ctx, id)
+	switch {
+	case o.err == nil:
+		return result{id: id, task: o.task}
+	case !o.called && !errors.Is(o.err, ErrAuthBackoff):
+		return c.known(id, o.err)
+	}
+	return result{id: id, err: o.err}
+}
+
+// known serves a task that was not called for want of budget from its last values; with
+// none, the task fails with err.
+func (c *Collector) known(id string, err error) result {
+	if e, ok := c.fetcher.last(id); ok {
+		return result{id: id, task: e.task, age: c.fetcher.now().Sub(e.fetched)}
+	}
+	return result{id: id, err: err}
+}
+
+// keeps tells which remembered tasks this config still needs.
+func (c *Collector) keeps(ids []string) func(string) bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return func(id string) bool { return set[id] }
 }
 
 // Collect runs one scrape under ctx and sends every series to ch.
 func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	start := time.Now()
-	results := c.scrape(ctx)
-	for i, id := range c.cfg.Tasks {
-		r := results[i]
-		c.track(id, r.err)
+	for _, r := range c.scrape(ctx) {
+		c.track(r.id, r.err)
 		if r.err != nil {
-			ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, id)
+			ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, id)
-		c.emitTask(ch, id, r.task)
+		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, r.id)
+		ch <- prometheus.MustNewConstMetric(dataAgeDesc, prometheus.GaugeValue, r.age.Seconds(), r.id)
+		c.emitTask(ch, r.id, r.task)
 	}
 	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
@@ -168,6 +248,9 @@ const reasonAuthBackoff = "auth_backoff"
 func Reason(err error) string {
 	if errors.Is(err, ErrAuthBackoff) {
 		return reasonAuthBackoff
+	}
+	if errors.Is(err, ErrRateBudget) {
+		return "rate_budget"
 	}
 	var apiErr *metastudio.APIError
 	if errors.As(err, &apiErr) {

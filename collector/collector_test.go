@@ -61,10 +61,22 @@ func (f *fakeAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, er
 	return &t, nil
 }
 
+// SearchTask lists nothing; discovery has its own tests.
+func (f *fakeAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return &metastudio.TaskPage{}, nil
+}
+
+// newTestCollector wires a Collector to api with no rate limit and a real clock.
+func newTestCollector(cfg *config.Config, api API, logger log.Logger) *Collector {
+	guard := NewGuard(time.Minute, nil, time.Now, log.NewNopLogger())
+	return New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, time.Now), time.Now), nil, logger)
+}
+
 func testConfig(tasks ...string) *config.Config {
 	return &config.Config{
 		Tasks:       tasks,
 		Scrape:      config.Scrape{Timeout: 5 * time.Second, Concurrency: 3},
+		Cache:       config.Cache{FinishedTTL: 10 * time.Minute},
 		StatusNames: map[string]string{"2": "succeeded"},
 	}
 }
@@ -99,7 +111,7 @@ func TestExposition(t *testing.T) {
 			"broken": &metastudio.APIError{Operation: "ShowTask", StatusCode: 400, Code: "MSS.000000003", Message: "Invalid parameter"},
 		},
 	}
-	c := New(testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
+	c := newTestCollector(testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, log.NewNopLogger())
 	gather(t, c, context.Background(), `
 # HELP metastudio_task_begin_timestamp_seconds When the task began, in seconds since the epoch: begin_time of ShowTask / 1000.
 # TYPE metastudio_task_begin_timestamp_seconds gauge
@@ -108,7 +120,7 @@ metastudio_task_begin_timestamp_seconds{task_id="strings"} 1.744276967708e+09
 # HELP metastudio_task_end_timestamp_seconds When the task ended, in seconds since the epoch: end_time of ShowTask / 1000.
 # TYPE metastudio_task_end_timestamp_seconds gauge
 metastudio_task_end_timestamp_seconds{task_id="numbers"} 1.744277967708e+09
-# HELP metastudio_task_failed_items Items of the task that failed so far: failure_count of ShowTask.
+# HELP metastudio_task_failed_items Items of the task that failed so far: failure_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).
 # TYPE metastudio_task_failed_items gauge
 metastudio_task_failed_items{task_id="numbers"} 10
 metastudio_task_failed_items{task_id="strings"} 0
@@ -118,11 +130,11 @@ metastudio_task_info{operator="",resource="",task_id="null_status",task_name="7"
 metastudio_task_info{operator="",resource="",task_id="sparse",task_name="",task_type="",user_id=""} 1
 metastudio_task_info{operator="",resource="intent",task_id="strings",task_name="意图 \"导入\"\\ line1\nline2",task_type="1",user_id=""} 1
 metastudio_task_info{operator="ops",resource="qa_pair",task_id="numbers",task_name="FAQ import",task_type="0",user_id="u1"} 1
-# HELP metastudio_task_items Items in the task: total_count of ShowTask.
+# HELP metastudio_task_items Items in the task: total_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).
 # TYPE metastudio_task_items gauge
 metastudio_task_items{task_id="numbers"} 5000
 metastudio_task_items{task_id="strings"} 42
-# HELP metastudio_task_scrape_success 1 if this scrape got the task from ShowTask, else 0 (and the task's other series are absent).
+# HELP metastudio_task_scrape_success 1 if this scrape has the task's values (from ShowTask, or known ones as metastudio_task_data_age_seconds tells), 0 if its call failed or nothing is known (then its other series are absent).
 # TYPE metastudio_task_scrape_success gauge
 metastudio_task_scrape_success{task_id="broken"} 0
 metastudio_task_scrape_success{task_id="null_status"} 1
@@ -133,7 +145,7 @@ metastudio_task_scrape_success{task_id="strings"} 1
 # TYPE metastudio_task_status gauge
 metastudio_task_status{status="RUNNING",task_id="strings"} 1
 metastudio_task_status{status="succeeded",task_id="numbers"} 1
-# HELP metastudio_task_succeeded_items Items of the task that succeeded so far: success_count of ShowTask.
+# HELP metastudio_task_succeeded_items Items of the task that succeeded so far: success_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).
 # TYPE metastudio_task_succeeded_items gauge
 metastudio_task_succeeded_items{task_id="numbers"} 4990
 metastudio_task_succeeded_items{task_id="strings"} 7
@@ -146,7 +158,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
 	api := &fakeAPI{delay: 2 * time.Millisecond}
-	c := New(testConfig(ids...), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
+	c := newTestCollector(testConfig(ids...), api, log.NewNopLogger())
 	results := c.scrape(context.Background())
 	for i, r := range results {
 		if r.err != nil {
@@ -167,7 +179,7 @@ func TestDeadlineStopsNewCalls(t *testing.T) {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
 	api := &fakeAPI{delay: time.Hour} // every call waits for the deadline
-	c := New(testConfig(ids...), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
+	c := newTestCollector(testConfig(ids...), api, log.NewNopLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	results := c.scrape(ctx)
@@ -229,7 +241,7 @@ func (s *syncBuffer) take() string {
 func TestFailureIsLoggedOnChange(t *testing.T) {
 	buf := &syncBuffer{}
 	api := &fakeAPI{errs: map[string]error{}}
-	c := New(testConfig("a", "b"), api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewLogfmtLogger(buf))
+	c := newTestCollector(testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
 	scrape := func() string {
 		c.Collect(context.Background(), make(chan prometheus.Metric, 100))
 		return buf.take()
@@ -237,10 +249,10 @@ func TestFailureIsLoggedOnChange(t *testing.T) {
 	if out := scrape(); out != "" {
 		t.Errorf("healthy scrape logged %q", out)
 	}
-	api.errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308", RequestID: "r1"}
+	api.errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 404, Code: "APIGW.0101", RequestID: "r1"}
 	out := scrape()
 	if !strings.Contains(out, "level=warn") || !strings.Contains(out, "task_id=a") ||
-		!strings.Contains(out, "error_code=APIGW.0308") || !strings.Contains(out, "status=429") || !strings.Contains(out, "request_id=r1") {
+		!strings.Contains(out, "error_code=APIGW.0101") || !strings.Contains(out, "status=404") || !strings.Contains(out, "request_id=r1") {
 		t.Errorf("turning to failing: want one warn line with task, code, status and request id, got %q", out)
 	}
 	if out := scrape(); strings.Contains(out, "level=warn") || !strings.Contains(out, "level=debug") {
@@ -266,7 +278,7 @@ func BenchmarkScrape1000Tasks(b *testing.B) {
 	}
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 8
-	c := New(cfg, &fakeAPI{tasks: bodies}, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
+	c := newTestCollector(cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(scrapeCollector{ctx: context.Background(), c: c})
 	b.ReportAllocs()

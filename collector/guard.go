@@ -74,6 +74,13 @@ func (g *Guard) Reset(creds auth.Authenticator, base time.Duration) {
 	g.base, g.backoff, g.verified, g.until = base, base, false, time.Time{}
 }
 
+// coolingDown reports whether a cool-down runs: no call will be cleared.
+func (g *Guard) coolingDown() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.now().Before(g.until)
+}
+
 // Acquire waits until one API call may go out. It fails with ErrAuthBackoff during a
 // cool-down, or with ctx's error. The caller must pass the call's error to done.
 func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {

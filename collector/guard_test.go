@@ -44,6 +44,10 @@ type authAPI struct {
 	firstDone    atomic.Bool
 }
 
+func (a *authAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return nil, a.answer()
+}
+
 func (a *authAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
 	n := a.calls.Add(1)
 	if a.inFlight.Add(1) > 1 && !a.firstDone.Load() {
@@ -74,7 +78,7 @@ func TestGuardProbesAloneThenFansOut(t *testing.T) {
 	api := &authAPI{answer: func() error { return nil }}
 	cfg := testConfig(manyTasks(50)...)
 	cfg.Scrape.Concurrency = 8
-	c := New(cfg, api, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), log.NewNopLogger())
+	c := newTestCollector(cfg, api, log.NewNopLogger())
 	for i, r := range c.scrape(context.Background()) {
 		if r.err != nil {
 			t.Fatalf("task %d: %v", i, r.err)
@@ -101,7 +105,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	cfg := testConfig(manyTasks(200)...)
 	cfg.Scrape.Concurrency = 8
 	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
-	c := New(cfg, api, guard, log.NewNopLogger())
+	c := New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, clock.Now), clock.Now), nil, log.NewNopLogger())
 	scrape := func() (failed int) {
 		for _, r := range c.scrape(context.Background()) {
 			if r.err != nil {

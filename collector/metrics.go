@@ -14,15 +14,18 @@ import (
 
 const namespace = "metastudio"
 
+// cached ends the HELP of the series that may come from the cache.
+const cached = " A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds)."
+
 var (
 	taskLabels = []string{"task_id"}
 
 	itemsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "items"),
-		"Items in the task: total_count of ShowTask.", taskLabels, nil)
+		"Items in the task: total_count of ShowTask."+cached, taskLabels, nil)
 	succeededDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "succeeded_items"),
-		"Items of the task that succeeded so far: success_count of ShowTask.", taskLabels, nil)
+		"Items of the task that succeeded so far: success_count of ShowTask."+cached, taskLabels, nil)
 	failedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "failed_items"),
-		"Items of the task that failed so far: failure_count of ShowTask.", taskLabels, nil)
+		"Items of the task that failed so far: failure_count of ShowTask."+cached, taskLabels, nil)
 	statusDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "status"),
 		"Always 1; status is task_status of ShowTask as text, or its name from status_names.",
 		[]string{"task_id", "status"}, nil)
@@ -34,7 +37,9 @@ var (
 	endDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "end_timestamp_seconds"),
 		"When the task ended, in seconds since the epoch: end_time of ShowTask / 1000.", taskLabels, nil)
 	successDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "scrape_success"),
-		"1 if this scrape got the task from ShowTask, else 0 (and the task's other series are absent).", taskLabels, nil)
+		"1 if this scrape has the task's values (from ShowTask, or known ones as metastudio_task_data_age_seconds tells), 0 if its call failed or nothing is known (then its other series are absent).", taskLabels, nil)
+	dataAgeDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "data_age_seconds"),
+		"Seconds since the task's values were fetched by ShowTask or listed by SearchTask: 0 for a call of this scrape, more for a finished task served from the cache or a task the rate limit did not reach.", taskLabels, nil)
 	durationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "scrape_duration_seconds"),
 		"How long this scrape took to fetch every task.", nil, nil)
 )

@@ -19,4 +19,9 @@ var MetricNames = []string{
 	"metastudio_auth_ok",
 	"metastudio_auth_backoff_seconds",
 	"metastudio_clock_skew_seconds",
+	"metastudio_task_data_age_seconds",
+	"metastudio_api_rate_limit_per_second",
+	"metastudio_api_throttled_total",
+	"metastudio_discovery_tasks",
+	"metastudio_discovery_last_success_timestamp_seconds",
 }

@@ -58,6 +58,8 @@ type Config struct {
 	Tasks       []string          `yaml:"tasks"`
 	Scrape      Scrape            `yaml:"scrape"`
 	StatusNames map[string]string `yaml:"status_names"`
+	Discovery   Discovery         `yaml:"discovery"`
+	Cache       Cache             `yaml:"cache"`
 
 	// lines remembers where each key and list item was written, for error messages.
 	lines map[string]int
@@ -108,7 +110,35 @@ const (
 type Scrape struct {
 	Timeout     time.Duration `yaml:"timeout"`
 	Concurrency int           `yaml:"concurrency"`
+	// MaxRequestsPerSecond limits MetaStudio calls across every scrape; 0 turns it off.
+	MaxRequestsPerSecond float64 `yaml:"max_requests_per_second"`
 }
+
+// Discovery watches the tasks that SearchTask lists, besides the configured ones.
+type Discovery struct {
+	Enabled         bool          `yaml:"enabled"`
+	Resources       []string      `yaml:"resources"`
+	BusinessID      string        `yaml:"business_id"`
+	Lookback        time.Duration `yaml:"lookback"`
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	MaxTasks        int           `yaml:"max_tasks"`
+}
+
+// Cache keeps finished tasks, whose counts no longer change.
+type Cache struct {
+	// FinishedTTL is how long a finished task's values are served before it is fetched
+	// again; 0 fetches every task on every scrape.
+	FinishedTTL time.Duration `yaml:"finished_ttl"`
+}
+
+// Defaults of discovery, the cache and the rate limit.
+const (
+	DefaultLookback             = 24 * time.Hour
+	DefaultRefreshInterval      = 5 * time.Minute
+	DefaultMaxTasks             = 5000
+	DefaultFinishedTTL          = 10 * time.Minute
+	DefaultMaxRequestsPerSecond = 10
+)
 
 // UsesToken reports whether requests carry an X-Auth-Token instead of an AK/SK signature.
 func (c Credentials) UsesToken() bool { return c.TokenFile != "" || c.IAMPassword != nil }
@@ -155,6 +185,10 @@ var (
 	regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 )
 
+// ValidID reports whether id can be a task id: 1 to 64 of A-Z a-z 0-9 - _ (it goes into a
+// signed URL path).
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
 // Getenv looks up an environment variable; tests pass a map's lookup instead of os.Getenv.
 type Getenv func(string) string
 
@@ -188,9 +222,12 @@ func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
 		return nil, nil, errors.New("the file is empty: it needs at least region, project_id and tasks")
 	}
 	cfg := &Config{
-		lines:       map[string]int{},
-		Scrape:      Scrape{Timeout: DefaultScrapeTimeout, Concurrency: DefaultScrapeConcurrency},
+		lines: map[string]int{},
+		Scrape: Scrape{Timeout: DefaultScrapeTimeout, Concurrency: DefaultScrapeConcurrency,
+			MaxRequestsPerSecond: DefaultMaxRequestsPerSecond},
 		Credentials: Credentials{FailureBackoff: DefaultFailureBackoff},
+		Discovery:   Discovery{Lookback: DefaultLookback, RefreshInterval: DefaultRefreshInterval, MaxTasks: DefaultMaxTasks},
+		Cache:       Cache{FinishedTTL: DefaultFinishedTTL},
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
@@ -249,8 +286,8 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 			return nil, err
 		}
 	}
-	if len(c.Tasks) == 0 {
-		return nil, fmt.Errorf("%s: empty: list at least one task id", c.at("tasks"))
+	if len(c.Tasks) == 0 && !c.Discovery.Enabled {
+		return nil, fmt.Errorf("%s: empty: list at least one task id, or enable discovery", c.at("tasks"))
 	}
 	first := map[string]int{}
 	for i, id := range c.Tasks {
@@ -269,6 +306,16 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 		return nil, fmt.Errorf("%s: at most %s, got %s", c.at("scrape.timeout"), MaxScrapeTimeout, c.Scrape.Timeout)
 	case c.Scrape.Concurrency <= 0:
 		return nil, fmt.Errorf("%s: must be positive, got %d", c.at("scrape.concurrency"), c.Scrape.Concurrency)
+	case c.Scrape.MaxRequestsPerSecond < 0:
+		return nil, fmt.Errorf("%s: must be 0 (no limit) or positive, got %g", c.at("scrape.max_requests_per_second"), c.Scrape.MaxRequestsPerSecond)
+	case c.Discovery.Lookback <= 0:
+		return nil, fmt.Errorf("%s: must be positive, got %s", c.at("discovery.lookback"), c.Discovery.Lookback)
+	case c.Discovery.RefreshInterval <= 0:
+		return nil, fmt.Errorf("%s: must be positive, got %s", c.at("discovery.refresh_interval"), c.Discovery.RefreshInterval)
+	case c.Discovery.MaxTasks <= 0:
+		return nil, fmt.Errorf("%s: must be positive, got %d", c.at("discovery.max_tasks"), c.Discovery.MaxTasks)
+	case c.Cache.FinishedTTL < 0:
+		return nil, fmt.Errorf("%s: must be 0 (no cache) or positive, got %s", c.at("cache.finished_ttl"), c.Cache.FinishedTTL)
 	}
 	credWarnings, err := c.Credentials.validate(getenv, c.at)
 	if err != nil {
