@@ -20,18 +20,13 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	slogkit "github.com/tjhop/slog-gokit"
 
-	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
-	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
 const exporterName = "metastudio_exporter"
@@ -64,7 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 				Default("info").HintOptions("debug", "info", "warn", "error").String()
 		logFormat = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").
 				Default("logfmt").HintOptions("logfmt", "json").String()
-		webFlags = kingpinflag.AddFlags(app, ":39107")
+		watchInterval = app.Flag("config.watch-interval", "Reload the config when the file's content changes, checking this often (0 = never; SIGHUP and POST /-/reload always work).").
+				Default("0s").Duration()
+		shardIndex = app.Flag("shard.index", "This replica's shard: it exports the tasks whose id hashes to it (FNV-1a 64 modulo --shard.count).").Default("0").Int()
+		shardCount = app.Flag("shard.count", "How many replicas share the tasks.").Default("1").Int()
+		webFlags   = kingpinflag.AddFlags(app, ":39107")
 	)
 	exited := false
 	app.Terminate(func(int) { exited = true })
@@ -83,6 +82,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	}
 	if err := checkChoice("--log.format", *logFormat, "logfmt", "json"); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 1
+	}
+	if *shardCount < 1 || *shardIndex < 0 || *shardIndex >= *shardCount {
+		fmt.Fprintf(stderr, "%s: --shard.index must be from 0 to --shard.count - 1, and --shard.count at least 1; got index %d, count %d\n",
+			exporterName, *shardIndex, *shardCount)
+		return 1
+	}
+	if *watchInterval < 0 {
+		fmt.Fprintf(stderr, "%s: --config.watch-interval must be 0 (off) or positive, got %s\n", exporterName, *watchInterval)
 		return 1
 	}
 	if !strings.HasPrefix(*metricsPath, "/") {
@@ -120,11 +128,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	level.Info(logger).Log("msg", "Loaded config", "file", *configFile, "region", cfg.Region,
 		"endpoint", cfg.MetaStudioEndpoint(), "tasks", len(cfg.Tasks), "credentials", cfg.Credentials.Source())
 
-	handler, err := newHandler(ctx, cfg, *metricsPath, logger, time.Now)
+	e, err := newExporter(ctx, cfg, options{
+		configFile: *configFile, getenv: getenv, logger: logger, now: time.Now,
+		shard: collector.Shard{Index: *shardIndex, Count: *shardCount}, watchInterval: *watchInterval,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 1
 	}
+	handler, err := e.handler(*metricsPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = e.Reload() // logged, and shown by the reload metrics
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	server := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -156,85 +185,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		level.Warn(logger).Log("msg", "Server", "err", err)
 	}
 	return 0
-}
-
-// projectTimeout bounds the resolution of project_id at start-up.
-const projectTimeout = 30 * time.Second
-
-// newHandler wires every endpoint of the exporter for cfg. When cfg has no project_id, it
-// resolves it through IAM first, and fails if that fails. now is the clock of signatures,
-// expiries and cool-downs (tests pass a fake one). Discovery runs until ctx ends.
-func newHandler(ctx context.Context, cfg *config.Config, metricsPath string, logger log.Logger, now func() time.Time) (http.Handler, error) {
-	global := prometheus.NewRegistry()
-	global.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		versioncollector.NewCollector(exporterName),
-	)
-	apiMetrics := collector.NewAPIMetrics(global, logger)
-	authOpts := auth.Options{
-		Now: now, IAMEndpoint: cfg.IAMEndpointURL(), Region: cfg.Region, ProjectID: cfg.ProjectID, Observer: apiMetrics,
-	}
-	credentials := auth.New(cfg.Credentials, authOpts)
-	if cfg.ProjectID == "" {
-		resolveCtx, cancel := context.WithTimeout(ctx, projectTimeout)
-		id, err := auth.ResolveProject(resolveCtx, credentials, authOpts)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("resolving project_id for region %s: %w", cfg.Region, err)
-		}
-		cfg.ProjectID = id
-		level.Info(logger).Log("msg", "Resolved project_id", "region", cfg.Region, "project_id", id)
-	}
-	client, err := metastudio.NewClient(metastudio.Options{
-		Endpoint:  cfg.MetaStudioEndpoint(),
-		ProjectID: cfg.ProjectID,
-		Auth:      credentials,
-		MaxConns:  cfg.Scrape.Concurrency,
-		Observer:  apiMetrics,
-		UserAgent: exporterName + "/" + version.Version,
-		Now:       now,
-	})
-	if err != nil {
-		return nil, err
-	}
-	guard := collector.NewGuard(cfg.Credentials.FailureBackoff, credentials, now, logger)
-	limiter := collector.NewLimiter(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.Concurrency, now)
-	fetcher := collector.NewFetcher(client, guard, limiter, now)
-	global.MustRegister(guard, limiter)
-	var discovery *collector.Discovery
-	if cfg.Discovery.Enabled {
-		discovery = collector.NewDiscovery(cfg.Discovery, fetcher, logger)
-		global.MustRegister(discovery)
-		go discovery.Run(ctx)
-	}
-	c := collector.New(cfg, fetcher, discovery, logger)
-
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        exporterName,
-		Description: "Prometheus exporter for Huawei Cloud MetaStudio import/export tasks",
-		Version:     version.Info(),
-		Links: []web.LandingLinks{
-			{Address: metricsPath, Text: "Metrics"},
-			{Address: "/-/healthy", Text: "Health"},
-			{Address: "/-/ready", Text: "Readiness"},
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", landing) // answers 404 for any path but "/"
-	mux.Handle(metricsPath, collector.Handler(func() *collector.Collector { return c }, global, logger))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "Healthy")
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		// The config is loaded before the server starts, so the exporter is ready as
-		// soon as it answers. Readiness never depends on the API's health.
-		fmt.Fprintln(w, "Ready")
-	})
-	return mux, nil
 }
 
 func checkChoice(flag, value string, choices ...string) error {

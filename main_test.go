@@ -20,6 +20,15 @@ import (
 
 func noEnv(string) string { return "" }
 
+// newHandler builds the exporter for a config that did not come from a file, as tests need.
+func newHandler(ctx context.Context, cfg *config.Config, metricsPath string, logger log.Logger, now func() time.Time) (http.Handler, error) {
+	e, err := newExporter(ctx, cfg, options{getenv: noEnv, logger: logger, now: now})
+	if err != nil {
+		return nil, err
+	}
+	return e.handler(metricsPath)
+}
+
 func runArgs(t *testing.T, getenv config.Getenv, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer

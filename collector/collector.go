@@ -4,7 +4,10 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"math"
 	"net/http"
 	"slices"
@@ -32,15 +35,35 @@ type Collector struct {
 	cfg       *config.Config
 	fetcher   *Fetcher
 	discovery *Discovery // nil without discovery
+	shard     Shard
 	logger    log.Logger
 
 	mu      sync.Mutex
 	failing map[string]string // task id -> reason of its last failure
 }
 
-// New returns a Collector for cfg. discovery may be nil.
-func New(cfg *config.Config, fetcher *Fetcher, discovery *Discovery, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, fetcher: fetcher, discovery: discovery, logger: logger, failing: map[string]string{}}
+// New returns a Collector for cfg that exports the tasks of shard. discovery may be nil.
+func New(cfg *config.Config, fetcher *Fetcher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
+	return &Collector{cfg: cfg, fetcher: fetcher, discovery: discovery, shard: shard, logger: logger, failing: map[string]string{}}
+}
+
+// Config is the config this Collector scrapes with.
+func (c *Collector) Config() *config.Config { return c.cfg }
+
+// Shard selects the tasks one replica of several exports, without coordination: those
+// whose id hashes (FNV-1a 64) to Index modulo Count.
+type Shard struct {
+	Index, Count int
+}
+
+// Owns reports whether id belongs to this shard.
+func (s Shard) Owns(id string) bool {
+	if s.Count <= 1 {
+		return true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()%uint64(s.Count) == uint64(s.Index)
 }
 
 // result is what one scrape knows of one task.
@@ -51,22 +74,44 @@ type result struct {
 	err  error         // set when the scrape has no values to show
 }
 
-// Watched returns the ids this config watches: the configured ones, then the discovered
-// ones that began within the lookback, newest first, without repeats.
-func (c *Collector) Watched() []string {
-	if c.discovery == nil {
-		return c.cfg.Tasks
-	}
-	ids := slices.Clone(c.cfg.Tasks)
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		seen[id] = true
-	}
-	for _, t := range c.discovery.Tasks() {
-		if !seen[t.ID] {
-			seen[t.ID] = true
-			ids = append(ids, t.ID)
+// Target is a watched task, as /sd lists it.
+type Target struct {
+	ID, Resource string
+}
+
+// Targets returns the tasks this config watches: the configured ones, then the discovered
+// ones that began within the lookback, newest first, without repeats. all includes the
+// tasks of other shards.
+func (c *Collector) Targets(all bool) []Target {
+	var out []Target
+	seen := map[string]bool{}
+	add := func(id, resource string) {
+		if !seen[id] && (all || c.shard.Owns(id)) {
+			seen[id] = true
+			out = append(out, Target{ID: id, Resource: resource})
 		}
+	}
+	for _, id := range c.cfg.Tasks {
+		resource := ""
+		if e, ok := c.fetcher.last(id); ok {
+			resource = e.task.Resource.Text
+		}
+		add(id, resource)
+	}
+	if c.discovery != nil {
+		for _, t := range c.discovery.Tasks() {
+			add(t.ID, t.Resource)
+		}
+	}
+	return out
+}
+
+// Watched returns the ids of this shard's targets.
+func (c *Collector) Watched() []string {
+	targets := c.Targets(false)
+	ids := make([]string, len(targets))
+	for i, t := range targets {
+		ids[i] = t.ID
 	}
 	return ids
 }
@@ -76,8 +121,7 @@ func (c *Collector) Watched() []string {
 // first, at most scrape.concurrency at a time, under the rate limit, until ctx ends. A
 // task whose call was made and failed has no values; a task that the budget (rate limit,
 // deadline) did not reach is served from its last known values, if any.
-func (c *Collector) scrape(ctx context.Context) []result {
-	ids := c.Watched()
+func (c *Collector) scrape(ctx context.Context, ids []string) []result {
 	results := make([]result, len(ids))
 	now := c.fetcher.now()
 	var stale []int
@@ -112,7 +156,6 @@ func (c *Collector) scrape(ctx context.Context) []result {
 		})
 	}
 	_ = g.Wait() // the goroutines never return an error: failures are per task
-	c.fetcher.forget(c.keeps(ids))
 	return results
 }
 
@@ -156,28 +199,54 @@ func (c *Collector) known(id string, err error) result {
 }
 
 // keeps tells which remembered tasks this config still needs.
-func (c *Collector) keeps(ids []string) func(string) bool {
-	set := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		set[id] = true
+func (c *Collector) keeps(targets []Target) func(string) bool {
+	set := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		set[t.ID] = true
 	}
 	return func(id string) bool { return set[id] }
 }
 
-// Collect runs one scrape under ctx and sends every series to ch.
+// Collect runs one scrape of this shard's tasks under ctx and sends every series to ch.
 func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	start := time.Now()
-	for _, r := range c.scrape(ctx) {
-		c.track(r.id, r.err)
-		if r.err != nil {
-			ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, r.id)
-		ch <- prometheus.MustNewConstMetric(dataAgeDesc, prometheus.GaugeValue, r.age.Seconds(), r.id)
-		c.emitTask(ch, r.id, r.task)
+	ids := c.Watched()
+	for _, r := range c.scrape(ctx, ids) {
+		c.emit(ch, r)
 	}
+	c.fetcher.forget(c.keeps(c.Targets(true)))
 	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
+}
+
+// emit sends a task's series: its values, or scrape_success 0 alone.
+func (c *Collector) emit(ch chan<- prometheus.Metric, r result) bool {
+	c.track(r.id, r.err)
+	if r.err != nil {
+		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
+		return false
+	}
+	ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, r.id)
+	ch <- prometheus.MustNewConstMetric(dataAgeDesc, prometheus.GaugeValue, r.age.Seconds(), r.id)
+	c.emitTask(ch, r.id, r.task)
+	return true
+}
+
+// Listed reports whether id is configured or discovered (in any shard): what /probe may
+// fetch unless probe.allow_unlisted is set.
+func (c *Collector) Listed(id string) bool {
+	return slices.ContainsFunc(c.Targets(true), func(t Target) bool { return t.ID == id })
+}
+
+// Probe fetches one task under ctx, sharing the cache, rate limit and AK guard with the
+// scrapes, and sends its series with probe_success and probe_duration_seconds.
+func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.Metric) {
+	start := time.Now()
+	success := 0.0
+	if c.emit(ch, c.scrape(ctx, []string{id})[0]) {
+		success = 1
+	}
+	ch <- prometheus.MustNewConstMetric(probeSuccessDesc, prometheus.GaugeValue, success)
+	ch <- prometheus.MustNewConstMetric(probeDurationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
 
 func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, t *metastudio.Task) {
@@ -318,6 +387,61 @@ func Handler(current func() *Collector, global prometheus.Gatherer, logger log.L
 			ErrorLog:      errorLogger{logger},
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
+	})
+}
+
+// probeCollector binds one probe to the prometheus.Collector interface.
+type probeCollector struct {
+	ctx context.Context
+	c   *Collector
+	id  string
+}
+
+func (p probeCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (p probeCollector) Collect(ch chan<- prometheus.Metric) { p.c.Probe(p.ctx, p.id, ch) }
+
+// ProbeHandler serves /probe?task=ID, blackbox style: one task's series in a registry of
+// its own, without the exporter-wide metrics. A missing, malformed or refused id is a 400
+// and costs no API call; an API failure is a 200 with metastudio_probe_success 0.
+func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := current()
+		id := r.URL.Query().Get("task")
+		switch {
+		case id == "":
+			http.Error(w, "missing task parameter: use /probe?task=<task id>", http.StatusBadRequest)
+			return
+		case !config.ValidID(id):
+			http.Error(w, fmt.Sprintf("task %q is not a task id: want 1 to 64 of A-Z a-z 0-9 - _", id), http.StatusBadRequest)
+			return
+		case !c.cfg.Probe.AllowUnlisted && !c.Listed(id):
+			http.Error(w, fmt.Sprintf("task %q is neither configured nor discovered; set probe.allow_unlisted: true to probe any task", id),
+				http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), ScrapeTimeout(r, c.cfg.Scrape.Timeout))
+		defer cancel()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(probeCollector{ctx: ctx, c: c, id: id})
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errorLogger{logger}, ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
+	})
+}
+
+// SDHandler serves /sd: Prometheus http_sd_configs JSON with one target per task of this
+// shard. Only meta labels: a task_id target label would clash with /probe's own.
+func SDHandler(current func() *Collector) http.Handler {
+	type group struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		groups := []group{}
+		for _, t := range current().Targets(false) {
+			groups = append(groups, group{Targets: []string{t.ID}, Labels: map[string]string{"__meta_metastudio_resource": t.Resource}})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(groups)
 	})
 }
 

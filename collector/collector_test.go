@@ -69,7 +69,7 @@ func (f *fakeAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastu
 // newTestCollector wires a Collector to api with no rate limit and a real clock.
 func newTestCollector(cfg *config.Config, api API, logger log.Logger) *Collector {
 	guard := NewGuard(time.Minute, nil, time.Now, log.NewNopLogger())
-	return New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, time.Now), time.Now), nil, logger)
+	return New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, time.Now), time.Now), nil, Shard{}, logger)
 }
 
 func testConfig(tasks ...string) *config.Config {
@@ -159,7 +159,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	}
 	api := &fakeAPI{delay: 2 * time.Millisecond}
 	c := newTestCollector(testConfig(ids...), api, log.NewNopLogger())
-	results := c.scrape(context.Background())
+	results := c.scrape(context.Background(), c.Watched())
 	for i, r := range results {
 		if r.err != nil {
 			t.Fatalf("task %d: %v", i, r.err)
@@ -182,7 +182,7 @@ func TestDeadlineStopsNewCalls(t *testing.T) {
 	c := newTestCollector(testConfig(ids...), api, log.NewNopLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	results := c.scrape(ctx)
+	results := c.scrape(ctx, c.Watched())
 	for i, r := range results {
 		if Reason(r.err) != "timeout" {
 			t.Errorf("task %d: want a timeout, got %v", i, r.err)

@@ -51,6 +51,9 @@ func (f *Fetcher) SetAPI(api API) {
 	f.api = api
 }
 
+// API returns the client in use.
+func (f *Fetcher) API() API { return f.client() }
+
 func (f *Fetcher) client() API {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -79,7 +79,7 @@ func TestGuardProbesAloneThenFansOut(t *testing.T) {
 	cfg := testConfig(manyTasks(50)...)
 	cfg.Scrape.Concurrency = 8
 	c := newTestCollector(cfg, api, log.NewNopLogger())
-	for i, r := range c.scrape(context.Background()) {
+	for i, r := range c.scrape(context.Background(), c.Watched()) {
 		if r.err != nil {
 			t.Fatalf("task %d: %v", i, r.err)
 		}
@@ -105,9 +105,9 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	cfg := testConfig(manyTasks(200)...)
 	cfg.Scrape.Concurrency = 8
 	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
-	c := New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, clock.Now), clock.Now), nil, log.NewNopLogger())
+	c := New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, clock.Now), clock.Now), nil, Shard{}, log.NewNopLogger())
 	scrape := func() (failed int) {
-		for _, r := range c.scrape(context.Background()) {
+		for _, r := range c.scrape(context.Background(), c.Watched()) {
 			if r.err != nil {
 				failed++
 			}

@@ -40,6 +40,10 @@ var (
 		"1 if this scrape has the task's values (from ShowTask, or known ones as metastudio_task_data_age_seconds tells), 0 if its call failed or nothing is known (then its other series are absent).", taskLabels, nil)
 	dataAgeDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "data_age_seconds"),
 		"Seconds since the task's values were fetched by ShowTask or listed by SearchTask: 0 for a call of this scrape, more for a finished task served from the cache or a task the rate limit did not reach.", taskLabels, nil)
+	probeSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "success"),
+		"1 if the probe has the task's values (metastudio_task_scrape_success 1), else 0.", nil, nil)
+	probeDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "duration_seconds"),
+		"How long the probe took.", nil, nil)
 	durationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "scrape_duration_seconds"),
 		"How long this scrape took to fetch every task.", nil, nil)
 )

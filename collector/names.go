@@ -24,4 +24,8 @@ var MetricNames = []string{
 	"metastudio_api_throttled_total",
 	"metastudio_discovery_tasks",
 	"metastudio_discovery_last_success_timestamp_seconds",
+	"metastudio_config_last_reload_successful",
+	"metastudio_config_last_reload_success_timestamp_seconds",
+	"metastudio_probe_success",
+	"metastudio_probe_duration_seconds",
 }

@@ -73,7 +73,7 @@ func task(id string, finished bool) *metastudio.Task {
 func scaleCollector(cfg *config.Config, api API, clock *fakeClock, perSecond float64) *Collector {
 	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
 	limiter := NewLimiter(perSecond, cfg.Scrape.Concurrency, clock.Now)
-	return New(cfg, NewFetcher(api, guard, limiter, clock.Now), nil, log.NewNopLogger())
+	return New(cfg, NewFetcher(api, guard, limiter, clock.Now), nil, Shard{}, log.NewNopLogger())
 }
 
 func successes(results []result) (ok int, ages []time.Duration) {
@@ -92,9 +92,9 @@ func TestFinishedTasksAreCached(t *testing.T) {
 	cfg := testConfig("done1", "running1")
 	cfg.Cache.FinishedTTL = 10 * time.Minute
 	c := scaleCollector(cfg, api, clock, 0)
-	c.scrape(context.Background())
+	c.scrape(context.Background(), c.Watched())
 	clock.Advance(9 * time.Minute)
-	results := c.scrape(context.Background())
+	results := c.scrape(context.Background(), c.Watched())
 	if api.calls["done1"] != 1 || api.calls["running1"] != 2 {
 		t.Fatalf("within the TTL: calls %v, want done1 once and running1 every scrape", api.calls)
 	}
@@ -102,12 +102,12 @@ func TestFinishedTasksAreCached(t *testing.T) {
 		t.Errorf("the cached task: age %s, err %v; want 9m and its values", results[0].age, results[0].err)
 	}
 	clock.Advance(time.Minute)
-	c.scrape(context.Background())
+	c.scrape(context.Background(), c.Watched())
 	if api.calls["done1"] != 2 {
 		t.Errorf("after the TTL the finished task must be fetched again: %v", api.calls)
 	}
 	cfg.Cache.FinishedTTL = 0
-	c.scrape(context.Background())
+	c.scrape(context.Background(), c.Watched())
 	if api.calls["done1"] != 3 {
 		t.Errorf("finished_ttl 0 disables the cache: %v", api.calls)
 	}
@@ -129,7 +129,7 @@ func TestBudgetServesStalestFirst(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		clock.Advance(time.Minute)
-		return c.scrape(ctx)
+		return c.scrape(ctx, c.Watched())
 	}
 	ok, _ := successes(scrape())
 	if ok != 5 || api.total() != 5 {
@@ -212,14 +212,14 @@ func TestConcurrentScrapesShareCalls(t *testing.T) {
 	cfg := testConfig(manyTasks(12)...)
 	cfg.Scrape.Concurrency = 12
 	c := newTestCollector(cfg, api, log.NewNopLogger())
-	c.scrape(context.Background()) // the credentials have authenticated: both scrapes fan out
+	c.scrape(context.Background(), c.Watched()) // the credentials have authenticated: both scrapes fan out
 	before := api.total()
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.scrape(context.Background())
+			c.scrape(context.Background(), c.Watched())
 		}()
 	}
 	wg.Wait()
@@ -249,7 +249,7 @@ func discoveryCollector(cfg *config.Config, api *countingAPI, clock *fakeClock) 
 	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
 	f := NewFetcher(api, guard, NewLimiter(0, 4, clock.Now), clock.Now)
 	d := NewDiscovery(cfg.Discovery, f, log.NewNopLogger())
-	return New(cfg, f, d, log.NewNopLogger()), d
+	return New(cfg, f, d, Shard{}, log.NewNopLogger()), d
 }
 
 func TestDiscovery(t *testing.T) {
@@ -298,7 +298,7 @@ func TestDiscovery(t *testing.T) {
 				t.Errorf("search parameters %+v", p)
 			}
 			// Listed finished tasks need no ShowTask call; tasks in progress get one.
-			results := c.scrape(context.Background())
+			results := c.scrape(context.Background(), c.Watched())
 			if ok, _ := successes(results); ok != tc.want {
 				t.Errorf("%d of %d discovered tasks have values", ok, tc.want)
 			}

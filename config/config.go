@@ -60,6 +60,7 @@ type Config struct {
 	StatusNames map[string]string `yaml:"status_names"`
 	Discovery   Discovery         `yaml:"discovery"`
 	Cache       Cache             `yaml:"cache"`
+	Probe       Probe             `yaml:"probe"`
 
 	// lines remembers where each key and list item was written, for error messages.
 	lines map[string]int
@@ -129,6 +130,12 @@ type Cache struct {
 	// FinishedTTL is how long a finished task's values are served before it is fetched
 	// again; 0 fetches every task on every scrape.
 	FinishedTTL time.Duration `yaml:"finished_ttl"`
+}
+
+// Probe sets what /probe may fetch.
+type Probe struct {
+	// AllowUnlisted lets /probe fetch ids that are neither configured nor discovered.
+	AllowUnlisted bool `yaml:"allow_unlisted"`
 }
 
 // Defaults of discovery, the cache and the rate limit.

@@ -49,7 +49,7 @@ func TestBadConfigs(t *testing.T) {
 		"iam-no-password.bad.yml":      `line 3: credentials.iam_password.password_file: required (or HUAWEICLOUD_SDK_IAM_PASSWORD in the environment)`,
 		"zero-backoff.bad.yml":         `line 6: credentials.failure_backoff: must be positive, got 0s`,
 		"metadata-typo.bad.yml":        `line 3: credentials.ecs_metadata.endpont: unknown key (valid: endpoint)`,
-		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache)`,
+		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache, probe)`,
 		"zero-timeout.bad.yml":         `line 6: scrape.timeout: must be positive, got 0s`,
 	}
 	files, err := filepath.Glob("testdata/*.bad.yml")
