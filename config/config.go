@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,6 +62,9 @@ type Config struct {
 	Discovery   Discovery         `yaml:"discovery"`
 	Cache       Cache             `yaml:"cache"`
 	Probe       Probe             `yaml:"probe"`
+	// AllowInsecureEndpoint permits a plain http:// endpoint or iam_endpoint that is not
+	// loopback: credentials and signatures would cross the network in clear text.
+	AllowInsecureEndpoint bool `yaml:"allow_insecure_endpoint"`
 
 	// lines remembers where each key and list item was written, for error messages.
 	lines map[string]int
@@ -292,6 +296,13 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 		if err := checkEndpoint(c.at(e.key), e.value); err != nil {
 			return nil, err
 		}
+		if !insecure(e.value) {
+			continue
+		}
+		if !c.AllowInsecureEndpoint {
+			return nil, fmt.Errorf("%s: %q is plain http to a host that is not loopback: use https, or set allow_insecure_endpoint: true", c.at(e.key), e.value)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s %s is plain http: tokens and signed requests cross the network in clear text", e.key, e.value))
 	}
 	if len(c.Tasks) == 0 && !c.Discovery.Enabled {
 		return nil, fmt.Errorf("%s: empty: list at least one task id, or enable discovery", c.at("tasks"))
@@ -352,6 +363,20 @@ func checkEndpoint(key, value string) error {
 		return fmt.Errorf("%s: %q is not scheme://host[:port] (for example https://metastudio.cn-north-4.myhuaweicloud.com)", key, value)
 	}
 	return nil
+}
+
+// insecure reports whether an endpoint is plain http to a host that is not loopback.
+func insecure(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // Environment variable families, in order of preference, as Huawei's SDKs and examples name them.

@@ -26,6 +26,7 @@ func TestBadConfigs(t *testing.T) {
 		"duplicate-task.bad.yml":       `line 7: tasks[2]: duplicate task id "a" (also tasks[0])`,
 		"empty-file.bad.yml":           `credentials.token_file: testdata/empty.txt is empty`,
 		"empty-tasks.bad.yml":          `line 4: tasks: empty: list at least one task id, or enable discovery`,
+		"insecure-endpoint.bad.yml":    `line 3: endpoint: "http://metastudio-proxy.internal:8080" is plain http to a host that is not loopback: use https, or set allow_insecure_endpoint: true`,
 		"zero-lookback.bad.yml":        `line 6: discovery.lookback: must be positive, got 0s`,
 		"negative-max-tasks.bad.yml":   `line 6: discovery.max_tasks: must be positive, got -5`,
 		"zero-refresh.bad.yml":         `line 5: discovery.refresh_interval: must be positive, got 0s`,
@@ -49,7 +50,7 @@ func TestBadConfigs(t *testing.T) {
 		"iam-no-password.bad.yml":      `line 3: credentials.iam_password.password_file: required (or HUAWEICLOUD_SDK_IAM_PASSWORD in the environment)`,
 		"zero-backoff.bad.yml":         `line 6: credentials.failure_backoff: must be positive, got 0s`,
 		"metadata-typo.bad.yml":        `line 3: credentials.ecs_metadata.endpont: unknown key (valid: endpoint)`,
-		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache, probe)`,
+		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache, probe, allow_insecure_endpoint)`,
 		"zero-timeout.bad.yml":         `line 6: scrape.timeout: must be positive, got 0s`,
 	}
 	files, err := filepath.Glob("testdata/*.bad.yml")
@@ -196,5 +197,22 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "<secret>") {
 		t.Errorf("YAML does not show <secret>: %s", out)
+	}
+}
+
+func TestInsecureEndpoint(t *testing.T) {
+	env := envOf(map[string]string{"CLOUD_SDK_AK": "AK", "CLOUD_SDK_SK": "SK"})
+	base := "region: cn-north-4\nproject_id: p\ntasks: [t]\n"
+	for _, ok := range []string{"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "https://proxy.example.com"} {
+		if _, _, err := Parse([]byte(base+"endpoint: "+ok+"\niam_endpoint: "+ok+"\n"), env); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	_, warnings, err := Parse([]byte(base+"endpoint: http://10.1.2.3\nallow_insecure_endpoint: true\n"), env)
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "plain http") {
+		t.Errorf("allow_insecure_endpoint: %v %q", err, warnings)
+	}
+	if _, _, err := Parse([]byte(base+"iam_endpoint: http://iam.example.com\n"), env); err == nil {
+		t.Error("a plain http iam_endpoint must be refused")
 	}
 }
