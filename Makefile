@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build test vet unit bench demo demo-iam demo-ecs clean
+.PHONY: all build lint test vet unit bench demo demo-iam demo-ecs clean e2e release
 
 all: build
 
@@ -34,6 +34,12 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+# Static analysis: go vet and staticcheck (pinned; fetched from the Go module proxy).
+STATICCHECK_VERSION ?= v0.8.2
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Every test, the way CI runs it.
 test: vet unit
@@ -59,3 +65,30 @@ demo-ecs:
 
 clean:
 	rm -f $(BIN) $(SIM_BIN) bench.out
+
+# The end-to-end tests: the simulator, the exporter binary and a real Prometheus on
+# loopback; promtool checks and unit-tests the alert rules; the dashboard's queries and the
+# systemd unit's flags are checked. Tests that need prometheus or promtool skip when they
+# are missing (apt-get install prometheus). `make test` runs them too.
+e2e:
+	$(GO) test -race -count=1 -v ./e2e/
+
+# Tarballs for installing without containers (see README): the static, version-stamped
+# binary, README.md and examples/ per platform, into $(DIST)/, with their SHA-256 sums.
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+DIST ?= dist
+
+release:
+	rm -rf $(DIST)
+	@set -e; for platform in $(RELEASE_PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; \
+		name=$(BIN)-$(VERSION).$$os-$$arch; \
+		echo "building $(DIST)/$$name.tar.gz"; \
+		mkdir -p $(DIST)/$$name; \
+		GOOS=$$os GOARCH=$$arch $(BUILD) -o $(DIST)/$$name/$(BIN) .; \
+		cp README.md $(DIST)/$$name/; \
+		cp -R examples $(DIST)/$$name/; \
+		tar -C $(DIST) --owner=0 --group=0 --numeric-owner -czf $(DIST)/$$name.tar.gz $$name; \
+		rm -rf $(DIST)/$$name; \
+	done
+	cd $(DIST) && sha256sum *.tar.gz > sha256sums.txt

@@ -154,15 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 			}
 		}
 	}()
-	server := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          stdlog.New(log.NewStdlibAdapter(level.Error(logger)), "", 0),
-	}
+	server := newServer(handler, logger)
 	// The bridge wraps the plain base logger: the go-kit logger above already adds ts
 	// and caller, and wrapping it would write each key twice.
 	slogger := slog.New(slogkit.NewGoKitHandler(base, slogLevel(*logLevel)))
@@ -185,6 +177,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		level.Warn(logger).Log("msg", "Server", "err", err)
 	}
 	return 0
+}
+
+// newServer is the exporter's HTTP server: every timeout set, so that a slow or idle
+// client cannot hold a connection, and the write timeout outlasts the longest scrape.
+func newServer(handler http.Handler, logger log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          stdlog.New(log.NewStdlibAdapter(level.Error(logger)), "", 0),
+	}
 }
 
 func checkChoice(flag, value string, choices ...string) error {

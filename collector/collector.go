@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"net/http"
@@ -413,10 +412,10 @@ func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
 			http.Error(w, "missing task parameter: use /probe?task=<task id>", http.StatusBadRequest)
 			return
 		case !config.ValidID(id):
-			http.Error(w, fmt.Sprintf("task %q is not a task id: want 1 to 64 of A-Z a-z 0-9 - _", id), http.StatusBadRequest)
+			http.Error(w, "the task parameter is not a task id: want 1 to 64 of A-Z a-z 0-9 - _", http.StatusBadRequest)
 			return
 		case !c.cfg.Probe.AllowUnlisted && !c.Listed(id):
-			http.Error(w, fmt.Sprintf("task %q is neither configured nor discovered; set probe.allow_unlisted: true to probe any task", id),
+			http.Error(w, "the task is neither configured nor discovered; set probe.allow_unlisted: true to probe any task",
 				http.StatusBadRequest)
 			return
 		}

@@ -190,7 +190,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c.SecretKey), string(out), string(js)} {
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("[%s]", c.SecretKey), string(out), string(js)} {
 		if strings.Contains(s, "hunter2") || strings.Contains(s, "tok3n") {
 			t.Errorf("secret printed: %s", s)
 		}
