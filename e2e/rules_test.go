@@ -1,0 +1,217 @@
+package e2e
+
+// The alert rules: promtool checks them and runs their unit tests; every alert has the
+// annotations and the unit-test cases the README promises, and every runbook_url points
+// at a heading of the README.
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// wantAlerts are the alerts the issue asks for.
+var wantAlerts = []string{
+	"MetaStudioTaskItemsFailed",
+	"MetaStudioTaskFailureRatioHigh",
+	"MetaStudioTaskStalled",
+	"MetaStudioTaskScrapeFailing",
+	"MetaStudioAPIThrottled",
+	"MetaStudioExporterDown",
+	"MetaStudioAuthFailing",
+}
+
+const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/README.md#"
+
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool := need(t, "promtool")
+	out, err := run(t, promtool, "check", "rules", alertsFile)
+	if err != nil || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check rules %s: %v\n%s", alertsFile, err, out)
+	}
+	// check config also checks the rule files it names.
+	out, err = run(t, promtool, "check", "config", prometheusFile)
+	if err != nil || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check config %s: %v\n%s", prometheusFile, err, out)
+	}
+}
+
+func TestPromtoolTestRules(t *testing.T) {
+	promtool := need(t, "promtool")
+	out, err := run(t, promtool, "test", "rules", alertsTestFile)
+	if err != nil || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules %s: %v\n%s", alertsTestFile, err, out)
+	}
+}
+
+// githubAnchors returns the anchors GitHub gives the Markdown headings of text.
+func githubAnchors(text string) map[string]bool {
+	anchors := map[string]bool{}
+	inFence := false
+	drop := regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		slug := strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(title), ""), " ", "-")
+		anchors[slug] = true
+	}
+	return anchors
+}
+
+func TestAlertRules(t *testing.T) {
+	readme, err := os.ReadFile(readmeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := githubAnchors(string(readme))
+	var alerts []string
+	for _, r := range readRules(t, alertsFile) {
+		if r.Alert == "" {
+			continue
+		}
+		alerts = append(alerts, r.Alert)
+		if r.For != "" {
+			if _, err := model.ParseDuration(r.For); err != nil {
+				t.Errorf("%s: for: %v", r.Alert, err)
+			}
+		}
+		if s := r.Labels["severity"]; s != "warning" && s != "critical" {
+			t.Errorf("%s: severity %q, want warning or critical", r.Alert, s)
+		}
+		for _, a := range []string{"summary", "description", "runbook_url"} {
+			if strings.TrimSpace(r.Annotations[a]) == "" {
+				t.Errorf("%s has no %s annotation", r.Alert, a)
+			}
+		}
+		url := r.Annotations["runbook_url"]
+		anchor, ok := strings.CutPrefix(url, runbookBase)
+		if !ok || anchor != strings.ToLower(r.Alert) {
+			t.Errorf("%s: runbook_url %q, want %s%s", r.Alert, url, runbookBase, strings.ToLower(r.Alert))
+		} else if !anchors[anchor] {
+			t.Errorf("%s: runbook_url points at #%s, which is no heading of README.md", r.Alert, anchor)
+		}
+	}
+	for _, want := range wantAlerts {
+		if !slices.Contains(alerts, want) {
+			t.Errorf("alerts.yml has no alert %s", want)
+		}
+	}
+}
+
+// TestExporterDownMatchesScrapeJob: MetaStudioExporterDown names the job of prometheus.yml.
+func TestExporterDownMatchesScrapeJob(t *testing.T) {
+	job := exampleJob(t)
+	for _, r := range readRules(t, alertsFile) {
+		if r.Alert == "MetaStudioExporterDown" {
+			if !strings.Contains(r.Expr, `absent(up{job="`+job+`"})`) || !strings.Contains(r.Expr, `up{job="`+job+`"} == 0`) {
+				t.Errorf("MetaStudioExporterDown does not watch job %q of %s:\n%s", job, prometheusFile, r.Expr)
+			}
+			return
+		}
+	}
+	t.Error("no MetaStudioExporterDown")
+}
+
+// exampleJob returns the job name of examples/prometheus.yml, which has one scrape job.
+func exampleJob(t *testing.T) string {
+	t.Helper()
+	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName string `yaml:"job_name"`
+		} `yaml:"scrape_configs"`
+	}
+	b, err := os.ReadFile(prometheusFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.ScrapeConfigs) != 1 || !slices.Contains(cfg.RuleFiles, "alerts.yml") {
+		t.Fatalf("%s: want one scrape job and rule_files [alerts.yml], got %+v", prometheusFile, cfg)
+	}
+	return cfg.ScrapeConfigs[0].JobName
+}
+
+// ruleTests is a promtool rule unit-test file.
+type ruleTests struct {
+	RuleFiles          []string `yaml:"rule_files"`
+	EvaluationInterval string   `yaml:"evaluation_interval"`
+	Tests              []struct {
+		Name        string `yaml:"name"`
+		Interval    string `yaml:"interval"`
+		InputSeries []struct {
+			Series string `yaml:"series"`
+			Values string `yaml:"values"`
+		} `yaml:"input_series"`
+		AlertRuleTest []struct {
+			EvalTime  string `yaml:"eval_time"`
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []struct {
+				ExpLabels      map[string]string `yaml:"exp_labels"`
+				ExpAnnotations map[string]string `yaml:"exp_annotations"`
+			} `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+		PromqlExprTest []yaml.Node `yaml:"promql_expr_test"`
+	} `yaml:"tests"`
+}
+
+// TestEveryAlertHasUnitTests: each alert has a case where it fires (with its labels and
+// every annotation) and one where it must not.
+func TestEveryAlertHasUnitTests(t *testing.T) {
+	b, err := os.ReadFile(alertsTestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f ruleTests
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		t.Fatalf("%s: %v", alertsTestFile, err)
+	}
+	if !slices.Equal(f.RuleFiles, []string{"alerts.yml"}) {
+		t.Errorf("rule_files = %q, want [alerts.yml]", f.RuleFiles)
+	}
+	fires, quiet := map[string]int{}, map[string]int{}
+	for _, tc := range f.Tests {
+		for _, at := range tc.AlertRuleTest {
+			if len(at.ExpAlerts) == 0 {
+				quiet[at.Alertname]++
+				continue
+			}
+			fires[at.Alertname]++
+			for _, ea := range at.ExpAlerts {
+				if ea.ExpLabels["severity"] == "" {
+					t.Errorf("%q at %s: %s expected without its severity label", tc.Name, at.EvalTime, at.Alertname)
+				}
+				for _, a := range []string{"summary", "description", "runbook_url"} {
+					if ea.ExpAnnotations[a] == "" {
+						t.Errorf("%q at %s: %s expected without its %s annotation", tc.Name, at.EvalTime, at.Alertname, a)
+					}
+				}
+			}
+		}
+	}
+	for _, r := range readRules(t, alertsFile) {
+		if r.Alert == "" {
+			continue
+		}
+		if fires[r.Alert] == 0 {
+			t.Errorf("%s has no unit test where it fires", r.Alert)
+		}
+		if quiet[r.Alert] == 0 {
+			t.Errorf("%s has no unit test where it must not fire", r.Alert)
+		}
+	}
+}
