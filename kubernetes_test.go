@@ -1,0 +1,1246 @@
+package main
+
+// Checks of the deployment examples: the Kubernetes manifests in examples/kubernetes/ and the
+// Prometheus configurations that use /sd and /probe.
+//
+// The manifests are held to the image and the binary they run: the image tag is the VERSION
+// file's, the port is the Dockerfile's EXPOSE and the binary's default listen address, the
+// probes hit /-/healthy and /-/ready on that port, every argument is a flag the binary
+// accepts, the ConfigMap's config passes --config.check, the credentials come from the
+// Secret, and the shards of the StatefulSet split the tasks. The checks that build and run
+// the binary are skipped with -short.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	k8sDir = "examples/kubernetes"
+	// The binary's defaults, as main.go sets them; TestKubernetesManifestsAgainstBinary reads
+	// them back from --help.
+	k8sDefaultListen      = ":39107"
+	k8sDefaultMetricsPath = "/metrics"
+	// The StatefulSet controller's label with the pod's ordinal (Kubernetes 1.28+).
+	k8sPodIndexField = "metadata.labels['apps.kubernetes.io/pod-index']"
+)
+
+// The kinds the examples may use, with their apiVersion. Another kind must be added here
+// (and, if it runs or exposes the exporter, checked below).
+var k8sKinds = map[string]string{
+	"ConfigMap":      "v1",
+	"Secret":         "v1",
+	"Service":        "v1",
+	"Deployment":     "apps/v1",
+	"StatefulSet":    "apps/v1",
+	"ServiceMonitor": "monitoring.coreos.com/v1",
+}
+
+// The Kubernetes objects, reduced to the fields the examples use. They are decoded with
+// unknown fields refused, so a misspelt field (which kubectl would reject) fails here too.
+
+type k8sMeta struct {
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+type k8sHeader struct {
+	APIVersion string  `yaml:"apiVersion"`
+	Kind       string  `yaml:"kind"`
+	Metadata   k8sMeta `yaml:"metadata"`
+	// where: file and document number, for messages
+	where string
+}
+
+func (h *k8sHeader) setWhere(where string) { h.where = where }
+
+type k8sConfigMap struct {
+	k8sHeader `yaml:",inline"`
+	Data      map[string]string `yaml:"data"`
+}
+
+type k8sSecret struct {
+	k8sHeader  `yaml:",inline"`
+	Type       string            `yaml:"type"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+}
+
+type k8sService struct {
+	k8sHeader `yaml:",inline"`
+	Spec      struct {
+		Type                     string            `yaml:"type"`
+		ClusterIP                string            `yaml:"clusterIP"`
+		PublishNotReadyAddresses bool              `yaml:"publishNotReadyAddresses"`
+		Selector                 map[string]string `yaml:"selector"`
+		Ports                    []k8sServicePort  `yaml:"ports"`
+	} `yaml:"spec"`
+}
+
+type k8sServicePort struct {
+	Name       string `yaml:"name"`
+	Port       int    `yaml:"port"`
+	TargetPort any    `yaml:"targetPort"` // a number or a port name
+	Protocol   string `yaml:"protocol"`
+}
+
+type k8sServiceMonitor struct {
+	k8sHeader `yaml:",inline"`
+	Spec      struct {
+		Selector          k8sSelector      `yaml:"selector"`
+		NamespaceSelector map[string]any   `yaml:"namespaceSelector"`
+		Endpoints         []map[string]any `yaml:"endpoints"`
+	} `yaml:"spec"`
+}
+
+type k8sSelector struct {
+	MatchLabels map[string]string `yaml:"matchLabels"`
+}
+
+type k8sWorkload struct { // Deployment or StatefulSet
+	k8sHeader `yaml:",inline"`
+	Spec      struct {
+		Replicas             *int           `yaml:"replicas"`
+		RevisionHistoryLimit *int           `yaml:"revisionHistoryLimit"`
+		Strategy             map[string]any `yaml:"strategy"`            // Deployment
+		ServiceName          string         `yaml:"serviceName"`         // StatefulSet
+		PodManagementPolicy  string         `yaml:"podManagementPolicy"` // StatefulSet
+		UpdateStrategy       map[string]any `yaml:"updateStrategy"`      // StatefulSet
+		Selector             k8sSelector    `yaml:"selector"`
+		Template             struct {
+			Metadata k8sMeta    `yaml:"metadata"`
+			Spec     k8sPodSpec `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type k8sPodSpec struct {
+	AutomountServiceAccountToken  *bool              `yaml:"automountServiceAccountToken"`
+	ServiceAccountName            string             `yaml:"serviceAccountName"`
+	TerminationGracePeriodSeconds *int               `yaml:"terminationGracePeriodSeconds"`
+	SecurityContext               k8sSecurityContext `yaml:"securityContext"`
+	Containers                    []k8sContainer     `yaml:"containers"`
+	Volumes                       []k8sVolume        `yaml:"volumes"`
+}
+
+type k8sVolume struct {
+	Name      string `yaml:"name"`
+	ConfigMap *struct {
+		Name string `yaml:"name"`
+	} `yaml:"configMap"`
+	Secret *struct {
+		SecretName string `yaml:"secretName"`
+	} `yaml:"secret"`
+}
+
+// k8sSecurityContext is the union of the pod's and the container's fields used here.
+type k8sSecurityContext struct {
+	RunAsNonRoot             *bool  `yaml:"runAsNonRoot"`
+	RunAsUser                *int64 `yaml:"runAsUser"`
+	RunAsGroup               *int64 `yaml:"runAsGroup"`
+	FSGroup                  *int64 `yaml:"fsGroup"`
+	AllowPrivilegeEscalation *bool  `yaml:"allowPrivilegeEscalation"`
+	ReadOnlyRootFilesystem   *bool  `yaml:"readOnlyRootFilesystem"`
+	Privileged               *bool  `yaml:"privileged"`
+	Capabilities             struct {
+		Add  []string `yaml:"add"`
+		Drop []string `yaml:"drop"`
+	} `yaml:"capabilities"`
+	SeccompProfile struct {
+		Type string `yaml:"type"`
+	} `yaml:"seccompProfile"`
+}
+
+type k8sContainer struct {
+	Name            string   `yaml:"name"`
+	Image           string   `yaml:"image"`
+	ImagePullPolicy string   `yaml:"imagePullPolicy"`
+	Command         []string `yaml:"command"`
+	Args            []string `yaml:"args"`
+	Ports           []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+		Protocol      string `yaml:"protocol"`
+	} `yaml:"ports"`
+	Env            []k8sEnvVar `yaml:"env"`
+	LivenessProbe  *k8sProbe   `yaml:"livenessProbe"`
+	ReadinessProbe *k8sProbe   `yaml:"readinessProbe"`
+	StartupProbe   *k8sProbe   `yaml:"startupProbe"`
+	Resources      struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	SecurityContext k8sSecurityContext `yaml:"securityContext"`
+	VolumeMounts    []k8sVolumeMount   `yaml:"volumeMounts"`
+}
+
+type k8sEnvVar struct {
+	Name      string `yaml:"name"`
+	Value     string `yaml:"value"`
+	ValueFrom *struct {
+		SecretKeyRef *struct {
+			Name     string `yaml:"name"`
+			Key      string `yaml:"key"`
+			Optional *bool  `yaml:"optional"`
+		} `yaml:"secretKeyRef"`
+		FieldRef *struct {
+			APIVersion string `yaml:"apiVersion"`
+			FieldPath  string `yaml:"fieldPath"`
+		} `yaml:"fieldRef"`
+	} `yaml:"valueFrom"`
+}
+
+type k8sVolumeMount struct {
+	Name      string `yaml:"name"`
+	MountPath string `yaml:"mountPath"`
+	SubPath   string `yaml:"subPath"`
+	ReadOnly  bool   `yaml:"readOnly"`
+}
+
+type k8sProbe struct {
+	HTTPGet *struct {
+		Path        string              `yaml:"path"`
+		Port        any                 `yaml:"port"`
+		Scheme      string              `yaml:"scheme"`
+		HTTPHeaders []map[string]string `yaml:"httpHeaders"`
+	} `yaml:"httpGet"`
+	InitialDelaySeconds int `yaml:"initialDelaySeconds"`
+	PeriodSeconds       int `yaml:"periodSeconds"`
+	TimeoutSeconds      int `yaml:"timeoutSeconds"`
+	SuccessThreshold    int `yaml:"successThreshold"`
+	FailureThreshold    int `yaml:"failureThreshold"`
+}
+
+// k8sManifests is every object of the examples, by kind.
+type k8sManifests struct {
+	configMaps map[string]*k8sConfigMap
+	secrets    map[string]*k8sSecret
+	services   []*k8sService
+	monitors   []*k8sServiceMonitor
+	workloads  []*k8sWorkload
+}
+
+// k8sLoad parses every manifest under examples/kubernetes/, every document of each.
+func k8sLoad(t *testing.T) *k8sManifests {
+	t.Helper()
+	m := &k8sManifests{configMaps: map[string]*k8sConfigMap{}, secrets: map[string]*k8sSecret{}}
+	seen := map[string]string{} // kind/name -> where
+	files := 0
+	err := filepath.WalkDir(k8sDir, func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (!strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml")) {
+			return err
+		}
+		files++
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for i := 1; ; i++ {
+			var doc yaml.Node
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return fmt.Errorf("%s: document %d: %v", name, i, err)
+			}
+			if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
+				continue // an empty document, as after a trailing ---
+			}
+			where := fmt.Sprintf("%s (document %d)", name, i)
+			var h k8sHeader
+			if err := doc.Decode(&h); err != nil {
+				return fmt.Errorf("%s: %v", where, err)
+			}
+			want, known := k8sKinds[h.Kind]
+			switch {
+			case h.Kind == "" || h.APIVersion == "" || h.Metadata.Name == "":
+				return fmt.Errorf("%s: not a Kubernetes object: apiVersion, kind and metadata.name are required", where)
+			case !known:
+				return fmt.Errorf("%s: kind %s is not one the test knows: add it to k8sKinds", where, h.Kind)
+			case h.APIVersion != want:
+				return fmt.Errorf("%s: %s has apiVersion %q, want %q", where, h.Kind, h.APIVersion, want)
+			}
+			if prev, dup := seen[h.Kind+"/"+h.Metadata.Name]; dup {
+				return fmt.Errorf("%s: %s %s is also defined in %s", where, h.Kind, h.Metadata.Name, prev)
+			}
+			seen[h.Kind+"/"+h.Metadata.Name] = where
+			var obj any
+			switch h.Kind {
+			case "ConfigMap":
+				c := &k8sConfigMap{}
+				m.configMaps[h.Metadata.Name], obj = c, c
+			case "Secret":
+				s := &k8sSecret{}
+				m.secrets[h.Metadata.Name], obj = s, s
+			case "Service":
+				s := &k8sService{}
+				m.services, obj = append(m.services, s), s
+			case "ServiceMonitor":
+				s := &k8sServiceMonitor{}
+				m.monitors, obj = append(m.monitors, s), s
+			default:
+				w := &k8sWorkload{}
+				m.workloads, obj = append(m.workloads, w), w
+			}
+			if err := k8sDecodeStrict(&doc, obj); err != nil {
+				return fmt.Errorf("%s: %v", where, err)
+			}
+			obj.(interface{ setWhere(string) }).setWhere(where) // not a YAML field: after decoding
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatalf("no manifests under %s", k8sDir)
+	}
+	return m
+}
+
+// k8sDecodeStrict decodes a document into v, refusing fields v does not have.
+func k8sDecodeStrict(doc *yaml.Node, v any) error {
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// k8sArg is one container argument, --name=value or --name.
+type k8sArg struct {
+	name, value string
+	hasValue    bool
+}
+
+func k8sParseArgs(args []string) ([]k8sArg, error) {
+	var out []k8sArg
+	for _, a := range args {
+		if !strings.HasPrefix(a, "--") || len(a) == 2 {
+			return nil, fmt.Errorf("argument %q: want --flag=value (or --flag for a boolean)", a)
+		}
+		name, value, hasValue := strings.Cut(a[2:], "=")
+		out = append(out, k8sArg{name: name, value: value, hasValue: hasValue})
+	}
+	return out, nil
+}
+
+// k8sFlag returns the value of the last --name=value among args.
+func k8sFlag(args []k8sArg, name string) (string, bool) {
+	value, found := "", false
+	for _, a := range args {
+		if a.name == name {
+			value, found = a.value, true
+		}
+	}
+	return value, found
+}
+
+// k8sContainerPort resolves a probe's or a Service's port (a number or a port name).
+func k8sContainerPort(c *k8sContainer, port any) (int, bool) {
+	switch p := port.(type) {
+	case int:
+		return p, true
+	case string:
+		for _, cp := range c.Ports {
+			if cp.Name == p {
+				return cp.ContainerPort, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// k8sSubset reports whether every label of sel is in labels (an empty selector selects nothing).
+func k8sSubset(sel, labels map[string]string) bool {
+	if len(sel) == 0 {
+		return false
+	}
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// k8sDockerfile returns the Dockerfile's EXPOSEd ports, its USER, and its ENTRYPOINT.
+func k8sDockerfile(t *testing.T) (expose []int, user int64, entrypoint []string) {
+	t.Helper()
+	data, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user = -1
+	for _, line := range strings.Split(strings.ReplaceAll(string(data), "\\\n", " "), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		switch strings.ToUpper(fields[0]) {
+		case "EXPOSE":
+			for _, f := range fields[1:] {
+				p, err := strconv.Atoi(strings.TrimSuffix(f, "/tcp"))
+				if err != nil {
+					t.Fatalf("Dockerfile: EXPOSE %s: %v", f, err)
+				}
+				expose = append(expose, p)
+			}
+		case "USER":
+			user, err = strconv.ParseInt(strings.SplitN(fields[1], ":", 2)[0], 10, 64)
+			if err != nil {
+				t.Fatalf("Dockerfile: USER %s: want a numeric uid (runAsNonRoot needs one)", fields[1])
+			}
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0]))), &entrypoint); err != nil {
+				t.Fatalf("Dockerfile: ENTRYPOINT: want the exec (JSON) form: %v", err)
+			}
+		}
+	}
+	if len(expose) == 0 || user < 0 || len(entrypoint) == 0 {
+		t.Fatalf("Dockerfile: want EXPOSE, USER and ENTRYPOINT, got %v, %d, %q", expose, user, entrypoint)
+	}
+	return expose, user, entrypoint
+}
+
+func k8sVersion(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		t.Fatal("VERSION is empty")
+	}
+	return v
+}
+
+var k8sVarRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// TestKubernetesManifests checks the manifests against each other, the Dockerfile, VERSION
+// and the binary's defaults, without running anything.
+func TestKubernetesManifests(t *testing.T) {
+	m := k8sLoad(t)
+	version := k8sVersion(t)
+	expose, dockerUser, entrypoint := k8sDockerfile(t)
+	_, listenPortText, err := net.SplitHostPort(k8sDefaultListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenPort, _ := strconv.Atoi(listenPortText)
+	if !slices.Contains(expose, listenPort) {
+		t.Errorf("Dockerfile EXPOSEs %v, but the binary listens on %s by default", expose, k8sDefaultListen)
+	}
+
+	kinds := map[string]int{}
+	for _, w := range m.workloads {
+		kinds[w.Kind]++
+	}
+	if len(m.configMaps) == 0 || len(m.secrets) == 0 || len(m.services) == 0 || kinds["Deployment"] == 0 || kinds["StatefulSet"] == 0 {
+		t.Errorf("want at least a ConfigMap, a Secret, a Service, a Deployment and a StatefulSet (the sharded variant); got %d, %d, %d, %v",
+			len(m.configMaps), len(m.secrets), len(m.services), kinds)
+	}
+
+	usedSecrets := map[string]bool{}
+	for _, w := range m.workloads {
+		name := w.Kind + " " + w.Metadata.Name + " in " + w.where
+		pod := &w.Spec.Template.Spec
+		if !k8sSubset(w.Spec.Selector.MatchLabels, w.Spec.Template.Metadata.Labels) {
+			t.Errorf("%s: selector %v does not select its own pod labels %v", name, w.Spec.Selector.MatchLabels, w.Spec.Template.Metadata.Labels)
+		}
+		if len(pod.Containers) != 1 {
+			t.Errorf("%s: want one container, got %d", name, len(pod.Containers))
+			continue
+		}
+		c := &pod.Containers[0]
+
+		// The image and how it starts.
+		if want := "metastudio_exporter:" + version; c.Image != want {
+			t.Errorf("%s: image %q, want %q (the VERSION file's tag)", name, c.Image, want)
+		}
+		if c.Command != nil && !slices.Equal(c.Command, entrypoint) {
+			t.Errorf("%s: command %q overrides the image's ENTRYPOINT %q", name, c.Command, entrypoint)
+		}
+		args, err := k8sParseArgs(c.Args)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		env := map[string]bool{}
+		for _, e := range c.Env {
+			env[e.Name] = true
+		}
+		for _, a := range c.Args {
+			for _, ref := range k8sVarRef.FindAllStringSubmatch(a, -1) {
+				if !env[ref[1]] {
+					t.Errorf("%s: argument %q refers to $(%s), which the container's env does not define (the kubelet would pass it on literally)", name, a, ref[1])
+				}
+			}
+		}
+
+		// The port: the Dockerfile's, the binary's default, the one the flags say.
+		if len(c.Ports) != 1 || c.Ports[0].ContainerPort != listenPort || c.Ports[0].Name != "http-metrics" {
+			t.Errorf("%s: want the one container port http-metrics: %d, got %+v", name, listenPort, c.Ports)
+		}
+		for _, a := range args {
+			if a.name != "web.listen-address" {
+				continue
+			}
+			if _, p, err := net.SplitHostPort(a.value); err != nil || p != listenPortText {
+				t.Errorf("%s: --web.listen-address=%s: want port %s, the container port", name, a.value, listenPortText)
+			}
+		}
+		if p, ok := k8sFlag(args, "web.telemetry-path"); ok && p != k8sDefaultMetricsPath {
+			t.Errorf("%s: --web.telemetry-path=%s: the Service annotations and the ServiceMonitor say %s", name, p, k8sDefaultMetricsPath)
+		}
+
+		// Probes: the exporter's health endpoints, on that port.
+		for _, p := range []struct {
+			kind, path string
+			probe      *k8sProbe
+		}{{"livenessProbe", "/-/healthy", c.LivenessProbe}, {"readinessProbe", "/-/ready", c.ReadinessProbe}} {
+			if p.probe == nil || p.probe.HTTPGet == nil {
+				t.Errorf("%s: want an httpGet %s on %s", name, p.kind, p.path)
+				continue
+			}
+			if p.probe.HTTPGet.Path != p.path {
+				t.Errorf("%s: %s path %q, want %q", name, p.kind, p.probe.HTTPGet.Path, p.path)
+			}
+			if port, ok := k8sContainerPort(c, p.probe.HTTPGet.Port); !ok || port != listenPort {
+				t.Errorf("%s: %s port %v is not the exporter's port %d", name, p.kind, p.probe.HTTPGet.Port, listenPort)
+			}
+			if s := p.probe.HTTPGet.Scheme; s != "" && s != "HTTP" {
+				t.Errorf("%s: %s scheme %s: the exporter serves HTTP unless --web.config.file says otherwise", name, p.kind, s)
+			}
+		}
+
+		// Security: non-root (the Dockerfile's user), read-only, nothing extra.
+		sc, psc := c.SecurityContext, pod.SecurityContext
+		nonRoot := sc.RunAsNonRoot
+		if nonRoot == nil {
+			nonRoot = psc.RunAsNonRoot
+		}
+		user := sc.RunAsUser
+		if user == nil {
+			user = psc.RunAsUser
+		}
+		switch {
+		case nonRoot == nil || !*nonRoot:
+			t.Errorf("%s: want runAsNonRoot: true", name)
+		case user == nil || *user != dockerUser:
+			t.Errorf("%s: want runAsUser: %d, the Dockerfile's USER", name, dockerUser)
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: want readOnlyRootFilesystem: true", name)
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: want allowPrivilegeEscalation: false", name)
+		}
+		if !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
+			t.Errorf("%s: want capabilities: drop [ALL], add none; got %+v", name, sc.Capabilities)
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			t.Errorf("%s: privileged", name)
+		}
+
+		// Resources.
+		for _, r := range []string{"cpu", "memory"} {
+			if c.Resources.Requests[r] == "" {
+				t.Errorf("%s: want resources.requests.%s", name, r)
+			}
+		}
+		if c.Resources.Limits["memory"] == "" {
+			t.Errorf("%s: want resources.limits.memory", name)
+		}
+
+		// Credentials: CLOUD_SDK_AK/SK from a Secret that has those keys.
+		for _, key := range []string{"CLOUD_SDK_AK", "CLOUD_SDK_SK"} {
+			i := slices.IndexFunc(c.Env, func(e k8sEnvVar) bool { return e.Name == key })
+			if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.SecretKeyRef == nil || c.Env[i].Value != "" {
+				t.Errorf("%s: want env %s from a secretKeyRef", name, key)
+				continue
+			}
+			ref := c.Env[i].ValueFrom.SecretKeyRef
+			usedSecrets[ref.Name] = true
+			s, ok := m.secrets[ref.Name]
+			if !ok {
+				t.Errorf("%s: env %s: no Secret %s among the examples", name, key, ref.Name)
+				continue
+			}
+			if _, ok := s.StringData[ref.Key]; !ok {
+				if _, ok := s.Data[ref.Key]; !ok {
+					t.Errorf("%s: env %s: Secret %s has no key %s", name, key, ref.Name, ref.Key)
+				}
+			}
+		}
+
+		// The config: a mounted ConfigMap directory (no subPath, or reloads never see a change)
+		// holding the file --config.file names, and a watch that reloads it.
+		configFile, ok := k8sFlag(args, "config.file")
+		if !ok || !path.IsAbs(configFile) {
+			t.Errorf("%s: want --config.file=<absolute path in the ConfigMap mount>, got %q", name, configFile)
+		} else {
+			dir, file := path.Split(configFile)
+			mi := slices.IndexFunc(c.VolumeMounts, func(vm k8sVolumeMount) bool {
+				return strings.TrimSuffix(vm.MountPath, "/") == strings.TrimSuffix(dir, "/")
+			})
+			switch {
+			case mi < 0:
+				t.Errorf("%s: nothing is mounted at %s, the directory of --config.file", name, dir)
+			case c.VolumeMounts[mi].SubPath != "":
+				t.Errorf("%s: the config is mounted with subPath, which the kubelet never refreshes", name)
+			case !c.VolumeMounts[mi].ReadOnly:
+				t.Errorf("%s: mount the config readOnly", name)
+			default:
+				vi := slices.IndexFunc(pod.Volumes, func(v k8sVolume) bool { return v.Name == c.VolumeMounts[mi].Name })
+				if vi < 0 || pod.Volumes[vi].ConfigMap == nil {
+					t.Errorf("%s: the volume at %s is not a ConfigMap", name, dir)
+					break
+				}
+				cm, ok := m.configMaps[pod.Volumes[vi].ConfigMap.Name]
+				if !ok {
+					t.Errorf("%s: no ConfigMap %s among the examples", name, pod.Volumes[vi].ConfigMap.Name)
+				} else if _, ok := cm.Data[file]; !ok {
+					t.Errorf("%s: ConfigMap %s has no key %s (--config.file=%s)", name, cm.Metadata.Name, file, configFile)
+				}
+			}
+		}
+		if v, ok := k8sFlag(args, "config.watch-interval"); !ok {
+			t.Errorf("%s: want --config.watch-interval, so that a changed ConfigMap is reloaded", name)
+		} else if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			t.Errorf("%s: --config.watch-interval=%s: want a positive duration", name, v)
+		}
+
+		// Replicas and shards.
+		replicas := 1
+		if w.Spec.Replicas != nil {
+			replicas = *w.Spec.Replicas
+		}
+		index, hasIndex := k8sFlag(args, "shard.index")
+		countText, hasCount := k8sFlag(args, "shard.count")
+		count := 1
+		if hasCount {
+			if count, err = strconv.Atoi(countText); err != nil || count < 1 {
+				t.Errorf("%s: --shard.count=%s: want a positive number", name, countText)
+				continue
+			}
+		}
+		switch w.Kind {
+		case "Deployment":
+			// Replicas of a Deployment are interchangeable: each would call the API for the
+			// same tasks. A Deployment is one exporter, or one fixed shard.
+			if replicas != 1 {
+				t.Errorf("%s: replicas %d: want 1 (to share the work, shard)", name, replicas)
+			}
+			if hasIndex {
+				if i, err := strconv.Atoi(index); err != nil || i < 0 || i >= count {
+					t.Errorf("%s: --shard.index=%s: want a number below --shard.count=%d", name, index, count)
+				}
+			}
+		case "StatefulSet":
+			if count != replicas {
+				t.Errorf("%s: --shard.count=%d but %d replicas: some tasks would be watched by none or some pods refuse to start", name, count, replicas)
+			}
+			ref := k8sVarRef.FindStringSubmatch(index)
+			if !hasIndex || ref == nil || ref[0] != index {
+				t.Errorf("%s: want --shard.index=$(VAR), VAR being the pod's ordinal; got %q", name, index)
+			} else {
+				ei := slices.IndexFunc(c.Env, func(e k8sEnvVar) bool { return e.Name == ref[1] })
+				if ei < 0 || c.Env[ei].ValueFrom == nil || c.Env[ei].ValueFrom.FieldRef == nil || c.Env[ei].ValueFrom.FieldRef.FieldPath != k8sPodIndexField {
+					t.Errorf("%s: env %s: want it from fieldRef %s", name, ref[1], k8sPodIndexField)
+				}
+			}
+			si := slices.IndexFunc(m.services, func(s *k8sService) bool { return s.Metadata.Name == w.Spec.ServiceName })
+			if si < 0 {
+				t.Errorf("%s: serviceName %q: no such Service among the examples", name, w.Spec.ServiceName)
+			} else if s := m.services[si]; s.Spec.ClusterIP != "None" || !k8sSubset(s.Spec.Selector, w.Spec.Template.Metadata.Labels) {
+				t.Errorf("%s: Service %s must be headless (clusterIP: None) and select the pods", name, s.Metadata.Name)
+			}
+		}
+	}
+
+	// Services: select a workload, reach its port, and say how to scrape it.
+	for _, s := range m.services {
+		name := "Service " + s.Metadata.Name + " in " + s.where
+		var selected []*k8sWorkload
+		for _, w := range m.workloads {
+			if k8sSubset(s.Spec.Selector, w.Spec.Template.Metadata.Labels) {
+				selected = append(selected, w)
+			}
+		}
+		if len(selected) != 1 {
+			t.Errorf("%s: selector %v selects %d workloads, want exactly 1", name, s.Spec.Selector, len(selected))
+			continue
+		}
+		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Name != "http-metrics" || s.Spec.Ports[0].Port != listenPort {
+			t.Errorf("%s: want one port http-metrics: %d, got %+v", name, listenPort, s.Spec.Ports)
+			continue
+		}
+		if c := selected[0].Spec.Template.Spec.Containers; len(c) == 1 {
+			if p, ok := k8sContainerPort(&c[0], s.Spec.Ports[0].TargetPort); !ok || p != listenPort {
+				t.Errorf("%s: targetPort %v is not the container's port %d", name, s.Spec.Ports[0].TargetPort, listenPort)
+			}
+		}
+		for key, want := range map[string]string{
+			"prometheus.io/scrape": "true",
+			"prometheus.io/port":   strconv.Itoa(listenPort),
+			"prometheus.io/path":   k8sDefaultMetricsPath,
+		} {
+			if got := s.Metadata.Annotations[key]; got != want {
+				t.Errorf("%s: annotation %s: %q, want %q", name, key, got, want)
+			}
+		}
+	}
+
+	// ServiceMonitors: select Services of the examples, by a port they have.
+	for _, sm := range m.monitors {
+		name := "ServiceMonitor " + sm.Metadata.Name + " in " + sm.where
+		var selected []*k8sService
+		for _, s := range m.services {
+			if k8sSubset(sm.Spec.Selector.MatchLabels, s.Metadata.Labels) {
+				selected = append(selected, s)
+			}
+		}
+		if len(selected) == 0 || len(sm.Spec.Endpoints) == 0 {
+			t.Errorf("%s: selects %d Services with %d endpoints, want at least one of each", name, len(selected), len(sm.Spec.Endpoints))
+		}
+		for _, e := range sm.Spec.Endpoints {
+			if p, _ := e["path"].(string); p != k8sDefaultMetricsPath {
+				t.Errorf("%s: endpoint path %q, want %s", name, p, k8sDefaultMetricsPath)
+			}
+			for _, s := range selected {
+				if !slices.ContainsFunc(s.Spec.Ports, func(p k8sServicePort) bool { return p.Name == e["port"] }) {
+					t.Errorf("%s: endpoint port %v: Service %s has no such port", name, e["port"], s.Metadata.Name)
+				}
+			}
+		}
+	}
+
+	// The Secret holds placeholders only, and every Secret is used.
+	for _, s := range m.secrets {
+		if len(s.Data) > 0 {
+			t.Errorf("Secret %s in %s: use stringData with placeholders, not data", s.Metadata.Name, s.where)
+		}
+		for k, v := range s.StringData {
+			if !strings.Contains(v, "REPLACE") {
+				t.Errorf("Secret %s in %s: %s is not an obvious placeholder (want REPLACE in it): never commit a key", s.Metadata.Name, s.where, k)
+			}
+		}
+		if !usedSecrets[s.Metadata.Name] {
+			t.Errorf("Secret %s in %s: no workload uses it", s.Metadata.Name, s.where)
+		}
+	}
+
+	// The config takes its credentials from the environment, i.e. from the Secret.
+	for _, cm := range m.configMaps {
+		for key, text := range cm.Data {
+			var cfg map[string]any
+			if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+				t.Errorf("ConfigMap %s in %s: %s: %v", cm.Metadata.Name, cm.where, key, err)
+				continue
+			}
+			if _, ok := cfg["credentials"]; ok {
+				t.Errorf("ConfigMap %s in %s: %s has a credentials section; the examples take CLOUD_SDK_AK/SK from the Secret", cm.Metadata.Name, cm.where, key)
+			}
+		}
+	}
+}
+
+// k8sBuild builds the binary the image ships, once per test.
+func k8sBuild(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), exporterName)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var (
+	// A flag line of kingpin's --help: "  -h, --[no-]help ..." or "      --config.file=...".
+	k8sHelpFlag = regexp.MustCompile(`(?m)^ {2,8}(?:-\w, )?--(\[no-\])?([\w.-]+)`)
+	k8sHelpDef  = func(flag string) *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^ {2,8}--` + regexp.QuoteMeta(flag) + `="?([^"\s]*)"?`)
+	}
+)
+
+// k8sHelp runs `<bin> --help` and returns its flags (name -> boolean) and the output.
+func k8sHelp(t *testing.T, bin string) (map[string]bool, string) {
+	t.Helper()
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --help: %v\n%s", bin, err, out)
+	}
+	flags := map[string]bool{}
+	for _, m := range k8sHelpFlag.FindAllStringSubmatch(string(out), -1) {
+		flags[m[2]] = m[1] != ""
+	}
+	if !flags["help"] || len(flags) < 5 {
+		t.Fatalf("cannot read the flags from --help:\n%s", out)
+	}
+	return flags, string(out)
+}
+
+// k8sCheckEnv is a clean environment with only the given variables, so that the developer's
+// own HUAWEICLOUD_* or CLOUD_SDK_* never take part.
+func k8sCheckEnv(vars map[string]string) []string {
+	env := []string{}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+// k8sFreeAddr returns a loopback address nobody listens on at the moment.
+func k8sFreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// k8sWithEndpoint returns the config text with endpoint set to url, so that the exporter
+// started by the test never reaches the real cloud.
+func k8sWithEndpoint(t *testing.T, text, url string) []byte {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		t.Fatalf("config is not a YAML mapping: %v", err)
+	}
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "endpoint" {
+			root.Content[i+1].SetString(url)
+			url = ""
+		}
+	}
+	if url != "" {
+		var k, v yaml.Node
+		k.SetString("endpoint")
+		v.SetString(url)
+		root.Content = append(root.Content, &k, &v)
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestKubernetesManifestsAgainstBinary builds the binary and holds the manifests to it: every
+// argument is one of its flags, its default port is the container's, the ConfigMap's config
+// passes --config.check, and each pod, started the way the kubelet would start it, answers
+// its probes; the StatefulSet's pods list every configured task on /sd exactly once.
+func TestKubernetesManifestsAgainstBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	m := k8sLoad(t)
+	bin := k8sBuild(t)
+	flags, help := k8sHelp(t, bin)
+
+	if d := k8sHelpDef("web.listen-address").FindStringSubmatch(help); d == nil || d[1] != k8sDefaultListen {
+		t.Errorf("the binary's default --web.listen-address is %v, the manifests use %s", d, k8sDefaultListen)
+	}
+	if d := k8sHelpDef("web.telemetry-path").FindStringSubmatch(help); d == nil || d[1] != k8sDefaultMetricsPath {
+		t.Errorf("the binary's default --web.telemetry-path is %v, the manifests use %s", d, k8sDefaultMetricsPath)
+	}
+
+	for _, w := range m.workloads {
+		for _, c := range w.Spec.Template.Spec.Containers {
+			args, err := k8sParseArgs(c.Args)
+			if err != nil {
+				t.Errorf("%s %s: %v", w.Kind, w.Metadata.Name, err)
+				continue
+			}
+			for _, a := range args {
+				isBool, known := flags[a.name]
+				if !known && strings.HasPrefix(a.name, "no-") {
+					isBool, known = flags[strings.TrimPrefix(a.name, "no-")]
+					known = known && isBool
+				}
+				switch {
+				case !known:
+					t.Errorf("%s %s in %s: --%s is not a flag of the binary", w.Kind, w.Metadata.Name, w.where, a.name)
+				case !isBool && !a.hasValue:
+					t.Errorf("%s %s in %s: --%s needs =value", w.Kind, w.Metadata.Name, w.where, a.name)
+				}
+			}
+		}
+	}
+
+	creds := map[string]string{"CLOUD_SDK_AK": "K8STESTACCESSKEY0000", "CLOUD_SDK_SK": "k8s-test-secret-key"}
+	for _, cm := range m.configMaps {
+		for key, text := range cm.Data {
+			if !strings.HasSuffix(key, ".yml") && !strings.HasSuffix(key, ".yaml") {
+				continue
+			}
+			file := filepath.Join(t.TempDir(), key)
+			if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "--config.check", "--config.file="+file)
+			cmd.Env = k8sCheckEnv(creds)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("ConfigMap %s in %s: %s fails --config.check: %v\n%s", cm.Metadata.Name, cm.where, key, err, out)
+			}
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	// A MetaStudio stand-in that answers every call with an error: the pods must be healthy
+	// and ready whatever the API says, and no call may leave this machine.
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error_code":"MSS.000000001","error_msg":"unavailable (kubernetes_test)"}`)
+	}))
+	defer api.Close()
+
+	for _, w := range m.workloads {
+		replicas := 1
+		if w.Spec.Replicas != nil {
+			replicas = *w.Spec.Replicas
+		}
+		c := &w.Spec.Template.Spec.Containers[0]
+		args, _ := k8sParseArgs(c.Args)
+		configFile, _ := k8sFlag(args, "config.file")
+		dir, file := path.Split(configFile)
+		var configText string
+		for _, vm := range c.VolumeMounts {
+			if strings.TrimSuffix(vm.MountPath, "/") != strings.TrimSuffix(dir, "/") {
+				continue
+			}
+			for _, v := range w.Spec.Template.Spec.Volumes {
+				if v.Name == vm.Name && v.ConfigMap != nil && m.configMaps[v.ConfigMap.Name] != nil {
+					configText = m.configMaps[v.ConfigMap.Name].Data[file]
+				}
+			}
+		}
+		if configText == "" {
+			t.Errorf("%s %s: cannot find its config (see TestKubernetesManifests)", w.Kind, w.Metadata.Name)
+			continue
+		}
+		var cfg struct {
+			Tasks []string `yaml:"tasks"`
+		}
+		if err := yaml.Unmarshal([]byte(configText), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		config := filepath.Join(t.TempDir(), file)
+		if err := os.WriteFile(config, k8sWithEndpoint(t, configText, api.URL), 0o600); err != nil {
+			t.Fatal(err)
+		}
+
+		listed := map[string][]int{} // task id -> the pods whose /sd lists it
+		for ordinal := range replicas {
+			podName := fmt.Sprintf("%s-%d", w.Metadata.Name, ordinal)
+			t.Run(w.Kind+"/"+podName, func(t *testing.T) {
+				// The container's environment, as the kubelet makes it.
+				env := map[string]string{}
+				for _, e := range c.Env {
+					switch {
+					case e.ValueFrom == nil:
+						env[e.Name] = e.Value
+					case e.ValueFrom.SecretKeyRef != nil:
+						env[e.Name] = creds[e.Name]
+						if env[e.Name] == "" {
+							env[e.Name] = "k8s-test-" + strings.ToLower(e.Name)
+						}
+					case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == k8sPodIndexField && w.Kind == "StatefulSet":
+						env[e.Name] = strconv.Itoa(ordinal)
+					case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+						env[e.Name] = podName
+					default:
+						t.Fatalf("env %s: the test does not know how the kubelet fills it", e.Name)
+					}
+				}
+				listen := k8sFreeAddr(t)
+				run := []string{"--web.listen-address=" + listen}
+				for _, a := range c.Args {
+					a = k8sVarRef.ReplaceAllStringFunc(a, func(ref string) string { return env[ref[2:len(ref)-1]] })
+					switch {
+					case strings.HasPrefix(a, "--config.file="):
+						run = append(run, "--config.file="+config)
+					case strings.HasPrefix(a, "--web.listen-address="):
+					default:
+						run = append(run, a)
+					}
+				}
+				cmd := exec.Command(bin, run...)
+				cmd.Env = k8sCheckEnv(env)
+				var out bytes.Buffer // read only once the process is gone
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				exited := make(chan error, 1)
+				go func() { exited <- cmd.Wait() }()
+				defer func() {
+					_ = cmd.Process.Signal(os.Interrupt)
+					select {
+					case <-exited:
+					case <-time.After(10 * time.Second):
+						_ = cmd.Process.Kill()
+						<-exited
+					}
+					if t.Failed() {
+						t.Logf("%s %s:\n%s", bin, strings.Join(run, " "), out.String())
+					}
+				}()
+
+				client := &http.Client{Timeout: 5 * time.Second}
+				get := func(p string) (int, []byte, error) {
+					resp, err := client.Get("http://" + listen + p)
+					if err != nil {
+						return 0, nil, err
+					}
+					defer resp.Body.Close()
+					body, err := io.ReadAll(resp.Body)
+					return resp.StatusCode, body, err
+				}
+				probes := []*k8sProbe{c.ReadinessProbe, c.LivenessProbe}
+				deadline := time.Now().Add(15 * time.Second)
+				for _, p := range probes {
+					for {
+						code, body, err := get(p.HTTPGet.Path)
+						if err == nil && code == http.StatusOK {
+							break
+						}
+						select {
+						case err := <-exited:
+							exited <- err
+							t.Fatalf("the exporter exited (%v) before %s answered 200", err, p.HTTPGet.Path)
+						default:
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("%s: %d %s %v, want 200", p.HTTPGet.Path, code, body, err)
+						}
+						time.Sleep(50 * time.Millisecond)
+					}
+				}
+				code, body, err := get("/sd")
+				if err != nil || code != http.StatusOK {
+					t.Fatalf("/sd: %d %s %v", code, body, err)
+				}
+				var groups []struct {
+					Targets []string          `json:"targets"`
+					Labels  map[string]string `json:"labels"`
+				}
+				if err := json.Unmarshal(body, &groups); err != nil {
+					t.Fatalf("/sd: %v\n%s", err, body)
+				}
+				for _, g := range groups {
+					for _, id := range g.Targets {
+						listed[id] = append(listed[id], ordinal)
+					}
+				}
+			})
+		}
+		// The API fails, so discovery adds nothing: the pods list the configured tasks,
+		// each exactly once across all of them.
+		for _, id := range cfg.Tasks {
+			if len(listed[id]) != 1 {
+				t.Errorf("%s %s: task %s is listed on /sd by pods %v, want exactly one", w.Kind, w.Metadata.Name, id, listed[id])
+			}
+		}
+		for id := range listed {
+			if !slices.Contains(cfg.Tasks, id) {
+				t.Errorf("%s %s: /sd lists %s, which is not configured", w.Kind, w.Metadata.Name, id)
+			}
+		}
+	}
+}
+
+// The parts of a Prometheus configuration the examples are held to.
+type k8sPromConfig struct {
+	ScrapeConfigs []struct {
+		JobName      string `yaml:"job_name"`
+		MetricsPath  string `yaml:"metrics_path"`
+		HTTPSDConfig []struct {
+			URL string `yaml:"url"`
+		} `yaml:"http_sd_configs"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+		RelabelConfigs []struct {
+			SourceLabels []string `yaml:"source_labels"`
+			TargetLabel  string   `yaml:"target_label"`
+			Replacement  *string  `yaml:"replacement"`
+			Regex        *string  `yaml:"regex"`
+			Modulus      int      `yaml:"modulus"`
+			Action       string   `yaml:"action"`
+		} `yaml:"relabel_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+func k8sDeref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// k8sPromShardLine is how prometheus-sharded.yml marks the lines that differ between servers.
+var k8sPromShardLine = regexp.MustCompile(`(?m)^(.*)"0"(\s*# SHARD\b.*)$`)
+
+// TestPrometheusExamples checks examples/prometheus-probe.yml and prometheus-sharded.yml:
+// /sd discovers the tasks, each is probed through /probe on the exporter, the sharded
+// servers split them with hashmod, and promtool accepts every server's file.
+func TestPrometheusExamples(t *testing.T) {
+	_, listenPort, _ := net.SplitHostPort(k8sDefaultListen)
+	files := map[string][]byte{} // file to check with promtool -> its content
+	for _, name := range []string{"examples/prometheus-probe.yml", "examples/prometheus-sharded.yml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sharded := strings.Contains(name, "sharded")
+		var cfg k8sPromConfig
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var probeJobs, selfJobs int
+		modulus := 0
+		for _, job := range cfg.ScrapeConfigs {
+			where := name + ": job " + job.JobName
+			if job.MetricsPath != "/probe" {
+				// The exporter's own metrics.
+				for _, sc := range job.StaticConfigs {
+					for _, target := range sc.Targets {
+						if _, p, err := net.SplitHostPort(target); err != nil || p != listenPort {
+							t.Errorf("%s: target %q is not on the exporter's port %s", where, target, listenPort)
+						}
+					}
+				}
+				if job.MetricsPath == "" || job.MetricsPath == k8sDefaultMetricsPath {
+					selfJobs++
+				}
+				continue
+			}
+			probeJobs++
+			if len(job.HTTPSDConfig) != 1 || !strings.HasSuffix(job.HTTPSDConfig[0].URL, "/sd") {
+				t.Errorf("%s: want one http_sd_configs url ending in /sd, got %+v", where, job.HTTPSDConfig)
+				continue
+			}
+			sdHost := strings.TrimSuffix(strings.TrimPrefix(job.HTTPSDConfig[0].URL, "http://"), "/sd")
+			if _, p, err := net.SplitHostPort(sdHost); err != nil || p != listenPort {
+				t.Errorf("%s: /sd at %q is not on the exporter's port %s", where, sdHost, listenPort)
+			}
+			// Follow the relabelling: the discovered address becomes ?task=, the resource a
+			// label, the address the exporter's; in the sharded file, a hashmod over the task
+			// keeps one share.
+			var toParam, toResource, toExporter, keep bool
+			hashLabel := ""
+			for _, r := range job.RelabelConfigs {
+				switch {
+				case r.Action == "hashmod":
+					if len(r.SourceLabels) != 1 || (r.SourceLabels[0] != "__param_task" && r.SourceLabels[0] != "__address__") || !toParam && r.SourceLabels[0] == "__param_task" {
+						t.Errorf("%s: hashmod must hash the task id (__param_task or __address__ before it is rewritten), got %v", where, r.SourceLabels)
+					}
+					hashLabel, modulus = r.TargetLabel, r.Modulus
+				case r.Action == "keep":
+					keep = len(r.SourceLabels) == 1 && r.SourceLabels[0] == hashLabel && hashLabel != "" && k8sDeref(r.Regex) == "0"
+				case r.Action != "" && r.Action != "replace":
+				case slices.Equal(r.SourceLabels, []string{"__address__"}) && r.TargetLabel == "__param_task" && !toExporter:
+					toParam = true
+				case slices.Equal(r.SourceLabels, []string{"__meta_metastudio_resource"}) && r.TargetLabel == "resource":
+					toResource = true
+				case len(r.SourceLabels) == 0 && r.TargetLabel == "__address__":
+					toExporter = k8sDeref(r.Replacement) == sdHost
+				}
+			}
+			if !toParam || !toResource || !toExporter {
+				t.Errorf("%s: want __address__ -> __param_task (%v), __meta_metastudio_resource -> resource (%v), then __address__ = %s (%v)",
+					where, toParam, toResource, sdHost, toExporter)
+			}
+			if sharded && (modulus < 2 || !keep) {
+				t.Errorf("%s: want a hashmod with a modulus of at least 2 and a keep of share \"0\" (marked # SHARD); got modulus %d, keep %v", where, modulus, keep)
+			}
+		}
+		if probeJobs != 1 || selfJobs != 1 {
+			t.Errorf("%s: want one /probe job and one job scraping the exporter's %s, got %d and %d", name, k8sDefaultMetricsPath, probeJobs, selfJobs)
+		}
+		if !sharded {
+			files[name] = data
+			continue
+		}
+		// One file per server: the SHARD lines take each value of 0..modulus-1.
+		if n := len(k8sPromShardLine.FindAll(data, -1)); n == 0 {
+			t.Errorf("%s: no line marked # SHARD with the value \"0\"", name)
+			continue
+		}
+		for shard := range modulus {
+			variant := k8sPromShardLine.ReplaceAll(data, []byte(fmt.Sprintf(`${1}"%d"${2}`, shard)))
+			var vc k8sPromConfig
+			if err := yaml.Unmarshal(variant, &vc); err != nil {
+				t.Fatalf("%s with SHARD %d: %v", name, shard, err)
+			}
+			// Each server keeps its own share: the keep after the hashmod must have changed too.
+			for _, job := range vc.ScrapeConfigs {
+				for _, r := range job.RelabelConfigs {
+					if r.Action != "keep" {
+						continue
+					}
+					if kept := k8sDeref(r.Regex); kept != strconv.Itoa(shard) {
+						t.Errorf("%s with the # SHARD lines set to %d: job %s keeps share %q, want %d", name, shard, job.JobName, kept, shard)
+					}
+				}
+			}
+			files[fmt.Sprintf("%s (server %d)", name, shard)] = variant
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (apt-get install prometheus)")
+	}
+	dir := t.TempDir()
+	for name, data := range files {
+		// In a directory of their own, so that a rule_files entry would be looked up beside
+		// the file and fail the check rather than find something by chance.
+		file := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_", "(", "", ")", "").Replace(name))
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(promtool, "check", "config", file).CombinedOutput(); err != nil {
+			t.Errorf("promtool check config %s: %v\n%s", name, err, out)
+		}
+	}
+}
