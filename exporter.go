@@ -49,7 +49,7 @@ type exporter struct {
 	ctx     context.Context
 	reloads chan chan error
 
-	global     *prometheus.Registry
+	global     *collector.Set
 	apiMetrics *collector.APIMetrics
 	guard      *collector.Guard
 	limiter    *collector.Limiter
@@ -88,7 +88,7 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	if o.now == nil {
 		o.now = time.Now
 	}
-	e := &exporter{options: o, ctx: ctx, reloads: make(chan chan error), global: prometheus.NewRegistry()}
+	e := &exporter{options: o, ctx: ctx, reloads: make(chan chan error), global: collector.NewSet()}
 	e.global.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

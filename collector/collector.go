@@ -357,32 +357,31 @@ func ScrapeTimeout(r *http.Request, max time.Duration) time.Duration {
 	return min(t, max)
 }
 
-// scrapeCollector binds one scrape's context to the prometheus.Collector interface.
-type scrapeCollector struct {
-	ctx context.Context
-	c   *Collector
-}
-
-// Describe sends nothing: the series depend on the API's answers, so the collector is
-// unchecked.
-func (s scrapeCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (s scrapeCollector) Collect(ch chan<- prometheus.Metric) { s.c.Collect(s.ctx, ch) }
-
-var _ prometheus.Collector = scrapeCollector{}
-
-// Handler serves /metrics: each request scrapes under its own deadline into a fresh
-// registry and is served together with the process-wide metrics of global. current
+// Handler serves /metrics: each request scrapes under its own deadline, then serves the
+// scrape's series with the process-wide ones of global from a fresh registry, in one pass.
+// The scrape goes first, so the API counters served with it include its calls. current
 // returns the Collector of the running config.
-func Handler(current func() *Collector, global prometheus.Gatherer, logger log.Logger) http.Handler {
+func Handler(current func() *Collector, global *Set, logger log.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := current()
 		ctx, cancel := context.WithTimeout(r.Context(), ScrapeTimeout(r, c.cfg.Scrape.Timeout))
 		defer cancel()
+		ch := make(chan prometheus.Metric, 1024)
+		go func() {
+			c.Collect(ctx, ch)
+			close(ch)
+		}()
+		var series replay
+		for m := range ch {
+			series = append(series, m)
+		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(scrapeCollector{ctx: ctx, c: c})
-		// The scrape goes first, so the API counters served with it include its calls.
-		promhttp.HandlerFor(prometheus.Gatherers{reg, global}, promhttp.HandlerOpts{
+		for _, c := range []prometheus.Collector{series, global} {
+			if err := reg.Register(c); err != nil {
+				level.Error(logger).Log("msg", "Registering the series of a scrape", "err", err)
+			}
+		}
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 			ErrorLog:      errorLogger{logger},
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)

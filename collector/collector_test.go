@@ -81,6 +81,16 @@ func testConfig(tasks ...string) *config.Config {
 	}
 }
 
+// scrapeCollector runs one scrape as a prometheus.Collector, for a test registry.
+type scrapeCollector struct {
+	ctx context.Context
+	c   *Collector
+}
+
+func (s scrapeCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (s scrapeCollector) Collect(ch chan<- prometheus.Metric) { s.c.Collect(s.ctx, ch) }
+
 func gather(t *testing.T, c *Collector, ctx context.Context, want string, names ...string) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()

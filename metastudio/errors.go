@@ -128,6 +128,10 @@ func errorFields(body []byte) (code, msg, requestID string, ok bool) {
 		RequestID Value `json:"request_id"`
 	}
 	trimmed := bytes.TrimSpace(body)
+	// Most answers name neither key: they are not decoded twice.
+	if !bytes.Contains(trimmed, []byte(`"error_code"`)) && !bytes.Contains(trimmed, []byte(`"code"`)) {
+		return "", "", "", false
+	}
 	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &fields) != nil {
 		return "", "", "", false
 	}
