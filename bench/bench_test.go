@@ -1,0 +1,333 @@
+//go:build linux
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/metastudio-exporter/metastudio_exporter/simulator"
+)
+
+// simLatency is the simulator's delay before every answer.
+const simLatency = 50 * time.Millisecond
+
+// envMaxTasks, if set, skips the benchmarks of more tasks than that (make bench-quick).
+const envMaxTasks = "METASTUDIO_BENCH_MAX_TASKS"
+
+// taskCounts are the sizes every mode is measured at.
+var taskCounts = []int{100, 1000, 10000}
+
+// skipLarge skips a benchmark of n tasks above METASTUDIO_BENCH_MAX_TASKS.
+func skipLarge(b *testing.B, n int) {
+	if v := os.Getenv(envMaxTasks); v != "" {
+		if limit, err := strconv.Atoi(v); err == nil && n > limit {
+			b.Skipf("%d tasks: more than %s=%d", n, envMaxTasks, limit)
+		}
+	}
+}
+
+// Scrape modes.
+const (
+	modeCold      = "cold"      // cache off (finished_ttl 0): every scrape calls ShowTask for every task
+	modeWarm      = "warm"      // every task finished and cached: after the first scrape, no call
+	modeDiscovery = "discovery" // no configured task; SearchTask lists them all, 1 in 100 in progress
+)
+
+// BenchmarkScrape measures one scrape of the exporter binary, each iteration a GET
+// /metrics, for every mode and size. Metrics: wall-ms (the median scrape), cpu-us/task
+// (the exporter's CPU time during a scrape, exposition included, per exported task),
+// ShowTask/scrape (calls the simulator received), RSS-MiB (the exporter's peak RSS since
+// it started), first-ms (the first scrape after start: for warm, the one that fills the
+// cache); cold adds ideal-ms (ceil(N/32) x 50 ms) and x-ideal; discovery adds
+// SearchTask/refresh and refresh-ms (from the exporter's start to the last page).
+func BenchmarkScrape(b *testing.B) {
+	for _, mode := range []string{modeCold, modeWarm, modeDiscovery} {
+		for _, n := range taskCounts {
+			b.Run(fmt.Sprintf("%s/tasks=%d", mode, n), func(b *testing.B) { benchScrape(b, mode, n) })
+		}
+	}
+}
+
+func benchScrape(b *testing.B, mode string, n int, env ...string) {
+	skipLarge(b, n)
+	shape, cfg := shapeSeeded, exporterConfig{tasks: n}
+	switch mode {
+	case modeWarm:
+		shape, cfg.finishedTTL = shapeFinished, time.Hour
+	case modeDiscovery:
+		shape, cfg = shapeDiscovery, exporterConfig{finishedTTL: time.Hour, discovery: true}
+	}
+	sim := startSim(b, n, shape)
+	e := startExporter(b, sim.url, cfg, env...)
+	var refresh time.Duration
+	var listCalls int64
+	if mode == modeDiscovery {
+		pages := int64((n + 99) / 100)
+		waitFor(b, 2*time.Minute, func() bool { _, search := sim.requests(b); return search >= pages })
+		refresh = time.Since(e.started)
+		time.Sleep(300 * time.Millisecond) // the list is stored after its last page
+		_, listCalls = sim.requests(b)
+	}
+	first := measure(b, e, sim, 1)
+	expectTasks(b, first.scrapeResult, n)
+	var samples []sample
+	for b.Loop() {
+		s := measure(b, e, sim, 1)
+		expectTasks(b, s.scrapeResult, n)
+		samples = append(samples, s)
+	}
+	reportScrapes(b, samples, n)
+	b.ReportMetric(loadAverage(), "load1")
+	b.ReportMetric(ms(first.wall), "first-ms")
+	b.ReportMetric(float64(e.peakRSS(b))/mib, "RSS-MiB")
+	if mode == modeCold {
+		ideal := time.Duration((n+benchConcurrency-1)/benchConcurrency) * simLatency
+		b.ReportMetric(ms(ideal), "ideal-ms")
+		b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.wall) / float64(ideal) }), "x-ideal")
+	}
+	if mode == modeDiscovery {
+		b.ReportMetric(ms(refresh), "refresh-ms")
+		b.ReportMetric(float64(listCalls), "SearchTask/refresh")
+		b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.search) }), "SearchTask/scrape")
+	}
+}
+
+// reportScrapes reports the medians of the scrapes of one run.
+func reportScrapes(b *testing.B, samples []sample, n int) {
+	b.ReportMetric(medianOf(samples, func(s sample) float64 { return ms(s.wall) }), "wall-ms")
+	b.ReportMetric(medianOf(samples, func(s sample) float64 { return us(s.cpu) / float64(n) }), "cpu-us/task")
+	b.ReportMetric(medianOf(samples, func(s sample) float64 { return ms(s.cpu) }), "cpu-ms/scrape")
+	b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.show) }), "ShowTask/scrape")
+	b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.bytes) / mib }), "body-MiB")
+}
+
+// BenchmarkTwoScrapers sends two GET /metrics at the same moment to an exporter without
+// cache, as an HA pair of Prometheus servers would: calls/task is the ShowTask calls
+// the simulator received per task (1 when the two scrapes share every call).
+func BenchmarkTwoScrapers(b *testing.B) {
+	for _, n := range []int{1000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			sim := startSim(b, n, shapeSeeded)
+			e := startExporter(b, sim.url, exporterConfig{tasks: n})
+			expectTasks(b, measure(b, e, sim, 1).scrapeResult, n) // the lone first call, connections
+			var samples []sample
+			for b.Loop() {
+				s := measure(b, e, sim, 2)
+				expectTasks(b, s.scrapeResult, n)
+				samples = append(samples, s)
+			}
+			b.ReportMetric(medianOf(samples, func(s sample) float64 { return ms(s.wall) }), "wall-ms")
+			b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.show) / float64(n) }), "calls/task")
+			b.ReportMetric(medianOf(samples, func(s sample) float64 { return us(s.cpu) / float64(n) }), "cpu-us/task")
+			b.ReportMetric(loadAverage(), "load1")
+		})
+	}
+}
+
+// BenchmarkBareGET is the yardstick of the exporter's CPU per task: the client CPU time
+// of a bare net/http GET of ShowTask from the same simulator (a keep-alive pool of 32,
+// 32 at a time, the body read and dropped, no signing, no decoding), per request.
+func BenchmarkBareGET(b *testing.B) {
+	const n = 1000
+	b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
+		sim := startSim(b, n, shapeSeeded)
+		client := &http.Client{Transport: &http.Transport{
+			MaxIdleConns: benchConcurrency, MaxIdleConnsPerHost: benchConcurrency, IdleConnTimeout: time.Minute,
+		}}
+		defer client.CloseIdleConnections()
+		urls := make([]string, n)
+		for i := range urls {
+			urls[i] = sim.url + "/v2/" + benchProject + "/ies/task/" + simulator.TaskID(i)
+		}
+		round := func() error {
+			var next sync.Mutex
+			k := 0
+			errs := make(chan error, benchConcurrency)
+			var wg sync.WaitGroup
+			for range benchConcurrency {
+				wg.Go(func() {
+					for {
+						next.Lock()
+						i := k
+						k++
+						next.Unlock()
+						if i >= len(urls) {
+							return
+						}
+						if err := bareGET(client, urls[i]); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			return <-errs
+		}
+		if err := round(); err != nil { // opens the connections
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var walls, cpus []float64
+		for b.Loop() {
+			cpu0, start := selfCPU(), time.Now()
+			if err := round(); err != nil {
+				b.Fatal(err)
+			}
+			walls = append(walls, ms(time.Since(start)))
+			cpus = append(cpus, us(selfCPU()-cpu0)/n)
+		}
+		b.ReportMetric(median(walls), "wall-ms")
+		b.ReportMetric(median(cpus), "cpu-us/req")
+		b.ReportMetric(loadAverage(), "load1")
+	})
+}
+
+func bareGET(client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Auth-Token", benchToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// BenchmarkPlainRegistry is the yardstick of a warm scrape: a plain client_golang
+// registry exposing the same 9 series per task, precomputed once as const metrics, plus
+// the Go and process collectors. gather: Gather and text encoding in this process (ns/op,
+// wall-ms). http: the registry served by promhttp in a process of its own and scraped
+// like the exporter (wall-ms, cpu-us/task, RSS-MiB).
+func BenchmarkPlainRegistry(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("gather/tasks=%d", n), func(b *testing.B) {
+			skipLarge(b, n)
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+				newPlainCollector(n, time.Now()))
+			runtime.GC()
+			var walls []float64
+			var size int
+			for b.Loop() {
+				start := time.Now()
+				mfs, err := reg.Gather()
+				if err != nil {
+					b.Fatal(err)
+				}
+				w := &countingWriter{}
+				for _, mf := range mfs {
+					if _, err := expfmt.MetricFamilyToText(w, mf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				walls = append(walls, ms(time.Since(start)))
+				size = w.n
+			}
+			b.ReportMetric(median(walls), "wall-ms")
+			b.ReportMetric(float64(size)/mib, "body-MiB")
+			b.ReportMetric(loadAverage(), "load1")
+		})
+		b.Run(fmt.Sprintf("http/tasks=%d", n), func(b *testing.B) {
+			skipLarge(b, n)
+			plain := startChild(b, rolePlain, envTasks+"="+strconv.Itoa(n))
+			pid := plain.cmd.Process.Pid
+			url := plain.url + "/metrics"
+			expectTasks(b, get(b, url), n)
+			var samples []sample
+			for b.Loop() {
+				cpu0, err := processCPU(pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := get(b, url)
+				cpu1, err := processCPU(pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				expectTasks(b, r, n)
+				samples = append(samples, sample{scrapeResult: r, cpu: cpu1 - cpu0})
+			}
+			reportScrapes(b, samples, n)
+			rss, err := peakRSS(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(rss)/mib, "RSS-MiB")
+			b.ReportMetric(loadAverage(), "load1")
+		})
+	}
+}
+
+type countingWriter struct{ n int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return len(p), nil
+}
+
+// startSim starts a simulator child with n tasks of a shape, answering after simLatency.
+func startSim(tb testing.TB, n int, shape string) *child {
+	tb.Helper()
+	return startChild(tb, roleSim, envTasks+"="+strconv.Itoa(n), envShape+"="+shape, envLatency+"="+simLatency.String())
+}
+
+// waitFor polls cond until it holds, or fails the benchmark after timeout.
+func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("gave up waiting after %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recommendedMemLimit is the GOMEMLIMIT that docs/benchmarks.md recommends for about
+// 10,000 tasks: the peak RSS stays under 64 MiB in every mode. Lower limits do not lower
+// the peak further (the live heap of a 10,000-task scrape sets it) and cost more CPU.
+// METASTUDIO_BENCH_GOMEMLIMIT measures another.
+const recommendedMemLimit = "48MiB"
+
+func memLimit() string {
+	if v := os.Getenv("METASTUDIO_BENCH_GOMEMLIMIT"); v != "" {
+		return v
+	}
+	return recommendedMemLimit
+}
+
+// BenchmarkMemLimit is BenchmarkScrape at 10,000 tasks with the exporter under
+// GOMEMLIMIT=recommendedMemLimit (the Go runtime's soft memory limit; see memLimit): its peak RSS
+// (RSS-MiB) and what the extra garbage collection costs (cpu-us/task, wall-ms). The rows
+// of BenchmarkScrape at 10,000 tasks are the same runs with the default GC.
+func BenchmarkMemLimit(b *testing.B) {
+	for _, mode := range []string{modeCold, modeWarm, modeDiscovery} {
+		b.Run(fmt.Sprintf("%s/tasks=10000/gomemlimit=%s", mode, memLimit()), func(b *testing.B) {
+			benchScrape(b, mode, 10000, "GOMEMLIMIT="+memLimit())
+		})
+	}
+}

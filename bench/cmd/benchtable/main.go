@@ -1,0 +1,321 @@
+// Command benchtable turns the output of `make bench` (go test -bench of ./bench/) into the
+// Markdown tables of docs/benchmarks.md, with every target of issue 4 next to its measured
+// value: each figure is the median over the runs (-count) of the per-run medians the
+// benchmarks report. Benchmarks missing from the input (bench-quick) show as "not run".
+//
+//	go run ./bench/cmd/benchtable bench.out
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	in := io.Reader(os.Stdin)
+	if len(os.Args) > 1 {
+		f, err := os.Open(os.Args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		in = f
+	}
+	r, err := parse(in)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		os.Exit(1)
+	}
+	write(os.Stdout, r)
+}
+
+// results are the metrics of every benchmark: name (without the -GOMAXPROCS suffix) ->
+// unit -> one value per run.
+type results struct {
+	bench map[string]map[string][]float64
+	cpu   string
+}
+
+var procsSuffix = regexp.MustCompile(`-\d+$`)
+
+func parse(in io.Reader) (*results, error) {
+	r := &results{bench: map[string]map[string][]float64{}}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if cpu, ok := strings.CutPrefix(line, "cpu: "); ok {
+			r.cpu = strings.TrimSpace(cpu)
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		if _, err := strconv.Atoi(f[1]); err != nil {
+			continue // not a result line
+		}
+		name := procsSuffix.ReplaceAllString(f[0], "")
+		m := r.bench[name]
+		if m == nil {
+			m = map[string][]float64{}
+			r.bench[name] = m
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			m[f[i+1]] = append(m[f[i+1]], v)
+		}
+	}
+	return r, sc.Err()
+}
+
+// get returns the median of a benchmark's metric over its runs, and how many runs.
+func (r *results) get(name, unit string) (float64, int) {
+	v := r.bench[name][unit]
+	if len(v) == 0 {
+		return math.NaN(), 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2], len(s)
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2, len(s)
+}
+
+// span is "min–max" of a benchmark's metric over its runs.
+func (r *results) span(name, unit string) string {
+	v := r.bench[name][unit]
+	if len(v) == 0 {
+		return "not run"
+	}
+	return num(slices.Min(v)) + "–" + num(slices.Max(v))
+}
+
+// worst is the largest value of a metric over every run of some benchmarks.
+func (r *results) worst(unit string, names ...string) float64 {
+	w := math.NaN()
+	for _, name := range names {
+		for _, v := range r.bench[name][unit] {
+			w = maxKnown(w, v)
+		}
+	}
+	return w
+}
+
+func (r *results) val(name, unit string) float64 {
+	v, _ := r.get(name, unit)
+	return v
+}
+
+// num formats a value with about three significant digits; NaN is "not run".
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "not run"
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 100:
+		return addCommas(strconv.FormatFloat(v, 'f', 0, 64))
+	case math.Abs(v) >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case math.Abs(v) >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+func addCommas(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// ratio formats a/b as "1.23×".
+func ratio(a, b float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+		return "not run"
+	}
+	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
+}
+
+// verdict is met, missed, or not run.
+func verdict(ok bool, values ...float64) string {
+	for _, v := range values {
+		if math.IsNaN(v) {
+			return "not run"
+		}
+	}
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+var sizes = []int{100, 1000, 10000}
+
+func write(w io.Writer, r *results) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	runs := func(name string) int { _, n := r.get(name, "wall-ms"); return n }
+
+	maxLoad := 0.0
+	for _, m := range r.bench {
+		for _, v := range m["load1"] {
+			maxLoad = max(maxLoad, v)
+		}
+	}
+	p("Machine: %d CPUs (%s), %s %s/%s. One-minute load average at the end of a benchmark: at most %s.\n\n",
+		runtime.NumCPU(), orUnknown(r.cpu), runtime.Version(), runtime.GOOS, runtime.GOARCH, num(maxLoad))
+
+	p("### Cold: nothing cached (cache.finished_ttl 0), concurrency 32, no rate limit\n\n")
+	p("| tasks | scrape wall (ms) | ideal ceil(N/32)×50 ms | wall / ideal | first scrape after start (ms) | exporter CPU per task (µs) | CPU per scrape (ms) | ShowTask calls per scrape | peak RSS (MiB) | runs |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range sizes {
+		name := fmt.Sprintf("BenchmarkScrape/cold/tasks=%d", n)
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", addCommas(strconv.Itoa(n)),
+			num(r.val(name, "wall-ms")), num(r.val(name, "ideal-ms")), ratio(r.val(name, "wall-ms"), r.val(name, "ideal-ms")),
+			num(r.val(name, "first-ms")), num(r.val(name, "cpu-us/task")), num(r.val(name, "cpu-ms/scrape")),
+			num(r.val(name, "ShowTask/scrape")), num(r.val(name, "RSS-MiB")), runs(name))
+	}
+
+	p("\n### Warm: every task finished and cached (cache.finished_ttl 1h)\n\n")
+	p("| tasks | scrape wall (ms) | exporter CPU per task (µs) | CPU per scrape (ms) | ShowTask calls per scrape | body (MiB) | first scrape, filling the cache (ms) | peak RSS (MiB) | runs |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range sizes {
+		name := fmt.Sprintf("BenchmarkScrape/warm/tasks=%d", n)
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", addCommas(strconv.Itoa(n)),
+			num(r.val(name, "wall-ms")), num(r.val(name, "cpu-us/task")), num(r.val(name, "cpu-ms/scrape")),
+			num(r.val(name, "ShowTask/scrape")), num(r.val(name, "body-MiB")), num(r.val(name, "first-ms")),
+			num(r.val(name, "RSS-MiB")), runs(name))
+	}
+
+	p("\n### Discovery: no configured task, N listed by SearchTask, 1 in 100 in progress\n\n")
+	p("| tasks listed | in progress | scrape wall (ms) | ShowTask calls per scrape | SearchTask calls per scrape | SearchTask calls per refresh | ceil(N/100) | refresh (ms) | exporter CPU per task (µs) | peak RSS (MiB) | runs |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range sizes {
+		name := fmt.Sprintf("BenchmarkScrape/discovery/tasks=%d", n)
+		p("| %s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %d |\n", addCommas(strconv.Itoa(n)), (n+99)/100,
+			num(r.val(name, "wall-ms")), num(r.val(name, "ShowTask/scrape")), num(r.val(name, "SearchTask/scrape")),
+			num(r.val(name, "SearchTask/refresh")), (n+99)/100, num(r.val(name, "refresh-ms")),
+			num(r.val(name, "cpu-us/task")), num(r.val(name, "RSS-MiB")), runs(name))
+	}
+
+	p("\n### Yardsticks, measured in the same run\n\n")
+	p("| yardstick | measured | runs |\n|---|---:|---:|\n")
+	bare := "BenchmarkBareGET/requests=1000"
+	p("| bare net/http GET of ShowTask, client CPU per request (µs) | %s | %d |\n", num(r.val(bare, "cpu-us/req")), runs(bare))
+	p("| bare GET: 1,000 requests, 32 at a time (ms) | %s | %d |\n", num(r.val(bare, "wall-ms")), runs(bare))
+	for _, n := range []int{1000, 10000} {
+		g := fmt.Sprintf("BenchmarkPlainRegistry/gather/tasks=%d", n)
+		h := fmt.Sprintf("BenchmarkPlainRegistry/http/tasks=%d", n)
+		c := addCommas(strconv.Itoa(n))
+		p("| plain registry, %s tasks (%s series): Gather + text encoding in process (ms) | %s | %d |\n", c, addCommas(strconv.Itoa(9*n)), num(r.val(g, "wall-ms")), runs(g))
+		p("| plain registry, %s tasks: served by promhttp, scraped like the exporter (ms) | %s | %d |\n", c, num(r.val(h, "wall-ms")), runs(h))
+		p("| plain registry, %s tasks: its CPU per task (µs), peak RSS (MiB) | %s, %s | %d |\n", c, num(r.val(h, "cpu-us/task")), num(r.val(h, "RSS-MiB")), runs(h))
+	}
+	two := "BenchmarkTwoScrapers/tasks=1000"
+	p("| two scrapers at the same moment, 1,000 tasks, no cache: ShowTask calls per task | %s | %d |\n", num(r.val(two, "calls/task")), runs(two))
+	p("| two scrapers: wall of the slower scrape (ms) | %s | %d |\n", num(r.val(two, "wall-ms")), runs(two))
+
+	p("\n### Micro-benchmarks (auth, metastudio, collector packages)\n\n| benchmark | time per op | runs |\n|---|---:|---:|\n")
+	for _, m := range []struct{ name, what string }{
+		{"BenchmarkSign", "signing one ShowTask request"},
+		{"BenchmarkDecodeTask", "decoding one ShowTask answer"},
+		{"BenchmarkScrape1000Tasks", "one in-process scrape of 1,000 tasks from a fake client, gathered"},
+	} {
+		v, n := r.get(m.name, "ns/op")
+		t := num(v/1e3) + " µs"
+		if v >= 1e6 {
+			t = num(v/1e6) + " ms"
+		}
+		p("| `%s`: %s | %s | %d |\n", m.name, m.what, t, n)
+	}
+
+	p("\n### Peak RSS at 10,000 tasks: default GC and GOMEMLIMIT\n\n")
+	limit := ""
+	for name := range r.bench {
+		if _, l, ok := strings.Cut(name, "gomemlimit="); ok && strings.HasPrefix(name, "BenchmarkMemLimit/") {
+			limit = l
+		}
+	}
+	p("| mode | peak RSS, default GC (MiB) | peak RSS, GOMEMLIMIT=%s (MiB) | CPU per task, default (µs) | CPU per task, limited (µs) | scrape wall, default (ms) | scrape wall, limited (ms) |\n", orUnknown(limit))
+	p("|---|---:|---:|---:|---:|---:|---:|\n")
+	var limited, unlimited []string
+	for _, mode := range []string{"cold", "warm", "discovery"} {
+		d := "BenchmarkScrape/" + mode + "/tasks=10000"
+		l := "BenchmarkMemLimit/" + mode + "/tasks=10000/gomemlimit=" + limit
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", mode, num(r.val(d, "RSS-MiB")), num(r.val(l, "RSS-MiB")),
+			num(r.val(d, "cpu-us/task")), num(r.val(l, "cpu-us/task")), num(r.val(d, "wall-ms")), num(r.val(l, "wall-ms")))
+		limited, unlimited = append(limited, l), append(unlimited, d)
+	}
+	worstLimited, worstDefault := r.worst("RSS-MiB", limited...), r.worst("RSS-MiB", unlimited...)
+
+	p("\n### Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
+	cold1k := "BenchmarkScrape/cold/tasks=1000"
+	x := r.val(cold1k, "wall-ms") / r.val(cold1k, "ideal-ms")
+	p("| cold scrape of 1,000 tasks ≤ 1.2 × ceil(1000/32) × 50 ms = %s ms | %s ms (runs: %s) = %s the ideal | %s |\n",
+		num(1.2*r.val(cold1k, "ideal-ms")), num(r.val(cold1k, "wall-ms")), r.span(cold1k, "wall-ms"),
+		ratio(r.val(cold1k, "wall-ms"), r.val(cold1k, "ideal-ms")), verdict(x <= 1.2, x))
+	warm1k, warm10k := "BenchmarkScrape/warm/tasks=1000", "BenchmarkScrape/warm/tasks=10000"
+	w1, c1 := r.val(warm1k, "wall-ms"), r.val(warm1k, "ShowTask/scrape")
+	p("| warm scrape of 1,000 finished tasks < 100 ms, no API call | %s ms, %s calls | %s |\n", num(w1), num(c1), verdict(w1 < 100 && c1 == 0, w1, c1))
+	c10 := r.val(warm10k, "ShowTask/scrape")
+	p("| warm scrape of 10,000: no API call | %s calls | %s |\n", num(c10), verdict(c10 == 0, c10))
+	w10, ph, pg := r.val(warm10k, "wall-ms"), r.val("BenchmarkPlainRegistry/http/tasks=10000", "wall-ms"), r.val("BenchmarkPlainRegistry/gather/tasks=10000", "wall-ms")
+	p("| warm scrape of 10,000 ≤ 1.2 × a plain registry of the same series, both scraped over HTTP | %s ms (runs: %s) vs %s ms (%s) = %s | %s |\n",
+		num(w10), r.span(warm10k, "wall-ms"), num(ph), r.span("BenchmarkPlainRegistry/http/tasks=10000", "wall-ms"), ratio(w10, ph),
+		verdict(w10 <= 1.2*ph, w10, ph))
+	p("| the same, against the plain registry's in-process Gather + text encoding | %s ms vs %s ms = %s | %s |\n",
+		num(w10), num(pg), ratio(w10, pg), verdict(w10 <= 1.2*pg, w10, pg))
+	disc := "BenchmarkScrape/discovery/tasks=10000"
+	ds, dl, dr := r.val(disc, "ShowTask/scrape"), r.val(disc, "SearchTask/scrape"), r.val(disc, "SearchTask/refresh")
+	p("| discovery, 10,000 listed, 100 in progress: ≤ 100 ShowTask calls per scrape, plus 100 SearchTask calls per refresh | %s ShowTask and %s SearchTask per scrape; %s SearchTask per refresh | %s |\n",
+		num(ds), num(dl), num(dr), verdict(ds <= 100 && dl == 0 && dr <= 100, ds, dl, dr))
+	p("| peak RSS with 10,000 tasks < 64 MiB with GOMEMLIMIT=%s (default GC: %s MiB at worst) | %s MiB in the worst run (cold, warm, discovery) | %s |\n",
+		orUnknown(limit), num(worstDefault), num(worstLimited), verdict(worstLimited < 64, worstLimited))
+	cpuTask, cpuBare := r.val(cold1k, "cpu-us/task"), r.val(bare, "cpu-us/req")
+	p("| CPU per fetched task, exposition included, ≤ 2 × a bare GET round trip | %s µs (runs: %s) vs %s µs (%s) = %s (10,000 tasks: %s µs = %s) | %s |\n",
+		num(cpuTask), r.span(cold1k, "cpu-us/task"), num(cpuBare), r.span(bare, "cpu-us/req"), ratio(cpuTask, cpuBare), num(r.val("BenchmarkScrape/cold/tasks=10000", "cpu-us/task")),
+		ratio(r.val("BenchmarkScrape/cold/tasks=10000", "cpu-us/task"), cpuBare), verdict(cpuTask <= 2*cpuBare, cpuTask, cpuBare))
+	ct := r.val(two, "calls/task")
+	p("| two scrapers at the same moment: one call per task, not two | %s calls per task | %s |\n", num(ct), verdict(ct <= 1, ct))
+}
+
+func maxKnown(a, b float64) float64 {
+	switch {
+	case math.IsNaN(a):
+		return b
+	case math.IsNaN(b):
+		return a
+	}
+	return max(a, b)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
