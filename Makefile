@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build lint test vet unit bench bench-quick demo demo-iam demo-ecs clean e2e release
+.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release
 
 all: build
 
@@ -68,6 +68,17 @@ bench-quick: build
 		-bench $(BENCH_SCALE) -benchtime $(BENCH_TIME) -count 1 -timeout 30m ./bench/ 2>&1 | tee -a bench.out
 	@! grep -E '^(FAIL|--- FAIL|panic:)' bench.out
 	@$(GO) run ./bench/cmd/benchtable bench.out
+
+# Fuzzing: each target for FUZZ_TIME (default 60s), one after another. Seeds (f.Add and
+# testdata/fuzz) run in every `make test`. Figures: docs/reliability.md.
+FUZZ_TIME ?= 60s
+FUZZ_TARGETS = ./metastudio/:FuzzDecode ./metastudio/:FuzzClient ./config/:FuzzParse ./auth/:FuzzSign ./collector/:FuzzProbeQuery
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZ_TIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_TIME) $$pkg; \
+	done
 
 # The exporter against the bundled simulator, on localhost. Ctrl-C stops both.
 demo: build
