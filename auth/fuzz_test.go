@@ -255,7 +255,7 @@ func escapedOnly(s string, slash bool) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case unreserved(c), slash && c == '/':
-		case c == '%' && i+2 < len(s)+0 && upperHex(s[i+1]) && upperHex(s[i+2]):
+		case c == '%' && i+2 < len(s) && upperHex(s[i+1]) && upperHex(s[i+2]):
 			i += 2
 		default:
 			return false
