@@ -108,7 +108,7 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	}
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
-	go e.reloadLoop()
+	go e.reloadLoop(fileHash(o.configFile)) // hashed now: a change right after start is a change
 	return e, nil
 }
 
@@ -210,15 +210,15 @@ func (e *exporter) Reload() error {
 	}
 }
 
-// reloadLoop is the one goroutine that applies reloads, until ctx ends.
-func (e *exporter) reloadLoop() {
+// reloadLoop is the one goroutine that applies reloads, until ctx ends. last is the hash
+// of the file that is loaded.
+func (e *exporter) reloadLoop(last string) {
 	var tick <-chan time.Time
 	if e.watchInterval > 0 && e.configFile != "" {
 		t := time.NewTicker(e.watchInterval)
 		defer t.Stop()
 		tick = t.C
 	}
-	last := fileHash(e.configFile)
 	for {
 		select {
 		case done := <-e.reloads:

@@ -25,7 +25,7 @@ type countingAPI struct {
 	calls    map[string]int
 	searches []metastudio.SearchParams
 	pages    func(p metastudio.SearchParams) (*metastudio.TaskPage, error)
-	delay    time.Duration
+	gate     chan struct{} // if set, calls wait until it is closed
 }
 
 func (a *countingAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
@@ -34,9 +34,10 @@ func (a *countingAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task
 		a.calls = map[string]int{}
 	}
 	a.calls[id]++
+	gate := a.gate
 	a.mu.Unlock()
-	if a.delay > 0 {
-		time.Sleep(a.delay)
+	if gate != nil {
+		<-gate
 	}
 	return task(id, strings.HasPrefix(id, "done")), nil
 }
@@ -208,20 +209,31 @@ metastudio_api_throttled_total 3
 // TestConcurrentScrapesShareCalls: an HA pair scraping at the same moment costs one call
 // per task.
 func TestConcurrentScrapesShareCalls(t *testing.T) {
-	api := &countingAPI{delay: 20 * time.Millisecond}
+	api := &countingAPI{}
 	cfg := testConfig(manyTasks(12)...)
 	cfg.Scrape.Concurrency = 12
 	c := newTestCollector(cfg, api, log.NewNopLogger())
 	c.scrape(context.Background(), c.Watched()) // the credentials have authenticated: both scrapes fan out
 	before := api.total()
+	api.mu.Lock()
+	api.gate = make(chan struct{}) // every call now waits until the gate opens
+	api.mu.Unlock()
 	var wg sync.WaitGroup
-	for range 2 {
+	scrape := func() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c.scrape(context.Background(), c.Watched())
 		}()
 	}
+	scrape()
+	deadline := time.Now().Add(10 * time.Second)
+	for api.total()-before < 12 && time.Now().Before(deadline) { // the first scrape's calls are all in flight
+		time.Sleep(time.Millisecond)
+	}
+	scrape()
+	time.Sleep(200 * time.Millisecond) // the second scrape joins the calls in flight
+	close(api.gate)
 	wg.Wait()
 	if n := api.total() - before; n != 12 {
 		t.Errorf("two concurrent scrapes of 12 tasks made %d calls, want 12", n)
