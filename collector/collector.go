@@ -347,8 +347,8 @@ func ScrapeTimeout(r *http.Request, max time.Duration) time.Duration {
 		return max
 	}
 	seconds, err := strconv.ParseFloat(header, 64)
-	if err != nil || seconds <= 0 || math.IsNaN(seconds) || math.IsInf(seconds, 0) {
-		return max
+	if err != nil || seconds <= 0 || math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds >= max.Seconds() {
+		return max // also before converting: a huge value would overflow the duration
 	}
 	t := time.Duration(seconds * float64(time.Second))
 	if t > timeoutOffset {

@@ -216,6 +216,7 @@ func TestScrapeTimeout(t *testing.T) {
 		{"abc", 10 * time.Second, 10 * time.Second},
 		{"-3", 10 * time.Second, 10 * time.Second},
 		{"NaN", 10 * time.Second, 10 * time.Second},
+		{"1e10", 10 * time.Second, 10 * time.Second}, // would overflow a time.Duration
 	}
 	for _, tc := range cases {
 		r := httptest.NewRequest("GET", "/metrics", nil)

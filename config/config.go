@@ -80,8 +80,8 @@ type Credentials struct {
 	SecretKeyFile     string        `yaml:"secret_key_file"`
 	SecurityTokenFile string        `yaml:"security_token_file"`
 	TokenFile         string        `yaml:"token_file"`
-	IAMPassword       *IAMPassword  `yaml:"iam_password"`
-	ECSMetadata       *ECSMetadata  `yaml:"ecs_metadata"`
+	IAMPassword       *IAMPassword  `yaml:"iam_password,omitempty"`
+	ECSMetadata       *ECSMetadata  `yaml:"ecs_metadata,omitempty"`
 	FailureBackoff    time.Duration `yaml:"failure_backoff"`
 
 	// SecurityToken is set from the environment only (CLOUD_SDK_SECURITY_TOKEN or

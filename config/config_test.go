@@ -216,3 +216,10 @@ func TestInsecureEndpoint(t *testing.T) {
 		t.Error("a plain http iam_endpoint must be refused")
 	}
 }
+
+func TestErrorsStayOnOneLine(t *testing.T) {
+	_, _, err := Parse([]byte("region: cn-north-4\ntasks: [a]\n\"tab\\nhere\": 1\n"), noEnv)
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `"tab\nhere": unknown key`) {
+		t.Errorf("an unknown key with a line break: %q", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -129,7 +130,7 @@ func (d decoder) structure(n *yaml.Node, v reflect.Value, path string) error {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, value := n.Content[i], n.Content[i+1]
-		keyPath := join(path, key.Value)
+		keyPath := join(path, printable(key.Value))
 		idx, ok := fields[key.Value]
 		if !ok {
 			return fmt.Errorf("line %d: %s: unknown key (valid: %s)", key.Line, keyPath, strings.Join(names, ", "))
@@ -222,6 +223,15 @@ func describe(n *yaml.Node) string {
 		return "a list"
 	}
 	return fmt.Sprintf("%q", n.Value)
+}
+
+// printable quotes a key that holds control or other unprintable characters, so that an
+// error stays on one line.
+func printable(key string) string {
+	if strings.IndexFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(key)
+	}
+	return key
 }
 
 func join(path, key string) string {
