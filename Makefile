@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release
+.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak
 
 all: build
 
@@ -126,3 +126,11 @@ release:
 		rm -rf $(DIST)/$$name; \
 	done
 	cd $(DIST) && sha256sum *.tar.gz > sha256sums.txt
+
+# The soak (docs/reliability.md, "Soak"): the exporter and simulator binaries (built afresh by
+# the benchmark), 1,000 tasks, 50 ms latency, 5 % faults, 20 concurrent scrapers on /metrics
+# and /probe for SOAK_DURATION (default 5m) after a 20 s warm-up; about 7 minutes in all.
+# SOAK_DURATION=30s is the quick variant. Everything listens on 127.0.0.1.
+SOAK_DURATION ?= 5m
+soak: build
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -run '^$$' -bench BenchmarkSoak -benchtime 1x -timeout 15m ./soak/
