@@ -191,11 +191,11 @@ func readResources(pid int) (resources, error) {
 }
 
 // logSummary counts the exporter's log lines by level (logfmt level=...), the lines that
-// mention a panic, and the warnings by message and error_code.
+// mention a panic, and the warnings and errors by message and error_code (or err).
 type logSummary struct {
 	levels map[string]int
 	panics int
-	warns  map[string]int // "msg (error_code)"
+	warns  map[string]int // "level  msg (error_code)", warn and error lines
 }
 
 func summarizeLog(path string) (logSummary, error) {
@@ -216,10 +216,12 @@ func summarizeLog(path string) (logSummary, error) {
 		if strings.Contains(line, "panic") {
 			s.panics++
 		}
-		if lvl == "warn" {
-			key := logValue(line, "msg")
+		if lvl == "warn" || lvl == "error" {
+			key := lvl + "  " + logValue(line, "msg")
 			if code := logValue(line, "error_code"); code != "" {
 				key += " (" + code + ")"
+			} else if err := logValue(line, "err"); err != "" {
+				key += " (err=" + err[:min(len(err), 60)] + ")"
 			}
 			s.warns[key]++
 		}
