@@ -16,7 +16,9 @@
 //  2. The body is read (at most 1 MiB, else 413 APIGW.0201) so the signature can hash it.
 //  3. The IAM and metadata paths (exact paths, one trailing slash tolerated) are answered as
 //     the sections below say, without the gateway authentication of step 4.
-//  4. Authentication, for every other path: X-Auth-Token when present (it must be in
+//  4. With Options.RateLimit, the throttling gateway (gateway.go): a ShowTask or SearchTask
+//     request over the limit is answered 429 APIGW.0308 unauthenticated (no AK lock count).
+//     Then authentication, for every other path: X-Auth-Token when present (it must be in
 //     Options.Tokens or issued by IAM, else "decrypt token fail"; an issued one past its
 //     expiry is "the token has expired"), else an SDK-HMAC-SHA256 Authorization header. An
 //     unknown AK is "ak not exist". For a known AK, an X-Sdk-Date that is missing,
@@ -170,6 +172,13 @@ type Options struct {
 	// Metadata configures the ECS/BMS metadata service; nil: its paths answer the
 	// gateway's 404 APIGW.0101.
 	Metadata *MetadataOptions
+
+	// RateLimit, if positive, throttles ShowTask and SearchTask like the API gateway: a
+	// token bucket refilled at RateLimit per second of Now, holding RateBurst tokens
+	// (default RateLimit rounded up) and full at New. A request that finds it empty is
+	// answered 429 APIGW.0308 before authentication. GatewayStats counts the calls.
+	RateLimit float64
+	RateBurst int
 }
 
 // IAMUser is an IAM user that may obtain password tokens.
@@ -207,6 +216,7 @@ type Server struct {
 	ids       []string
 	users     map[IAMUser]bool
 	projects  map[string][]string
+	gate      *gateway // nil without Options.RateLimit
 
 	counts map[string]*atomic.Int64
 	skew   atomic.Int64 // time.Duration added to Now for the Date header and X-Sdk-Date
@@ -286,6 +296,7 @@ func New(opts Options) *Server {
 		faults:    make(map[string]Fault),
 		aks:       make(map[string]*akState),
 	}
+	s.gate = newGateway(opts.RateLimit, opts.RateBurst, s.start)
 	for ak, sk := range opts.Credentials {
 		s.creds[ak] = sk
 	}
@@ -438,6 +449,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metadataSecurityKey(w, r, reqID)
 		return
 	}
+
+	done, ok := s.throttle(w, r, reqID, rt)
+	if !ok {
+		return
+	}
+	defer done()
 
 	if msg, ok := s.authenticate(r, body); !ok {
 		s.writeJSONError(w, reqID, http.StatusUnauthorized, CodeGatewayAuth, msgAuthPfx+msg)

@@ -38,6 +38,7 @@ const (
 	maxTasks        = 1_000_000
 	shownTaskIDs    = 5
 	shutdownTimeout = 2 * time.Second
+	maxRate         = 1_000_000
 )
 
 func main() {
@@ -93,6 +94,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				Bool()
 		credentialTTL = app.Flag("metadata-credential-ttl", "Lifetime of the temporary credentials the metadata service issues.").
 				Default("2h").Duration()
+		rateLimit = app.Flag("rate-limit", "Throttle ShowTask/SearchTask like the API gateway: at most this many requests per second "+
+			"(a token bucket), the rest answered 429 APIGW.0308 before authentication; the counts are served on "+
+			simulator.StatsPath+" to loopback clients. 0: off.").Default("0").Float64()
+		rateBurst = app.Flag("rate-burst", "Bucket size of --rate-limit (0: the rate, rounded up).").Default("0").Int()
 	)
 
 	fail := func(format string, a ...any) int {
@@ -123,6 +128,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("--region must not be empty")
 	case *tokenTTL <= 0 || *credentialTTL <= 0:
 		return fail("--token-ttl and --metadata-credential-ttl must be positive")
+	case !(*rateLimit >= 0 && *rateLimit <= maxRate) || *rateBurst < 0 || *rateBurst > maxRate:
+		return fail("--rate-limit and --rate-burst must be between 0 and %d", maxRate)
+	case *rateBurst > 0 && *rateLimit == 0:
+		return fail("--rate-burst needs --rate-limit")
 	}
 	users, names, err := parseIAMUsers(*iamUsers)
 	if err != nil {
@@ -145,6 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		IAMUsers:      users,
 		Region:        *region,
 		TokenTTL:      *tokenTTL,
+		RateLimit:     *rateLimit,
+		RateBurst:     *rateBurst,
 	}
 	if *metadata {
 		opts.Metadata = &simulator.MetadataOptions{SessionTokens: true, CredentialTTL: *credentialTTL}
@@ -159,8 +170,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	stats := sim.StatsHandler()
 	srv := &http.Server{
-		Handler:           sim,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == simulator.StatsPath {
+				stats.ServeHTTP(w, r)
+				return
+			}
+			sim.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      *latency + *slowDelay + 30*time.Second,
@@ -180,7 +198,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"field_style", *fieldStyle,
 		"region", *region,
 		"iam_users", strings.Join(names, ","),
-		"metadata", *metadata)
+		"metadata", *metadata,
+		"rate_limit", *rateLimit)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
