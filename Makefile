@@ -134,3 +134,8 @@ release:
 SOAK_DURATION ?= 5m
 soak: build
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -run '^$$' -bench BenchmarkSoak -benchtime 1x -timeout 15m ./soak/
+
+# Issue 10's load (docs/reliability.md, "Load"): 400 running tasks, the simulator's gateway at 30/s, 8 scrapers for 75 s; a missed target fails unless LOAD_REPORT_ONLY=1.
+.PHONY: load
+load:
+	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 10m ./load/

@@ -1,0 +1,213 @@
+//go:build linux
+
+package load
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/simulator"
+)
+
+const (
+	projectID = "0123456789abcdef0123456789abcdef"
+	accessKey = "LOADAKLOADAKLOADAK00"
+)
+
+// BenchmarkLoad runs the measurement once (b.N is ignored: run it with -benchtime 1x).
+func BenchmarkLoad(b *testing.B) {
+	reportOnly := os.Getenv("LOAD_REPORT_ONLY") == "1"
+	ids := runningTasks()
+	dir := b.TempDir()
+	exporterBin, simBin := buildBinaries(b, dir)
+
+	skBytes := make([]byte, 20)
+	_, _ = rand.Read(skBytes)
+	sk := hex.EncodeToString(skBytes)
+	skFile := filepath.Join(dir, "sk.txt")
+	if err := os.WriteFile(skFile, []byte(sk+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	simAddr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
+	expAddr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
+	sim := startProc(b, dir, "metastudio-sim", simBin, []string{
+		"--web.listen-address=" + simAddr,
+		"--project-id=" + projectID,
+		"--ak=" + accessKey,
+		"--tasks=" + strconv.Itoa(simTasks),
+		"--latency=" + simLatency.String(),
+		"--rate-limit=" + strconv.Itoa(gatewayRate),
+		"--rate-burst=" + strconv.Itoa(gatewayBurst),
+	}, []string{"METASTUDIO_SIM_SK=" + sk})
+	waitTCP(b, sim, simAddr)
+
+	cfgFile := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgFile, []byte(exporterConfig(simAddr, projectID, accessKey, skFile, ids)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	exp := startProc(b, dir, "metastudio_exporter", exporterBin, []string{
+		"--config.file=" + cfgFile,
+		"--web.listen-address=" + expAddr,
+	}, nil)
+	waitHTTP(b, exp, "http://"+expAddr+"/-/ready")
+
+	out := func(format string, a ...any) { fmt.Printf("load: "+format+"\n", a...) }
+	out("%d running tasks (of %d seeded), simulator latency %s, gateway %d/s (burst %d); exporter "+
+		"max_requests_per_second %d, concurrency %d, other keys at their defaults; %d scrapers, /metrics every %s "+
+		"for %s with a %s timeout header; measured after %s", numTasks, simTasks, simLatency, gatewayRate, gatewayBurst,
+		maxRPS, concurrency, scrapers, interval, runFor, promTimeout, warmUp)
+	if reportOnly {
+		out("LOAD_REPORT_ONLY=1: a missed target is reported, not failed")
+	}
+
+	b.ResetTimer()
+	records, snaps := run(b, "http://"+expAddr, "http://"+simAddr+simulator.StatsPath)
+	b.StopTimer()
+	expStop, simStop := exp.stop(), sim.stop()
+
+	// The window: the snapshots at warmUp and at runFor (the last).
+	start, end := snaps[int(warmUp/snapEvery)], snaps[len(snaps)-1]
+	f := measure(records, warmUp, runFor, snaps[0], start, end, ids)
+	out("scrapes in the window: %d (%d without a parseable 200); all scrapes: %d", f.scrapes, f.failed, len(records))
+	out("per scrape: share of tasks with scrape_success 1 min %.1f %% (a scrape past its timeout counts 0), "+
+		"%.1f %% among the scrapes answered in time; largest data_age %.1f s", 100*f.minSuccess, 100*f.minInTime, f.maxAge)
+	out("gateway in the window (%.1f s): %d answered (%.1f/s), %d throttled, %d ShowTask answers of which %d repeats",
+		f.calls.span.Seconds(), f.calls.answered, float64(f.calls.answered)/f.calls.span.Seconds(), f.calls.throttled,
+		f.calls.showAnswered, f.calls.repeat)
+	whole := between(snaps[0], end)
+	out("gateway over the whole run (%.1f s): %d answered (%.0f %% of the allowance), %d throttled (%.1f %%), %.1f %% repeats; "+
+		"%d tasks never answered", whole.span.Seconds(), whole.answered, 100*whole.allowanceUsed(), whole.throttled,
+		100*whole.throttledShare(), 100*whole.repeatShare(), f.uncalledRun)
+	out("timeline (the gateway's counts per %s, and the scrapes that ended in each step):", snapEvery)
+	for _, row := range timeline(records, snaps) {
+		out("  %s", row)
+	}
+	out("exporter stop: %s; simulator stop: %s", expStop, simStop)
+	out("targets (issue 10), after the first %s:", warmUp)
+	missed := 0
+	for _, t := range f.targets() {
+		out("  %s", t)
+		if !t.met {
+			missed++
+		}
+	}
+	out("%d of %d targets met", len(f.targets())-missed, len(f.targets()))
+
+	b.ReportMetric(0, "ns/op") // one run of a fixed duration: ns/op means nothing
+	b.ReportMetric(100*f.minSuccess, "min_success_%")
+	b.ReportMetric(f.maxAge, "max_data_age_s")
+	b.ReportMetric(float64(f.uncalledWindow), "uncalled_tasks")
+	b.ReportMetric(100*f.calls.allowanceUsed(), "allowance_used_%")
+	b.ReportMetric(100*f.calls.throttledShare(), "throttled_%")
+	b.ReportMetric(100*f.calls.repeatShare(), "repeats_%")
+	b.ReportMetric(f.p50, "scrape_p50_s")
+	b.ReportMetric(f.p99, "scrape_p99_s")
+
+	// The setup itself must hold, whatever LOAD_REPORT_ONLY says.
+	if f.finished > 0 {
+		b.Errorf("a scrape showed %d finished tasks: the setup wants none", f.finished)
+	}
+	for _, r := range records {
+		if r.parsed() && r.expo.tasks != numTasks {
+			b.Errorf("a scrape had %d metastudio_task_scrape_success series, want %d", r.expo.tasks, numTasks)
+			break
+		}
+	}
+	if expStop != "exit 0 on SIGTERM" {
+		b.Errorf("exporter: %s\n%s", expStop, exp.tail())
+	}
+	if missed > 0 && !reportOnly {
+		b.Errorf("%d of issue 10's targets missed (LOAD_REPORT_ONLY=1 only reports them)", missed)
+	}
+}
+
+// run scrapes for runFor and reads the gateway's counts every snapEvery (at 0 first). Each
+// scraper starts interval/scrapers after the previous one, then scrapes on a ticker: a
+// scrape longer than the interval makes it skip ticks, as Prometheus' scrape loop does.
+func run(b *testing.B, base, statsURL string) ([]scrape, []snapshot) {
+	transport := &http.Transport{MaxIdleConnsPerHost: scrapers + 1, IdleConnTimeout: time.Minute}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Timeout: clientTimeout, Transport: transport}
+	header := strconv.FormatFloat(promTimeout.Seconds(), 'f', -1, 64)
+
+	t0 := time.Now()
+	since := func(t time.Time) time.Duration { return t.Sub(t0) }
+	readStats := func() snapshot {
+		at := since(time.Now())
+		resp, err := client.Get(statsURL)
+		if err != nil {
+			b.Fatalf("reading the gateway's counts: %v", err)
+		}
+		defer resp.Body.Close()
+		var s simulator.GatewayStats
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("reading the gateway's counts: status %d, %v", resp.StatusCode, err)
+		}
+		return snapshot{at: at, stats: s}
+	}
+	snaps := []snapshot{readStats()}
+
+	do := func() scrape {
+		req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", header)
+		sent := time.Now()
+		r := scrape{at: since(sent)}
+		resp, err := client.Do(req)
+		if err != nil {
+			r.latency, r.err = time.Since(sent), err.Error()
+			return r
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r.latency, r.status = time.Since(sent), resp.StatusCode
+		switch {
+		case err != nil:
+			r.err = "reading the body: " + err.Error()
+		case r.status != http.StatusOK:
+			r.err = fmt.Sprintf("status %d: %.200s", r.status, body)
+		default:
+			if r.expo, err = parseExposition(bytes.NewReader(body)); err != nil {
+				r.err = "exposition: " + err.Error()
+			}
+		}
+		return r
+	}
+
+	var mu sync.Mutex
+	var records []scrape
+	var wg sync.WaitGroup
+	for i := range scrapers {
+		wg.Go(func() {
+			time.Sleep(time.Until(t0.Add(time.Duration(i) * interval / scrapers)))
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for since(time.Now()) < runFor {
+				r := do()
+				mu.Lock()
+				records = append(records, r)
+				mu.Unlock()
+				<-tick.C
+			}
+		})
+	}
+	for k := 1; k <= int(runFor/snapEvery); k++ {
+		time.Sleep(time.Until(t0.Add(time.Duration(k) * snapEvery)))
+		snaps = append(snaps, readStats())
+	}
+	wg.Wait()
+	slices.SortFunc(records, func(a, b scrape) int { return cmp.Compare(a.at, b.at) })
+	return records, snaps
+}
