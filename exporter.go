@@ -52,8 +52,8 @@ type exporter struct {
 	global     *collector.Set
 	apiMetrics *collector.APIMetrics
 	guard      *collector.Guard
-	limiter    *collector.Limiter
-	fetcher    *collector.Fetcher
+	rate       *collector.Rate
+	refresher  *collector.Refresher
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 
@@ -96,16 +96,18 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	)
 	e.apiMetrics = collector.NewAPIMetrics(e.global, o.logger)
 	e.guard = collector.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
-	e.limiter = collector.NewLimiter(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
-	e.fetcher = collector.NewFetcher(nil, e.guard, e.limiter, o.now)
+	e.rate = collector.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
+	e.refresher = collector.NewRefresher(nil, e.guard, e.rate, o.now, o.logger)
+	e.refresher.SetWatched(func(id string) bool { return e.current.Load().Listed(id) })
 	e.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "metastudio", Subsystem: "config", Name: "last_reload_successful",
 		Help: "1 if the last reload of the config file succeeded (or none was tried), 0 if it failed and the previous config is still in use."})
 	e.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "metastudio", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
 		Help: "When the config was last loaded successfully, in seconds since the epoch."})
-	e.global.MustRegister(e.guard, e.limiter, e.reloadOK, e.reloadTime)
+	e.global.MustRegister(e.guard, e.rate, e.reloadOK, e.reloadTime)
 	if err := e.apply(cfg); err != nil {
 		return nil, err
 	}
+	e.refresher.Start(ctx)
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
 	go e.reloadLoop(fileHash(o.configFile)) // hashed now: a change right after start is a change
@@ -139,17 +141,18 @@ func (e *exporter) apply(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
-		if old, ok := e.fetcher.API().(*metastudio.Client); ok {
+		if old, ok := e.refresher.API().(*metastudio.Client); ok {
 			old.CloseIdleConnections()
 		}
-		e.fetcher.SetAPI(api)
+		e.refresher.SetAPI(api)
 		e.guard.Reset(credentials, cfg.Credentials.FailureBackoff)
 		e.client, e.project = client, project
 	}
 	cfg.ProjectID = e.project
-	e.limiter.Configure(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.Concurrency)
+	e.rate.Configure(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency)
+	e.refresher.Configure(cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
 	e.configureDiscovery(cfg.Discovery)
-	e.current.Store(collector.New(cfg, e.fetcher, e.discovery, e.shard, e.logger))
+	e.current.Store(collector.New(cfg, e.refresher, e.discovery, e.shard, e.logger))
 	return nil
 }
 
@@ -157,7 +160,7 @@ func (e *exporter) apply(cfg *config.Config) error {
 func (e *exporter) configureDiscovery(d config.Discovery) {
 	switch {
 	case d.Enabled && e.discovery == nil:
-		e.discovery = collector.NewDiscovery(d, e.fetcher, e.logger)
+		e.discovery = collector.NewDiscovery(d, e.refresher, e.logger)
 		e.global.MustRegister(e.discovery)
 		ctx, cancel := context.WithCancel(e.ctx)
 		e.stopDiscovery = cancel

@@ -317,10 +317,11 @@ func (r *faultRig) start(endpoint, extra string, tasks ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.client.CloseIdleConnections) // runs before cancel and the servers' Close
-	r.e.fetcher.SetAPI(r.client)
+	r.e.refresher.SetAPI(r.client)
 	r.e.guard.Reset(creds, cfg.Credentials.FailureBackoff)
-	// The exporter's one long-lived goroutine is its reload loop (discovery is off).
-	r.waitGoroutines("after the exporter started", r.base+1)
+	// The exporter's long-lived goroutines: its reload loop, the refresher's dispatcher,
+	// housekeeping and one worker per scrape.concurrency (discovery is off).
+	r.waitGoroutines("after the exporter started", r.base+3+cfg.Scrape.Concurrency)
 }
 
 // faultScrape is one answer of /metrics.

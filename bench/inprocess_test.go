@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -95,10 +96,17 @@ func newInProcessExporter(tb testing.TB, cfgText string) http.Handler {
 	}
 	tb.Cleanup(api.CloseIdleConnections)
 	guard := collector.NewGuard(cfg.Credentials.FailureBackoff, credentials, time.Now, logger)
-	limiter := collector.NewLimiter(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.Concurrency, time.Now)
-	fetcher := collector.NewFetcher(api, guard, limiter, time.Now)
-	global.MustRegister(guard, limiter)
-	c := collector.New(cfg, fetcher, nil, collector.Shard{}, logger)
+	rate := collector.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, time.Now)
+	refresher := collector.NewRefresher(api, guard, rate, time.Now, logger)
+	refresher.Configure(cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	refresher.Start(ctx)
+	tb.Cleanup(func() {
+		cancel()
+		refresher.Wait()
+	})
+	global.MustRegister(guard, rate)
+	c := collector.New(cfg, refresher, nil, collector.Shard{}, logger)
 	return collector.Handler(func() *collector.Collector { return c }, global, logger)
 }
 

@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
@@ -27,23 +25,31 @@ import (
 // timeoutOffset leaves Prometheus' scrape timeout some room for encoding and transfer.
 const timeoutOffset = 500 * time.Millisecond
 
-// Collector scrapes the tasks of one config: the configured ones and those discovery
-// lists. One Collector lives as long as its config; the Fetcher and Discovery it uses
-// outlive reloads. It remembers which tasks were failing so that a failure is logged once.
+// Collector serves the tasks of one config from the process-wide Refresher: the
+// configured ones and those discovery lists. It makes no API call itself. One Collector
+// lives as long as its config; the Refresher and Discovery outlive reloads.
 type Collector struct {
 	cfg       *config.Config
-	fetcher   *Fetcher
+	refresher *Refresher
 	discovery *Discovery // nil without discovery
 	shard     Shard
 	logger    log.Logger
 
 	mu      sync.Mutex
-	failing map[string]string // task id -> reason of its last failure
+	targets targetCache
+}
+
+// targetCache holds the targets of one discovery list and second (the lookback moves).
+type targetCache struct {
+	version uint64
+	second  int64
+	all     []Target
+	set     map[string]bool
 }
 
 // New returns a Collector for cfg that exports the tasks of shard. discovery may be nil.
-func New(cfg *config.Config, fetcher *Fetcher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, fetcher: fetcher, discovery: discovery, shard: shard, logger: logger, failing: map[string]string{}}
+func New(cfg *config.Config, refresher *Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
+	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger}
 }
 
 // Config is the config this Collector scrapes with.
@@ -69,7 +75,7 @@ func (s Shard) Owns(id string) bool {
 type result struct {
 	id   string
 	task *metastudio.Task
-	age  time.Duration // how old the values are; 0 for a call of this scrape
+	age  time.Duration // how old the values are; 0 for a call made for this scrape
 	err  error         // set when the scrape has no values to show
 }
 
@@ -78,28 +84,55 @@ type Target struct {
 	ID, Resource string
 }
 
-// Targets returns the tasks this config watches: the configured ones, then the discovered
-// ones that began within the lookback, newest first, without repeats. all includes the
-// tasks of other shards.
-func (c *Collector) Targets(all bool) []Target {
-	var out []Target
-	seen := map[string]bool{}
+// all returns every watched task of every shard and their set, computed once per
+// discovery list and second.
+func (c *Collector) all() ([]Target, map[string]bool) {
+	var version uint64
+	if c.discovery != nil {
+		version = c.discovery.listVersion()
+	}
+	second := c.refresher.now().Unix()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.targets.set != nil && c.targets.version == version && c.targets.second == second {
+		return c.targets.all, c.targets.set
+	}
+	var all []Target
+	set := map[string]bool{}
 	add := func(id, resource string) {
-		if !seen[id] && (all || c.shard.Owns(id)) {
-			seen[id] = true
-			out = append(out, Target{ID: id, Resource: resource})
+		if !set[id] {
+			set[id] = true
+			all = append(all, Target{ID: id, Resource: resource})
 		}
 	}
 	for _, id := range c.cfg.Tasks {
 		resource := ""
-		if e, ok := c.fetcher.last(id); ok {
-			resource = e.task.Resource.Text
+		if t, ok := c.refresher.last(id); ok {
+			resource = t.Resource.Text
 		}
 		add(id, resource)
 	}
 	if c.discovery != nil {
 		for _, t := range c.discovery.Tasks() {
 			add(t.ID, t.Resource)
+		}
+	}
+	c.targets = targetCache{version: version, second: second, all: all, set: set}
+	return all, set
+}
+
+// Targets returns the tasks this config watches: the configured ones, then the discovered
+// ones that began within the lookback, newest first, without repeats. all includes the
+// tasks of other shards.
+func (c *Collector) Targets(all bool) []Target {
+	targets, _ := c.all()
+	if all || c.shard.Count <= 1 {
+		return targets
+	}
+	var out []Target
+	for _, t := range targets {
+		if c.shard.Owns(t.ID) {
+			out = append(out, t)
 		}
 	}
 	return out
@@ -115,105 +148,23 @@ func (c *Collector) Watched() []string {
 	return ids
 }
 
-// scrape gets every watched task. A finished task within cache.finished_ttl, or one that
-// discovery listed as finished, is served from memory. The others are fetched, stalest
-// first, at most scrape.concurrency at a time, under the rate limit, until ctx ends. A
-// task whose call was made and failed has no values; a task that the budget (rate limit,
-// deadline) did not reach is served from its last known values, if any.
+// policy is what this config says about freshness.
+func (c *Collector) policy(unlisted bool) Policy {
+	return Policy{FinishedTTL: c.cfg.Cache.FinishedTTL, MinRefresh: c.cfg.Scrape.MinRefreshInterval, Unlisted: unlisted}
+}
+
+// scrape gets ids from the refresher for a scrape that ends with ctx.
 func (c *Collector) scrape(ctx context.Context, ids []string) []result {
-	results := make([]result, len(ids))
-	now := c.fetcher.now()
-	var stale []int
-	fetched := make([]time.Time, len(ids))
-	for i, id := range ids {
-		results[i].id = id
-		e, ok := c.fetcher.last(id)
-		if ok && c.fresh(e, now) {
-			results[i].task, results[i].age = e.task, now.Sub(e.fetched)
-			continue
-		}
-		fetched[i] = e.fetched
-		stale = append(stale, i)
-	}
-	// Stalest first, never fetched before anything: over consecutive scrapes that the
-	// budget cannot cover, every task is refreshed in turn.
-	slices.SortStableFunc(stale, func(a, b int) int { return fetched[a].Compare(fetched[b]) })
-	var g errgroup.Group
-	g.SetLimit(c.cfg.Scrape.Concurrency)
-	for k, i := range stale {
-		// The budget is taken here, in order, so that the stalest tasks get it; during an
-		// authentication cool-down no call will go out, so none is taken.
-		if err := c.budget(ctx); err != nil {
-			for _, j := range stale[k:] {
-				results[j] = c.known(ids[j], err)
-			}
-			break
-		}
-		g.Go(func() error {
-			results[i] = c.get(ctx, ids[i])
-			return nil
-		})
-	}
-	_ = g.Wait() // the goroutines never return an error: failures are per task
-	return results
-}
-
-// budget waits for the rate limit, unless no call can go out anyway.
-func (c *Collector) budget(ctx context.Context) error {
-	if c.fetcher.guard.coolingDown() {
-		return nil
-	}
-	return c.fetcher.wait(ctx)
-}
-
-// fresh reports whether a task's last values may be served without a call.
-func (c *Collector) fresh(e entry, now time.Time) bool {
-	if !e.task.Finished() {
-		return false
-	}
-	ttl := c.cfg.Cache.FinishedTTL
-	return e.listed || (ttl > 0 && now.Sub(e.fetched) < ttl)
-}
-
-// get fetches one task, or falls back on its last values when the call was not made for
-// want of budget.
-func (c *Collector) get(ctx context.Context, id string) result {
-	o := c.fetcher.showTask(ctx, id)
-	switch {
-	case o.err == nil:
-		return result{id: id, task: o.task}
-	case !o.called && !errors.Is(o.err, ErrAuthBackoff):
-		return c.known(id, o.err)
-	}
-	return result{id: id, err: o.err}
-}
-
-// known serves a task that was not called for want of budget from its last values; with
-// none, the task fails with err.
-func (c *Collector) known(id string, err error) result {
-	if e, ok := c.fetcher.last(id); ok {
-		return result{id: id, task: e.task, age: c.fetcher.now().Sub(e.fetched)}
-	}
-	return result{id: id, err: err}
-}
-
-// keeps tells which remembered tasks this config still needs.
-func (c *Collector) keeps(targets []Target) func(string) bool {
-	set := make(map[string]bool, len(targets))
-	for _, t := range targets {
-		set[t.ID] = true
-	}
-	return func(id string) bool { return set[id] }
+	return c.refresher.Get(ctx, ids, c.policy(false))
 }
 
 // Collect runs one scrape of this shard's tasks under ctx and sends every series to ch.
 func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	start := time.Now()
-	ids := c.Watched()
-	for _, r := range c.scrape(ctx, ids) {
+	for _, r := range c.scrape(ctx, c.Watched()) {
 		c.emit(ch, r)
 	}
-	c.fetcher.forget(c.keeps(c.Targets(true)))
+	c.refresher.Prune(c.Listed)
 	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
 
@@ -233,15 +184,16 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, r result) bool {
 // Listed reports whether id is configured or discovered (in any shard): what /probe may
 // fetch unless probe.allow_unlisted is set.
 func (c *Collector) Listed(id string) bool {
-	return slices.ContainsFunc(c.Targets(true), func(t Target) bool { return t.ID == id })
+	_, set := c.all()
+	return set[id]
 }
 
-// Probe fetches one task under ctx, sharing the cache, rate limit and AK guard with the
-// scrapes, and sends its series with probe_success and probe_duration_seconds.
+// Probe gets one task from the refresher under ctx, like a scrape, and sends its series
+// with probe_success and probe_duration_seconds.
 func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.Metric) {
 	start := time.Now()
 	success := 0.0
-	if c.emit(ch, c.scrape(ctx, []string{id})[0]) {
+	if c.emit(ch, c.refresher.Get(ctx, []string{id}, c.policy(!c.Listed(id)))[0]) {
 		success = 1
 	}
 	ch <- prometheus.MustNewConstMetric(probeSuccessDesc, prometheus.GaugeValue, success)
@@ -285,17 +237,12 @@ func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labels 
 // track logs a task's failure at warn when it starts failing or its reason changes, at
 // debug otherwise, and its recovery at info.
 func (c *Collector) track(id string, err error) {
-	c.mu.Lock()
-	previous, wasFailing := c.failing[id]
-	if err == nil {
-		delete(c.failing, id)
-	}
 	reason := ""
 	if err != nil {
 		reason = Reason(err)
-		c.failing[id] = reason
 	}
-	c.mu.Unlock()
+	previous := c.refresher.report(id, reason)
+	wasFailing := previous != ""
 
 	switch {
 	case err == nil && wasFailing:

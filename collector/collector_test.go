@@ -66,10 +66,27 @@ func (f *fakeAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastu
 	return &metastudio.TaskPage{}, nil
 }
 
-// newTestCollector wires a Collector to api with no rate limit and a real clock.
-func newTestCollector(cfg *config.Config, api API, logger log.Logger) *Collector {
-	guard := NewGuard(time.Minute, nil, time.Now, log.NewNopLogger())
-	return New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, time.Now), time.Now), nil, Shard{}, logger)
+// startRefresher runs a Refresher for api with its own guard and rate (perSecond, 0 for
+// no limit) until the test ends.
+func startRefresher(t testing.TB, api API, now func() time.Time, perSecond float64, concurrency int, timeout time.Duration) *Refresher {
+	t.Helper()
+	guard := NewGuard(time.Minute, nil, now, log.NewNopLogger())
+	r := NewRefresher(api, guard, NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now), now, log.NewNopLogger())
+	r.Configure(concurrency, timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		r.Wait()
+	})
+	return r
+}
+
+// newTestCollector wires a Collector to a running Refresher for api with no rate limit
+// and a real clock.
+func newTestCollector(t testing.TB, cfg *config.Config, api API, logger log.Logger) *Collector {
+	r := startRefresher(t, api, time.Now, 0, cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
+	return New(cfg, r, nil, Shard{}, logger)
 }
 
 func testConfig(tasks ...string) *config.Config {
@@ -121,7 +138,7 @@ func TestExposition(t *testing.T) {
 			"broken": &metastudio.APIError{Operation: "ShowTask", StatusCode: 400, Code: "MSS.000000003", Message: "Invalid parameter"},
 		},
 	}
-	c := newTestCollector(testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, log.NewNopLogger())
+	c := newTestCollector(t, testConfig("numbers", "strings", "sparse", "null_status", "broken"), api, log.NewNopLogger())
 	gather(t, c, context.Background(), `
 # HELP metastudio_task_begin_timestamp_seconds When the task began, in seconds since the epoch: begin_time of ShowTask / 1000.
 # TYPE metastudio_task_begin_timestamp_seconds gauge
@@ -162,44 +179,59 @@ metastudio_task_succeeded_items{task_id="strings"} 7
 `, taskMetricNames...)
 }
 
+// TestConcurrencyIsBounded: scrape.concurrency bounds the calls in flight in the whole
+// process, however many scrapes run.
 func TestConcurrencyIsBounded(t *testing.T) {
 	ids := make([]string, 40)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
 	api := &fakeAPI{delay: 2 * time.Millisecond}
-	c := newTestCollector(testConfig(ids...), api, log.NewNopLogger())
-	results := c.scrape(context.Background(), c.Watched())
-	for i, r := range results {
-		if r.err != nil {
-			t.Fatalf("task %d: %v", i, r.err)
-		}
+	c := newTestCollector(t, testConfig(ids...), api, log.NewNopLogger())
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			for i, r := range c.scrape(context.Background(), c.Watched()) {
+				if r.err != nil {
+					t.Errorf("task %d: %v", i, r.err)
+				}
+			}
+		})
 	}
+	wg.Wait()
 	if got := api.maxSeen.Load(); got > 3 || got < 1 {
-		t.Errorf("saw %d calls in flight, want at most scrape.concurrency = 3", got)
+		t.Errorf("5 scrapes put %d calls in flight, want at most scrape.concurrency = 3", got)
 	}
-	if got := api.calls.Load(); got != 40 {
-		t.Errorf("made %d calls, want 40", got)
+	if got := api.calls.Load(); got < 40 || got > 5*40 {
+		t.Errorf("made %d calls, want 40 to 200", got)
 	}
 }
 
-func TestDeadlineStopsNewCalls(t *testing.T) {
+// TestDeadlineServesWhatIsKnown: when no answer comes before the scrape's deadline, the
+// scrape ends on its deadline with what is known; calls do not pile up behind a probe
+// that hangs.
+func TestDeadlineServesWhatIsKnown(t *testing.T) {
 	ids := make([]string, 30)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
-	api := &fakeAPI{delay: time.Hour} // every call waits for the deadline
-	c := newTestCollector(testConfig(ids...), api, log.NewNopLogger())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	api := &fakeAPI{delay: time.Hour} // every call hangs until its own timeout
+	c := newTestCollector(t, testConfig(ids...), api, log.NewNopLogger())
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	results := c.scrape(ctx, c.Watched())
 	for i, r := range results {
-		if Reason(r.err) != "timeout" {
-			t.Errorf("task %d: want a timeout, got %v", i, r.err)
+		if r.err == nil {
+			t.Errorf("task %d has values, but nothing was ever answered", i)
 		}
 	}
-	if got := api.calls.Load(); got > 3 {
-		t.Errorf("%d calls were started; after the deadline no new call may start (want at most the first 3)", got)
+	// The credentials were never verified: one probe alone, with a quarter of the
+	// deadline, then a pause of a second before the next.
+	if got := api.calls.Load(); got != 1 {
+		t.Errorf("%d calls were started; before the credentials are verified one probe goes out alone", got)
+	}
+	if Reason(results[0].err) != "timeout" {
+		t.Errorf("the probed task: %v, want its own timeout", results[0].err)
 	}
 }
 
@@ -252,7 +284,7 @@ func (s *syncBuffer) take() string {
 func TestFailureIsLoggedOnChange(t *testing.T) {
 	buf := &syncBuffer{}
 	api := &fakeAPI{errs: map[string]error{}}
-	c := newTestCollector(testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
+	c := newTestCollector(t, testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
 	scrape := func() string {
 		c.Collect(context.Background(), make(chan prometheus.Metric, 100))
 		return buf.take()
@@ -289,7 +321,7 @@ func BenchmarkScrape1000Tasks(b *testing.B) {
 	}
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 8
-	c := newTestCollector(cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
+	c := newTestCollector(b, cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(scrapeCollector{ctx: context.Background(), c: c})
 	b.ReportAllocs()

@@ -32,22 +32,24 @@ type Discovered struct {
 }
 
 // Discovery lists the tasks that began within the lookback with SearchTask, in the
-// background every refresh_interval. Listed values seed the Fetcher's memory, so a
-// finished task found by discovery needs no ShowTask call. A failed refresh keeps the
-// last good list.
+// background every refresh_interval, through the refresher (its guard and rate; each page
+// with its own timeout). Listed values feed the refresher's table, so a finished task found
+// by discovery needs no ShowTask call; a listing never overwrites a newer ShowTask answer.
+// A failed refresh keeps the last good list.
 type Discovery struct {
-	fetcher *Fetcher
-	logger  log.Logger
+	refresher *Refresher
+	logger    log.Logger
 
 	mu          sync.Mutex
 	cfg         config.Discovery
 	tasks       []Discovered
 	lastSuccess time.Time
+	version     uint64 // changes with every new list
 }
 
 // NewDiscovery returns a Discovery for cfg; Run starts it.
-func NewDiscovery(cfg config.Discovery, fetcher *Fetcher, logger log.Logger) *Discovery {
-	return &Discovery{cfg: cfg, fetcher: fetcher, logger: logger}
+func NewDiscovery(cfg config.Discovery, refresher *Refresher, logger log.Logger) *Discovery {
+	return &Discovery{cfg: cfg, refresher: refresher, logger: logger}
 }
 
 // Configure takes a new discovery section (a reload); the next refresh uses it.
@@ -79,7 +81,7 @@ func (d *Discovery) Run(ctx context.Context) {
 func (d *Discovery) Tasks() []Discovered {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cutoff := d.fetcher.now().Add(-d.cfg.Lookback)
+	cutoff := d.refresher.now().Add(-d.cfg.Lookback)
 	out := make([]Discovered, 0, len(d.tasks))
 	for _, t := range d.tasks {
 		if t.Begin.IsZero() || !t.Begin.Before(cutoff) {
@@ -94,7 +96,7 @@ func (d *Discovery) Tasks() []Discovered {
 // lies, cannot make it loop.
 func (d *Discovery) Refresh(ctx context.Context) {
 	cfg := d.config()
-	now := d.fetcher.now()
+	now := d.refresher.now()
 	params := metastudio.SearchParams{
 		Resources: cfg.Resources, BusinessID: cfg.BusinessID,
 		BeginTime: now.Add(-cfg.Lookback).UnixMilli(), Limit: pageSize,
@@ -102,12 +104,13 @@ func (d *Discovery) Refresh(ctx context.Context) {
 	seen := map[string]bool{}
 	var found []Discovered
 	for {
-		page, err := d.fetcher.searchTask(ctx, params)
+		page, err := d.refresher.Search(ctx, params)
 		if err != nil {
 			level.Warn(d.logger).Log(append([]any{"msg", "Discovery failed; keeping the last list", "offset", params.Offset}, errorKeys(err)...)...)
 			return
 		}
 		fresh := 0
+		var listed []*metastudio.Task
 		for i := range page.Data {
 			t := &page.Data[i]
 			id := t.TaskID.Text
@@ -121,8 +124,9 @@ func (d *Discovery) Refresh(ctx context.Context) {
 				begin = time.UnixMilli(int64(s * 1000))
 			}
 			found = append(found, Discovered{ID: id, Resource: t.Resource.Text, Begin: begin})
-			d.fetcher.store(id, entry{task: t, fetched: now, listed: true})
+			listed = append(listed, t)
 		}
+		d.refresher.list(listed, now)
 		params.Offset += len(page.Data)
 		count, ok := page.Count.Number()
 		if fresh == 0 || len(page.Data) == 0 || (ok && float64(params.Offset) >= count) {
@@ -136,9 +140,17 @@ func (d *Discovery) Refresh(ctx context.Context) {
 		found = found[:cfg.MaxTasks]
 	}
 	d.mu.Lock()
-	d.tasks, d.lastSuccess = found, d.fetcher.now()
+	d.tasks, d.lastSuccess = found, d.refresher.now()
+	d.version++
 	d.mu.Unlock()
 	level.Debug(d.logger).Log("msg", "Discovery listed tasks", "tasks", len(found))
+}
+
+// listVersion changes whenever the list does.
+func (d *Discovery) listVersion() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.version
 }
 
 // Describe implements prometheus.Collector.

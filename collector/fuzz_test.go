@@ -101,7 +101,14 @@ func FuzzProbeQuery(f *testing.F) {
 	api := &fuzzAPI{}
 	logger := log.NewNopLogger()
 	guard := collector.NewGuard(time.Minute, nil, time.Now, logger)
-	fetcher := collector.NewFetcher(api, guard, collector.NewLimiter(0, 1, time.Now), time.Now)
+	refresher := collector.NewRefresher(api, guard, collector.NewRate(0, 1, 2, time.Now), time.Now, logger)
+	refresher.Configure(2, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	refresher.Start(ctx)
+	f.Cleanup(func() {
+		cancel()
+		refresher.Wait()
+	})
 	newCollector := func(allowUnlisted bool) *collector.Collector {
 		cfg := &config.Config{
 			Region: "cn-north-4",
@@ -110,7 +117,7 @@ func FuzzProbeQuery(f *testing.F) {
 			Cache:  config.Cache{FinishedTTL: 10 * time.Minute},
 			Probe:  config.Probe{AllowUnlisted: allowUnlisted},
 		}
-		return collector.New(cfg, fetcher, nil, collector.Shard{}, logger)
+		return collector.New(cfg, refresher, nil, collector.Shard{}, logger)
 	}
 	handlers := map[bool]http.Handler{}
 	for _, allow := range []bool{false, true} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +16,18 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// MaxFailureBackoff caps the cool-down after repeated authentication failures.
-const MaxFailureBackoff = 10 * time.Minute
+// Bounds of the AK guard.
+const (
+	// MaxFailureBackoff caps the cool-down after repeated authentication failures.
+	MaxFailureBackoff = 10 * time.Minute
+	// maxProbeTimeout bounds the lone call that tests credentials.
+	maxProbeTimeout = 5 * time.Second
+	// firstProbePause is the pause after a probe that verified nothing; it doubles up to
+	// the cool-down.
+	firstProbePause = time.Second
+	// refreshTimeout bounds a credential refresh after a refused token.
+	refreshTimeout = 30 * time.Second
+)
 
 // ErrAuthBackoff is the error of a task that was not fetched because authentication
 // failed recently and the guard is cooling down.
@@ -24,122 +35,231 @@ var ErrAuthBackoff = errors.New("authentication failed recently: no API call unt
 
 var (
 	authOKDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "auth_ok"),
-		"1 if the last API call authenticated, 0 if its credentials were refused or could not be had; absent until the first answer.", nil, nil)
+		"1 if the last API call authenticated, 0 if its credentials were refused; absent until the first answer. Credentials that could not be fetched (IAM or the metadata service unreachable) leave it as it was.", nil, nil)
 	authBackoffDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "auth_backoff_seconds"),
 		"Seconds left in the cool-down after an authentication failure, during which no API call is made.", nil, nil)
 )
 
-// Guard keeps a wrong or just-rotated key from locking the user's AK: the API gateway
-// locks an AK for 5 minutes after more than 5 consecutive signature failures, and eight
-// calls in flight would be eight failures. Until credentials have authenticated (at start,
-// after a credential change and after a cool-down) one call goes out alone, and the others
-// wait for its answer. An authentication failure starts a cool-down without any call,
-// doubling from credentials.failure_backoff up to MaxFailureBackoff while failures go on.
+// credentialRefresher is implemented by credentials that the exporter renews itself (IAM
+// tokens, temporary keys, a token file): after the API refused them, Refresh gets new ones.
+type credentialRefresher interface {
+	Refresh(ctx context.Context) error
+}
+
+// Guard keeps a wrong, revoked or just-rotated key from locking the user's AK: the API
+// gateway locks an AK for 5 minutes after more than 5 consecutive signature failures, and
+// eight calls in flight would be eight failures. The refresher asks it before every call.
+//
+//   - Until the credentials are verified (at start, after a change, after a cool-down, and
+//     after any refusal) one call goes out alone: the probe. It has a deadline of its own,
+//     which the refresher sets at most maxProbeTimeout.
+//   - Only a 2xx, or an error body with an MSS.* code (the service answered past the
+//     gateway's authentication), verifies. A probe that verified nothing (a timeout, a 3xx,
+//     a 5xx or 429 from the gateway, credentials that could not be fetched) is followed by
+//     the next probe alone after a pause of 1 s, 2 s, 4 s, … up to the cool-down.
+//   - A refusal (a 401, APIGW.0301, MSS.000000004, or credentials refused by IAM) starts
+//     a cool-down without any call, doubling from credentials.failure_backoff up to
+//     MaxFailureBackoff while refusals go on. Token credentials get one refresh first; the
+//     retry is the next probe. Another refresh comes only after a verified call.
+//   - Every outcome carries the epoch of the credentials it used: an outcome from older
+//     credentials changes nothing. A change from outside (a reload with new credentials, a
+//     rotated key file, a new password or token file) starts a new epoch with a clean
+//     slate; a refresh the exporter makes itself does not.
+//
 // One Guard serves the whole process.
 type Guard struct {
-	base   time.Duration
 	now    func() time.Time
-	creds  auth.Versioned // nil when credentials cannot change
 	logger log.Logger
+	wake   func() // tells the refresher that the state changed
 
-	mu       sync.Mutex
-	verified bool          // the credentials in use have authenticated
-	probing  bool          // the one call that tests them is in flight
-	probed   chan struct{} // closed when that call ends
-	gen      uint64
-	until    time.Time // end of the cool-down
-	backoff  time.Duration
-	authOK   float64 // -1 until the first answer
+	mu         sync.Mutex
+	base       time.Duration
+	creds      auth.Authenticator
+	credGen    uint64 // the credentials' own generation (auth.Versioned)
+	epoch      uint64
+	verified   bool
+	probing    bool
+	refreshing bool      // a refresh after a refused token runs
+	refreshed  bool      // one was made since the last verified call
+	until      time.Time // end of the cool-down
+	backoff    time.Duration
+	pauseUntil time.Time // the next probe after one that verified nothing
+	pause      time.Duration
+	authOK     float64 // -1 until the first definite answer
 }
 
 // NewGuard returns a Guard whose first cool-down lasts base. creds may be nil.
 func NewGuard(base time.Duration, creds auth.Authenticator, now func() time.Time, logger log.Logger) *Guard {
-	g := &Guard{base: base, backoff: base, now: now, logger: logger, probed: make(chan struct{}), authOK: -1}
-	if v, ok := creds.(auth.Versioned); ok {
-		g.creds = v
-		g.gen = v.Generation()
-	}
+	g := &Guard{now: now, logger: logger, authOK: -1, wake: func() {}}
+	g.Reset(creds, base)
 	return g
 }
 
-// Reset forgets that the credentials authenticated and ends any cool-down: the next call
-// goes out alone. Call it when the credentials or the endpoint change (a reload).
+// Reset starts a new epoch: the credentials or the endpoint changed (a reload). The next
+// call goes out alone, and no cool-down runs.
 func (g *Guard) Reset(creds auth.Authenticator, base time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.creds, _ = creds.(auth.Versioned)
-	if g.creds != nil {
-		g.gen = g.creds.Generation()
+	g.creds, g.base = creds, base
+	if v, ok := creds.(auth.Versioned); ok {
+		g.credGen = v.Generation()
 	}
-	g.base, g.backoff, g.verified, g.until = base, base, false, time.Time{}
+	g.newEpoch()
 }
 
-// coolingDown reports whether a cool-down runs: no call will be cleared.
-func (g *Guard) coolingDown() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.now().Before(g.until)
+// newEpoch forgets everything learned about the credentials. g.mu is held.
+func (g *Guard) newEpoch() {
+	g.epoch++
+	g.verified, g.probing, g.refreshing, g.refreshed = false, false, false, false
+	g.until, g.pauseUntil = time.Time{}, time.Time{}
+	g.backoff, g.pause = g.base, firstProbePause
 }
 
-// Acquire waits until one API call may go out. It fails with ErrAuthBackoff during a
-// cool-down, or with ctx's error. The caller must pass the call's error to done.
-func (g *Guard) Acquire(ctx context.Context) (done func(error), err error) {
-	for {
-		g.mu.Lock()
-		if g.creds != nil {
-			if gen := g.creds.Generation(); gen != g.gen { // rotated credentials: test them alone
-				g.gen, g.verified, g.until, g.backoff = gen, false, time.Time{}, g.base
-			}
-		}
-		if left := g.until.Sub(g.now()); left > 0 {
-			g.mu.Unlock()
-			return nil, fmt.Errorf("%w (%s left)", ErrAuthBackoff, left.Round(time.Second))
-		}
-		if !g.until.IsZero() { // the cool-down is over: one call tests the credentials
-			g.until, g.verified = time.Time{}, false
-		}
-		switch {
-		case g.verified:
-			g.mu.Unlock()
-			return func(err error) { g.done(err, false) }, nil
-		case !g.probing:
-			g.probing = true
-			g.mu.Unlock()
-			return func(err error) { g.done(err, true) }, nil
-		}
-		probed := g.probed
-		g.mu.Unlock()
-		select {
-		case <-probed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+// sync starts a new epoch when the credentials changed from outside. g.mu is held.
+func (g *Guard) sync() {
+	if v, ok := g.creds.(auth.Versioned); ok {
+		if gen := v.Generation(); gen != g.credGen {
+			g.credGen = gen
+			g.newEpoch()
 		}
 	}
 }
 
-func (g *Guard) done(err error, probe bool) {
+// coolingDown returns ErrAuthBackoff (with the time left) during a cool-down, else nil.
+func (g *Guard) coolingDown() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var apiErr *metastudio.APIError
+	g.sync()
+	if left := g.until.Sub(g.now()); left > 0 {
+		return fmt.Errorf("%w (%s left)", ErrAuthBackoff, left.Round(time.Second))
+	}
+	return nil
+}
+
+// permit lets one call go out.
+type permit struct {
+	epoch uint64
+	probe bool
+}
+
+// admit decides on one more call. It returns a permit; or ErrAuthBackoff during a
+// cool-down; or neither, with how long to wait (0: until the refresher is woken).
+func (g *Guard) admit() (p permit, ok bool, wait time.Duration, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sync()
+	now := g.now()
+	if left := g.until.Sub(now); left > 0 {
+		return permit{}, false, left, fmt.Errorf("%w (%s left)", ErrAuthBackoff, left.Round(time.Second))
+	}
+	if !g.until.IsZero() { // the cool-down is over: a probe tests the credentials
+		g.until, g.verified = time.Time{}, false
+	}
 	switch {
-	case errors.As(err, &apiErr) && apiErr.AuthFailed():
-		g.authOK, g.verified = 0, false
-		if g.now().Before(g.until) {
-			break // a call that was already in flight: the cool-down runs already
-		}
-		g.until = g.now().Add(g.backoff)
-		level.Warn(g.logger).Log("msg", "Authentication failed: no API call until the cool-down ends",
-			"cool_down", g.backoff, "error_code", apiErr.Reason(), "err", err)
-		g.backoff = min(2*g.backoff, MaxFailureBackoff)
-	case err == nil || (errors.As(err, &apiErr) && apiErr.StatusCode != 0):
-		// Any answer but a refusal proves the credentials passed the gateway.
-		g.authOK, g.verified, g.backoff = 1, true, g.base
+	case g.verified:
+		return permit{epoch: g.epoch}, true, 0, nil
+	case g.probing || g.refreshing:
+		return permit{}, false, 0, nil
+	case now.Before(g.pauseUntil):
+		return permit{}, false, g.pauseUntil.Sub(now), nil
 	}
-	if probe {
+	g.probing = true
+	return permit{epoch: g.epoch, probe: true}, true, 0, nil
+}
+
+// release gives back a permit that was not used.
+func (g *Guard) release(p permit) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p.probe && p.epoch == g.epoch {
 		g.probing = false
-		close(g.probed)
-		g.probed = make(chan struct{})
 	}
+}
+
+// done takes the outcome of a call made under p.
+func (g *Guard) done(p permit, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p.epoch != g.epoch {
+		return // older credentials: their outcome says nothing about these
+	}
+	if p.probe {
+		g.probing = false
+	}
+	switch {
+	case refused(err):
+		g.refused(err)
+	case verifies(err):
+		g.authOK, g.verified, g.backoff, g.pause, g.refreshed = 1, true, g.base, firstProbePause, false
+		g.pauseUntil = time.Time{}
+	case p.probe && !throttled(err): // verified nothing: the next probe waits, so that slow answers do not stream
+		g.pauseUntil = g.now().Add(g.pause)
+		g.pause = min(2*g.pause, max(g.backoff, firstProbePause))
+	}
+}
+
+// refused handles a refusal: one refresh of token credentials, else a cool-down. g.mu is held.
+func (g *Guard) refused(err error) {
+	g.authOK, g.verified = 0, false
+	if g.now().Before(g.until) || g.refreshing {
+		return // a call that was already in flight: the cool-down or refresh runs already
+	}
+	if r, ok := g.creds.(credentialRefresher); ok && !g.refreshed {
+		g.refreshing, g.refreshed = true, true
+		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
+			"error_code", reasonOf(err), "err", err)
+		epoch := g.epoch
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+			rerr := r.Refresh(ctx)
+			cancel()
+			g.mu.Lock()
+			if g.epoch == epoch {
+				g.refreshing = false
+			}
+			g.mu.Unlock()
+			if rerr != nil {
+				level.Warn(g.logger).Log("msg", "Refreshing the credentials failed", "err", rerr)
+			}
+			g.wake()
+		}()
+		return
+	}
+	g.until = g.now().Add(g.backoff)
+	level.Warn(g.logger).Log("msg", "Authentication failed: no API call until the cool-down ends",
+		"cool_down", g.backoff, "error_code", reasonOf(err), "err", err)
+	g.backoff = min(2*g.backoff, MaxFailureBackoff)
+}
+
+// refused reports whether err says the credentials were refused.
+func refused(err error) bool {
+	var apiErr *metastudio.APIError
+	return errors.As(err, &apiErr) && apiErr.AuthFailed()
+}
+
+// verifies reports whether an outcome proves that the credentials passed the gateway: a
+// 2xx, or an error that MetaStudio itself answered (an MSS.* code). A 3xx, a gateway's
+// own error, a timeout or a transport failure prove nothing.
+func verifies(err error) bool {
+	if err == nil {
+		return true
+	}
+	var apiErr *metastudio.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode != 0 && strings.HasPrefix(apiErr.Code, "MSS.") && !apiErr.AuthFailed()
+}
+
+// throttled reports whether err is a 429: the rate, not the guard, answers it.
+func throttled(err error) bool {
+	var apiErr *metastudio.APIError
+	return errors.As(err, &apiErr) && apiErr.Throttled()
+}
+
+func reasonOf(err error) string {
+	var apiErr *metastudio.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Reason()
+	}
+	return "error"
 }
 
 // Describe implements prometheus.Collector.

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -34,14 +35,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// authAPI answers every call with answer(), counting calls and noting whether any call
-// started while another was in flight during the first one.
+// authAPI answers every call with answer(), counting calls and those in flight.
 type authAPI struct {
-	answer       func() error
-	calls        atomic.Int64
-	inFlight     atomic.Int64
-	overlapFirst atomic.Bool
-	firstDone    atomic.Bool
+	answer   func() error
+	calls    atomic.Int64
+	failures atomic.Int64
+	inFlight atomic.Int64
+	maxSeen  atomic.Int64
+	gate     chan struct{} // if set, each call waits for one value or its deadline
 }
 
 func (a *authAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
@@ -49,22 +50,26 @@ func (a *authAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastu
 }
 
 func (a *authAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	n := a.calls.Add(1)
-	if a.inFlight.Add(1) > 1 && !a.firstDone.Load() {
-		a.overlapFirst.Store(true)
-	}
+	a.calls.Add(1)
+	n := a.inFlight.Add(1)
 	defer a.inFlight.Add(-1)
-	if n == 1 {
-		time.Sleep(5 * time.Millisecond) // give the others a chance to overlap, if they could
-		defer a.firstDone.Store(true)
+	for m := a.maxSeen.Load(); n > m && !a.maxSeen.CompareAndSwap(m, n); m = a.maxSeen.Load() {
+	}
+	if a.gate != nil {
+		select {
+		case <-a.gate:
+		case <-ctx.Done():
+			return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
+		}
 	}
 	if err := a.answer(); err != nil {
+		a.failures.Add(1)
 		return nil, err
 	}
 	return &metastudio.Task{}, nil
 }
 
-var errUnauthorized = &metastudio.APIError{Operation: "ShowTask", StatusCode: 401, Code: "APIGW.0301", Message: "verify aksk signature fail"}
+var errUnauthorized = &metastudio.APIError{Operation: "ShowTask", StatusCode: 401, Code: "APIGW.0301", Message: "Incorrect IAM authentication information: verify aksk signature fail"}
 
 func manyTasks(n int) []string {
 	ids := make([]string, n)
@@ -74,21 +79,43 @@ func manyTasks(n int) []string {
 	return ids
 }
 
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGuardProbesAloneThenFansOut: the first call tests the credentials alone; once it
+// verified them, calls fan out to scrape.concurrency.
 func TestGuardProbesAloneThenFansOut(t *testing.T) {
-	api := &authAPI{answer: func() error { return nil }}
+	api := &authAPI{answer: func() error { return nil }, gate: make(chan struct{})}
 	cfg := testConfig(manyTasks(50)...)
 	cfg.Scrape.Concurrency = 8
-	c := newTestCollector(cfg, api, log.NewNopLogger())
-	for i, r := range c.scrape(context.Background(), c.Watched()) {
+	c := newTestCollector(t, cfg, api, log.NewNopLogger())
+	done := make(chan []result)
+	go func() { done <- c.scrape(context.Background(), c.Watched()) }()
+
+	waitFor(t, "the probe", func() bool { return api.inFlight.Load() == 1 })
+	time.Sleep(50 * time.Millisecond) // a guard that let others through would have by now
+	if n := api.calls.Load(); n != 1 {
+		t.Fatalf("%d calls started while the probe was in flight, want 1", n)
+	}
+	api.gate <- struct{}{} // the probe answers: the credentials are verified
+	waitFor(t, "the fan-out to 8 calls in flight", func() bool { return api.inFlight.Load() == 8 })
+	close(api.gate)
+	for i, r := range <-done {
 		if r.err != nil {
 			t.Fatalf("task %d: %v", i, r.err)
 		}
 	}
-	if api.overlapFirst.Load() {
-		t.Error("a call started while the first call, which tests the credentials, was in flight")
-	}
-	if api.calls.Load() != 50 {
-		t.Errorf("%d calls, want 50", api.calls.Load())
+	if api.calls.Load() != 50 || api.maxSeen.Load() != 8 {
+		t.Errorf("%d calls, at most %d in flight; want 50 and 8", api.calls.Load(), api.maxSeen.Load())
 	}
 }
 
@@ -104,8 +131,9 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	}}
 	cfg := testConfig(manyTasks(200)...)
 	cfg.Scrape.Concurrency = 8
-	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
-	c := New(cfg, NewFetcher(api, guard, NewLimiter(0, 1, clock.Now), clock.Now), nil, Shard{}, log.NewNopLogger())
+	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
+	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
+	guard := r.guard
 	scrape := func() (failed int) {
 		for _, r := range c.scrape(context.Background(), c.Watched()) {
 			if r.err != nil {
@@ -123,7 +151,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 # HELP metastudio_auth_backoff_seconds Seconds left in the cool-down after an authentication failure, during which no API call is made.
 # TYPE metastudio_auth_backoff_seconds gauge
 metastudio_auth_backoff_seconds 60
-# HELP metastudio_auth_ok 1 if the last API call authenticated, 0 if its credentials were refused or could not be had; absent until the first answer.
+# HELP metastudio_auth_ok 1 if the last API call authenticated, 0 if its credentials were refused; absent until the first answer. Credentials that could not be fetched (IAM or the metadata service unreachable) leave it as it was.
 # TYPE metastudio_auth_ok gauge
 metastudio_auth_ok 0
 `)); err != nil {
@@ -163,26 +191,176 @@ metastudio_auth_ok 0
 	}
 }
 
-// versioned pretends to be credentials that get rotated.
-type versioned struct{ gen atomic.Uint64 }
+// TestBurstProtection: a key disabled while 16 calls are in flight costs at most those
+// calls (of the 900 tasks left), until the cool-down ends; then one probe.
+func TestBurstProtection(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	var api *authAPI
+	api = &authAPI{answer: func() error {
+		if api.calls.Load() > 100 { // the key is disabled after 100 calls
+			return errUnauthorized
+		}
+		return nil
+	}}
+	r := startRefresher(t, api, clock.Now, 0, 16, 5*time.Second)
+	c := New(testConfig(manyTasks(1000)...), r, nil, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), c.Watched())
+	if n := api.failures.Load(); n == 0 || n > 16 {
+		t.Errorf("%d failures; want at least one and at most the 16 calls in flight", n)
+	}
+	for range 3 { // each cool-down then costs one probe
+		before := api.failures.Load()
+		clock.Advance(MaxFailureBackoff)
+		c.scrape(context.Background(), c.Watched())
+		if got := api.failures.Load() - before; got != 1 {
+			t.Fatalf("after a cool-down: %d failures, want 1", got)
+		}
+	}
+}
+
+// versioned pretends to be credentials that get rotated, and can be refreshed.
+type versioned struct {
+	gen       atomic.Uint64
+	refreshes atomic.Int64
+}
 
 func (v *versioned) Authenticate(context.Context, *http.Request, []byte) error { return nil }
 func (v *versioned) Generation() uint64                                        { return v.gen.Load() }
+
+// refreshable is token credentials: the exporter can get new ones itself.
+type refreshable struct {
+	versioned
+	refreshed chan struct{}
+}
+
+func (r *refreshable) Refresh(context.Context) error {
+	r.refreshes.Add(1)
+	r.refreshed <- struct{}{}
+	return nil
+}
+
+func admitted(t *testing.T, g *Guard) permit {
+	t.Helper()
+	p, ok, _, err := g.admit()
+	if !ok || err != nil {
+		t.Fatalf("want a permit, got ok=%v err=%v", ok, err)
+	}
+	return p
+}
 
 func TestGuardNewCredentialsEndTheCoolDown(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(0, 0)}
 	creds := &versioned{}
 	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
-	done, err := guard.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done(errUnauthorized)
-	if _, err := guard.Acquire(context.Background()); err == nil || Reason(err) != "auth_backoff" {
+	guard.done(admitted(t, guard), errUnauthorized)
+	if err := guard.coolingDown(); Reason(err) != "auth_backoff" {
 		t.Fatalf("during the cool-down: %v", err)
 	}
 	creds.gen.Add(1) // a secret manager wrote new keys
-	if _, err := guard.Acquire(context.Background()); err != nil {
-		t.Fatalf("new credentials must be tried at once (alone): %v", err)
+	if p := admitted(t, guard); !p.probe {
+		t.Fatal("new credentials must be tried at once, alone")
+	}
+}
+
+// TestGuardOutcomesCarryTheEpoch: an answer to older credentials says nothing about the
+// new ones.
+func TestGuardOutcomesCarryTheEpoch(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
+	old := admitted(t, guard)
+	guard.Reset(&versioned{}, time.Minute) // a reload to a new key
+	guard.done(old, nil)                   // the old key's probe succeeds
+	if p := admitted(t, guard); !p.probe {
+		t.Fatal("the new key was taken as verified by the old key's success")
+	}
+	guard.Reset(&versioned{}, time.Minute)
+	p := admitted(t, guard)
+	guard.Reset(&versioned{}, time.Minute)
+	guard.done(p, errUnauthorized)
+	if err := guard.coolingDown(); err != nil {
+		t.Fatalf("the old key's refusal started a cool-down for the new one: %v", err)
+	}
+}
+
+// TestGuardVerifiesOnlyPastTheGateway: only a 2xx or an MSS.* error verifies.
+func TestGuardVerifiesOnlyPastTheGateway(t *testing.T) {
+	cases := []struct {
+		name     string
+		err      error
+		verifies bool
+	}{
+		{"2xx", nil, true},
+		{"MetaStudio's own error", &metastudio.APIError{StatusCode: 400, Code: "MSS.000000003"}, true},
+		{"a redirect", &metastudio.APIError{StatusCode: 302}, false},
+		{"a gateway error", &metastudio.APIError{StatusCode: 404, Code: "APIGW.0101"}, false},
+		{"a bare 500", &metastudio.APIError{StatusCode: 500}, false},
+		{"throttled", &metastudio.APIError{StatusCode: 429, Code: "APIGW.0308"}, false},
+		{"a timeout", &metastudio.APIError{Err: context.DeadlineExceeded}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &fakeClock{t: time.Unix(0, 0)}
+			guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
+			guard.done(admitted(t, guard), tc.err)
+			p, ok, _, _ := guard.admit()
+			if verified := ok && !p.probe; verified != tc.verifies {
+				t.Errorf("verified %v, want %v", verified, tc.verifies)
+			}
+		})
+	}
+}
+
+// TestGuardPausesAfterAnUnansweredProbe: a probe that verified nothing is followed by the
+// next one alone after 1 s, 2 s, 4 s, … up to the cool-down.
+func TestGuardPausesAfterAnUnansweredProbe(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	guard := NewGuard(10*time.Second, nil, clock.Now, log.NewNopLogger())
+	timeout := &metastudio.APIError{Err: context.DeadlineExceeded}
+	for _, pause := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		guard.done(admitted(t, guard), timeout)
+		_, ok, wait, err := guard.admit()
+		if ok || err != nil || wait != pause {
+			t.Fatalf("after an unanswered probe: ok=%v err=%v wait %s; want a pause of %s", ok, err, wait, pause)
+		}
+		clock.Advance(pause)
+	}
+	guard.done(admitted(t, guard), nil)
+	guard.done(admitted(t, guard), errUnauthorized) // a refusal after verification
+	if _, ok, _, err := guard.admit(); ok || !errors.Is(err, ErrAuthBackoff) {
+		t.Errorf("after verification, a refusal must stop every call: ok=%v err=%v", ok, err)
+	}
+}
+
+// TestGuardRefreshesTokenCredentialsOnce: a refused token gets one refresh, the retry is
+// the next lone probe, and a second refusal starts the cool-down. The refresh is the
+// exporter's own: it does not reset the cool-down's doubling.
+func TestGuardRefreshesTokenCredentialsOnce(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	creds := &refreshable{refreshed: make(chan struct{}, 1)}
+	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
+	woken := make(chan struct{}, 1)
+	guard.wake = func() { woken <- struct{}{} }
+	guard.done(admitted(t, guard), nil)
+	guard.done(admitted(t, guard), errUnauthorized) // revoked
+	<-creds.refreshed
+	<-woken
+	if err := guard.coolingDown(); err != nil {
+		t.Fatalf("a refused token must be refreshed, not cooled down: %v", err)
+	}
+	p := admitted(t, guard)
+	if !p.probe {
+		t.Fatal("the retry after a refresh must go out alone")
+	}
+	guard.done(p, errUnauthorized)
+	if err := guard.coolingDown(); err == nil {
+		t.Fatal("a refusal right after the refresh must start the cool-down")
+	}
+	clock.Advance(time.Minute)
+	guard.done(admitted(t, guard), errUnauthorized)
+	if creds.refreshes.Load() != 1 {
+		t.Errorf("%d refreshes, want 1 until a call succeeds", creds.refreshes.Load())
+	}
+	if left := guard.until.Sub(clock.Now()); left != 2*time.Minute {
+		t.Errorf("the second cool-down lasts %s, want 2m: the exporter's own refresh must not reset the doubling", left)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,10 +73,8 @@ func task(id string, finished bool) *metastudio.Task {
 	return &t
 }
 
-func scaleCollector(cfg *config.Config, api API, clock *fakeClock, perSecond float64) *Collector {
-	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
-	limiter := NewLimiter(perSecond, cfg.Scrape.Concurrency, clock.Now)
-	return New(cfg, NewFetcher(api, guard, limiter, clock.Now), nil, Shard{}, log.NewNopLogger())
+func scaleCollector(t *testing.T, cfg *config.Config, api API, clock *fakeClock, perSecond float64) *Collector {
+	return New(cfg, startRefresher(t, api, clock.Now, perSecond, cfg.Scrape.Concurrency, cfg.Scrape.Timeout), nil, Shard{}, log.NewNopLogger())
 }
 
 func successes(results []result) (ok int, ages []time.Duration) {
@@ -92,7 +92,7 @@ func TestFinishedTasksAreCached(t *testing.T) {
 	api := &countingAPI{}
 	cfg := testConfig("done1", "running1")
 	cfg.Cache.FinishedTTL = 10 * time.Minute
-	c := scaleCollector(cfg, api, clock, 0)
+	c := scaleCollector(t, cfg, api, clock, 0)
 	c.scrape(context.Background(), c.Watched())
 	clock.Advance(9 * time.Minute)
 	results := c.scrape(context.Background(), c.Watched())
@@ -114,125 +114,178 @@ func TestFinishedTasksAreCached(t *testing.T) {
 	}
 }
 
-// TestBudgetServesStalestFirst: when the rate limit cannot cover every task before the
-// deadline, the stalest are fetched and the others keep their last values, so that over
-// consecutive scrapes every task is refreshed in turn.
-func TestBudgetServesStalestFirst(t *testing.T) {
+// orderAPI records the order of its calls.
+type orderAPI struct {
+	mu    sync.Mutex
+	order []string
+}
+
+func (a *orderAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
+	a.mu.Lock()
+	a.order = append(a.order, id)
+	a.mu.Unlock()
+	return task(id, false), nil
+}
+
+func (a *orderAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return &metastudio.TaskPage{}, nil
+}
+
+func (a *orderAPI) calls() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.order)
+}
+
+// TestQueueServesNeverFetchedThenStalest: one call at a time shows the queue's order.
+func TestQueueServesNeverFetchedThenStalest(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	api := &orderAPI{}
+	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
+	for _, id := range []string{"old", "mid", "new"} { // answered a minute apart
+		r.Get(context.Background(), []string{id}, Policy{})
+		clock.Advance(time.Minute)
+	}
+	api.order = nil
+	r.Get(context.Background(), []string{"new", "mid", "never", "old"}, Policy{})
+	if got := strings.Join(api.calls(), " "); got != "never old mid new" {
+		t.Errorf("call order %q, want the never-fetched task first, then the stalest", got)
+	}
+}
+
+// TestBudgetServesLastValues: the tasks a scrape cannot reach before its deadline at the
+// rate in force are served from their last values, with their age.
+func TestBudgetServesLastValues(t *testing.T) {
 	api := &countingAPI{}
 	ids := manyTasks(20)
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 5
-	c := scaleCollector(cfg, api, clock, 0)
-	scrape := func() []result {
-		// A fresh limiter with a burst of 5 and next to no refill: 5 calls fit per scrape.
-		c.fetcher.limiter = NewLimiter(0.001, 5, clock.Now)
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		clock.Advance(time.Minute)
-		return c.scrape(ctx, c.Watched())
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	r := startRefresher(t, api, clock.Now, 0, 5, 5*time.Second)
+	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), c.Watched()) // every task has values
+	clock.Advance(time.Minute)
+	r.rate.Configure(0.01, 0.01, 5) // a burst of 5, then one call every 100 s
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	results := c.scrape(ctx, c.Watched())
+	ok, ages := successes(results)
+	if ok != 20 {
+		t.Fatalf("%d of 20 tasks with values; a task the budget does not reach keeps its last values", ok)
 	}
-	ok, _ := successes(scrape())
-	if ok != 5 || api.total() != 5 {
-		t.Fatalf("first scrape: %d tasks with values, %d calls; want 5 and 5 (nothing else is known)", ok, api.total())
-	}
-	for round := 2; round <= 4; round++ {
-		ok, ages := successes(scrape())
-		if ok != 5*round || api.total() != 5*round {
-			t.Fatalf("scrape %d: %d tasks with values, %d calls; want %d and %d", round, ok, api.total(), 5*round, 5*round)
-		}
-		stale := 0
-		for _, a := range ages {
-			if a > 0 {
-				stale++
-			}
-		}
-		if stale != 5*(round-1) {
-			t.Errorf("scrape %d: %d tasks served from their last values, want %d", round, stale, 5*(round-1))
+	stale := 0
+	for _, a := range ages {
+		if a == time.Minute {
+			stale++
 		}
 	}
-	for _, id := range ids {
-		if api.calls[id] != 1 {
-			t.Fatalf("after 4 scrapes every task should have been fetched once: %v", api.calls)
-		}
-	}
-	scrape()
-	for _, id := range ids[:5] { // the stalest again
-		if api.calls[id] != 2 {
-			t.Errorf("the fifth scrape should refresh the stalest tasks first: %v", api.calls)
-		}
+	if called := api.total() - 20; stale != 20-called || called > 6 {
+		t.Errorf("%d calls and %d tasks a minute old; want at most the burst (and one more) called, the rest served with their age", called, stale)
 	}
 }
 
-func TestThrottleHalvesTheRate(t *testing.T) {
+// TestRateAdapts pins the adaptive rate: a 429 cuts what was sent to 0.7 of it (at most
+// once a second, never below the floor), calm grows it back to the maximum within 30 s,
+// Retry-After holds every call, and a reload that keeps the limits keeps the state.
+func TestRateAdapts(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := NewLimiter(10, 4, clock.Now)
-	l.Throttled()
-	l.Throttled() // a second 429 of the same burst does not halve again
-	if got := l.Rate(); got != 5 {
-		t.Errorf("after a 429: %g/s, want 5", got)
+	r := NewRate(50, 1, 8, clock.Now)
+	for range 60 { // 30 calls a second over the last 2 s
+		r.count()
+	}
+	r.Throttled(0)
+	if got := r.Limit(); math.Abs(got-21) > 1e-9 {
+		t.Errorf("after a 429 at 30/s sent: %g/s, want 21 (0.7 × 30)", got)
+	}
+	r.Throttled(0) // a second 429 of the same burst does not cut again
+	if got := r.Limit(); math.Abs(got-21) > 1e-9 {
+		t.Errorf("a second 429 within a second: %g/s, want 21 still", got)
+	}
+	clock.Advance(10 * time.Second)
+	if got, want := r.Limit(), 21+49.0/3; math.Abs(got-want) > 1e-9 {
+		t.Errorf("10 s of calm: %g/s, want %g (growing by (50-1)/30 a second)", got, want)
+	}
+	r.Configure(50, 1, 8) // a reload that keeps the limits keeps the state
+	if got := r.Limit(); got >= 50 {
+		t.Errorf("a reload ended the adaptation: %g/s", got)
+	}
+	clock.Advance(30 * time.Second)
+	if got := r.Limit(); got != 50 {
+		t.Errorf("40 s of calm: %g/s, want the maximum 50", got)
+	}
+	clock.Advance(5 * time.Second) // nothing sent over the last 2 s: the floor
+	r.Throttled(0)
+	if got := r.Limit(); got != 1 {
+		t.Errorf("a 429 with nothing sent: %g/s, want the floor 1", got)
 	}
 	clock.Advance(time.Second)
-	l.Throttled()
-	if got := l.Rate(); got != 2.5 {
-		t.Errorf("after another 429 a second later: %g/s, want 2.5", got)
+	r.Throttled(90 * time.Second)
+	r.mu.Lock()
+	hold := r.holdUntil.Sub(clock.Now())
+	r.mu.Unlock()
+	if hold != time.Minute {
+		t.Errorf("Retry-After 90 s holds calls for %s, want the cap of 1m", hold)
 	}
-	clock.Advance(throttleFor)
-	if got := l.Rate(); got != 10 {
-		t.Errorf("a minute later: %g/s, want the configured 10", got)
-	}
-	if err := testutil.CollectAndCompare(l, strings.NewReader(`
-# HELP metastudio_api_throttled_total MetaStudio answers of 429 (APIGW.0308): each lowers the rate limit for a minute.
+	if err := testutil.CollectAndCompare(r, strings.NewReader(`
+# HELP metastudio_api_throttled_total MetaStudio answers of 429 (APIGW.0308): each cuts the adaptive rate, at most once a second.
 # TYPE metastudio_api_throttled_total counter
-metastudio_api_throttled_total 3
+metastudio_api_throttled_total 4
 `), "metastudio_api_throttled_total"); err != nil {
 		t.Error(err)
 	}
 
-	// Without a limit, a 429 sets half the rate observed over the last 10 seconds.
-	off := NewLimiter(0, 4, clock.Now)
-	for i := 0; i < 40; i++ {
-		if err := off.Wait(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+	// Without a maximum, a 429 sets 0.7 of what was sent; calm lifts the limit.
+	off := NewRate(0, 1, 4, clock.Now)
+	for range 80 {
+		off.count()
 	}
-	off.Throttled()
-	if got := off.Rate(); got != 2 { // 40 calls in 10 s = 4/s, halved
-		t.Errorf("limit off, after a 429: %g/s, want 2", got)
+	off.Throttled(0)
+	if got := off.Limit(); math.Abs(got-28) > 1e-9 {
+		t.Errorf("no maximum, after a 429 at 40/s: %g/s, want 28", got)
 	}
-	clock.Advance(throttleFor)
-	if got := off.Rate(); got != 0 {
-		t.Errorf("limit off, a minute later: %g/s, want 0 (no limit)", got)
+	clock.Advance(unlimitedCalm)
+	if got := off.Limit(); got != 0 {
+		t.Errorf("no maximum, a calm minute later: %g/s, want 0 (no limit)", got)
 	}
 }
 
-// TestConcurrentScrapesShareCalls: an HA pair scraping at the same moment costs one call
-// per task.
+// TestThrottledTaskStaysQueued: a 429 is the budget speaking: the task keeps its last
+// values (or has none) and is called again, not failed.
+func TestThrottledTaskStaysQueued(t *testing.T) {
+	var throttle atomic.Int64
+	throttle.Store(2)
+	api := &authAPI{answer: func() error {
+		if throttle.Add(-1) >= 0 {
+			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"}
+		}
+		return nil
+	}}
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
+	r.rate.Configure(0, 100, 1) // a floor high enough for the test not to wait
+	res := r.Get(context.Background(), []string{"a"}, Policy{})
+	if res[0].err != nil || api.calls.Load() != 3 {
+		t.Errorf("after two 429s: %v with %d calls; want the values of the third call", res[0].err, api.calls.Load())
+	}
+}
+
+// TestConcurrentScrapesShareCalls: a scrape that starts while another's calls are in
+// flight waits for those answers instead of calling again.
 func TestConcurrentScrapesShareCalls(t *testing.T) {
 	api := &countingAPI{}
 	cfg := testConfig(manyTasks(12)...)
 	cfg.Scrape.Concurrency = 12
-	c := newTestCollector(cfg, api, log.NewNopLogger())
+	c := newTestCollector(t, cfg, api, log.NewNopLogger())
 	c.scrape(context.Background(), c.Watched()) // the credentials have authenticated: both scrapes fan out
 	before := api.total()
 	api.mu.Lock()
 	api.gate = make(chan struct{}) // every call now waits until the gate opens
 	api.mu.Unlock()
 	var wg sync.WaitGroup
-	scrape := func() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.scrape(context.Background(), c.Watched())
-		}()
-	}
-	scrape()
-	deadline := time.Now().Add(10 * time.Second)
-	for api.total()-before < 12 && time.Now().Before(deadline) { // the first scrape's calls are all in flight
-		time.Sleep(time.Millisecond)
-	}
-	scrape()
-	time.Sleep(200 * time.Millisecond) // the second scrape joins the calls in flight
+	wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
+	waitFor(t, "the first scrape's 12 calls", func() bool { return api.total()-before == 12 })
+	wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
+	waitFor(t, "the second scrape to wait on them", func() bool { return c.refresher.waiting() == 24 })
 	close(api.gate)
 	wg.Wait()
 	if n := api.total() - before; n != 12 {
@@ -257,11 +310,10 @@ func discoveryConfig() *config.Config {
 	return cfg
 }
 
-func discoveryCollector(cfg *config.Config, api *countingAPI, clock *fakeClock) (*Collector, *Discovery) {
-	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
-	f := NewFetcher(api, guard, NewLimiter(0, 4, clock.Now), clock.Now)
-	d := NewDiscovery(cfg.Discovery, f, log.NewNopLogger())
-	return New(cfg, f, d, Shard{}, log.NewNopLogger()), d
+func discoveryCollector(t *testing.T, cfg *config.Config, api *countingAPI, clock *fakeClock) (*Collector, *Discovery) {
+	r := startRefresher(t, api, clock.Now, 0, 4, 5*time.Second)
+	d := NewDiscovery(cfg.Discovery, r, log.NewNopLogger())
+	return New(cfg, r, d, Shard{}, log.NewNopLogger()), d
 }
 
 func TestDiscovery(t *testing.T) {
@@ -300,7 +352,7 @@ func TestDiscovery(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			api := &countingAPI{pages: tc.pages}
-			c, d := discoveryCollector(discoveryConfig(), api, clock)
+			c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 			d.Refresh(context.Background())
 			if got := len(d.Tasks()); got != tc.want || len(api.searches) != tc.calls {
 				t.Fatalf("found %d tasks with %d calls, want %d with %d", got, len(api.searches), tc.want, tc.calls)
@@ -345,7 +397,7 @@ func TestDiscoveryKeepsTheLastListAndBoundsIt(t *testing.T) {
 	}}
 	cfg := discoveryConfig()
 	cfg.Discovery.MaxTasks = 2
-	_, d := discoveryCollector(cfg, api, clock)
+	_, d := discoveryCollector(t, cfg, api, clock)
 	d.Refresh(context.Background())
 	if got := d.taskIDs(); len(got) != 2 {
 		t.Fatalf("max_tasks 2: kept %v", got)

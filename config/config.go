@@ -115,8 +115,17 @@ const (
 type Scrape struct {
 	Timeout     time.Duration `yaml:"timeout"`
 	Concurrency int           `yaml:"concurrency"`
-	// MaxRequestsPerSecond limits MetaStudio calls across every scrape; 0 turns it off.
+	// MaxRequestsPerSecond is the ceiling of the process-wide adaptive rate of MetaStudio
+	// calls; 0 turns the limit off (a 429 still lowers the rate for a while).
 	MaxRequestsPerSecond float64 `yaml:"max_requests_per_second"`
+	// MinRequestsPerSecond is the floor the adaptive rate never falls below after a 429
+	// (a Retry-After still pauses every call). Default: the smaller of 1 and the maximum.
+	MinRequestsPerSecond float64 `yaml:"min_requests_per_second"`
+	// MinRefreshInterval lets a scrape serve values younger than this instead of asking for
+	// a call: set it just under the scrape interval so that an HA pair of Prometheus
+	// servers costs the API one call per task and interval, not two. 0: every scrape shows
+	// values fetched for it.
+	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
 }
 
 // Discovery watches the tasks that SearchTask lists, besides the configured ones.
@@ -149,6 +158,7 @@ const (
 	DefaultMaxTasks             = 5000
 	DefaultFinishedTTL          = 10 * time.Minute
 	DefaultMaxRequestsPerSecond = 10
+	DefaultMinRequestsPerSecond = 1
 )
 
 // UsesToken reports whether requests carry an X-Auth-Token instead of an AK/SK signature.
@@ -247,6 +257,12 @@ func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
 	if err := decodeStrict(doc, cfg, cfg.lines); err != nil {
 		return nil, nil, err
 	}
+	if _, set := cfg.lines["scrape.min_requests_per_second"]; !set {
+		cfg.Scrape.MinRequestsPerSecond = DefaultMinRequestsPerSecond
+		if m := cfg.Scrape.MaxRequestsPerSecond; m > 0 && m < DefaultMinRequestsPerSecond {
+			cfg.Scrape.MinRequestsPerSecond = m
+		}
+	}
 	warnings, err := cfg.validate(getenv)
 	if err != nil {
 		return nil, nil, err
@@ -326,6 +342,13 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 		return nil, fmt.Errorf("%s: must be positive, got %d", c.at("scrape.concurrency"), c.Scrape.Concurrency)
 	case c.Scrape.MaxRequestsPerSecond < 0:
 		return nil, fmt.Errorf("%s: must be 0 (no limit) or positive, got %g", c.at("scrape.max_requests_per_second"), c.Scrape.MaxRequestsPerSecond)
+	case c.Scrape.MinRequestsPerSecond <= 0:
+		return nil, fmt.Errorf("%s: must be positive (the floor of the adaptive rate), got %g", c.at("scrape.min_requests_per_second"), c.Scrape.MinRequestsPerSecond)
+	case c.Scrape.MaxRequestsPerSecond > 0 && c.Scrape.MinRequestsPerSecond > c.Scrape.MaxRequestsPerSecond:
+		return nil, fmt.Errorf("%s: at most scrape.max_requests_per_second (%g), got %g", c.at("scrape.min_requests_per_second"),
+			c.Scrape.MaxRequestsPerSecond, c.Scrape.MinRequestsPerSecond)
+	case c.Scrape.MinRefreshInterval < 0:
+		return nil, fmt.Errorf("%s: must be 0 (every scrape asks for fresh values) or positive, got %s", c.at("scrape.min_refresh_interval"), c.Scrape.MinRefreshInterval)
 	case c.Discovery.Lookback <= 0:
 		return nil, fmt.Errorf("%s: must be positive, got %s", c.at("discovery.lookback"), c.Discovery.Lookback)
 	case c.Discovery.RefreshInterval <= 0:

@@ -38,7 +38,7 @@ func TestBadConfigs(t *testing.T) {
 		"missing-project.bad.yml":      `project_id: required with token_file (the project id of the region, from "My Credentials" in the console)`,
 		"missing-region.bad.yml":       `region: required (for example cn-north-4)`,
 		"negative-concurrency.bad.yml": `line 6: scrape.concurrency: must be positive, got -1`,
-		"nested-typo.bad.yml":          `line 3: scrape.concurency: unknown key (valid: timeout, concurrency, max_requests_per_second)`,
+		"nested-typo.bad.yml":          `line 3: scrape.concurency: unknown key (valid: timeout, concurrency, max_requests_per_second, min_requests_per_second, min_refresh_interval)`,
 		"no-credentials.bad.yml":       `credentials: none usable: set access_key_file and secret_key_file, token_file, iam_password or ecs_metadata, or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment`,
 		"not-yaml.bad.yml":             `line 1: did not find expected ',' or ']'`,
 		"repeated-key.bad.yml":         `line 3: region: repeated key (first at line 1)`,

@@ -202,6 +202,9 @@ func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values,
 		return req, apiErr
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		apiErr.fillFromBody(body)
+		if apiErr.Throttled() {
+			apiErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		}
 		return req, apiErr
 	}
 	// A 2xx that still carries an error code is an error (some gateways answer 200).

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // APIError is a failed API call. StatusCode is 0 when no response came. Code, Message
@@ -20,6 +22,8 @@ type APIError struct {
 	Code       string
 	Message    string
 	RequestID  string
+	// RetryAfter is what a 429's Retry-After header asked for; 0 when it had none.
+	RetryAfter time.Duration
 	Err        error
 }
 
@@ -151,4 +155,18 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		return max(time.Duration(min(s, 86400))*time.Second, 0)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }

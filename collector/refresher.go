@@ -1,0 +1,764 @@
+package collector
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+)
+
+// API is the part of the MetaStudio client the exporter needs; tests pass a fake.
+type API interface {
+	ShowTask(ctx context.Context, id string) (*metastudio.Task, error)
+	SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error)
+}
+
+// Bounds of the task table.
+const (
+	// maxUnlisted caps the tasks that /probe asked for although no config lists them
+	// (probe.allow_unlisted); the least recently probed go first.
+	maxUnlisted = 1000
+	// unlistedIdle is how long such a task is kept after it was last probed.
+	unlistedIdle = 15 * time.Minute
+	// housekeepingEvery is how often tasks that are no longer watched are dropped, also
+	// when no /metrics scrape comes (a deployment that only probes).
+	housekeepingEvery = 30 * time.Second
+)
+
+// ErrRateBudget is the error of a task that a scrape could not have fetched before its
+// deadline (the queue ahead of it at the rate in force) and of which nothing is known.
+var ErrRateBudget = errors.New("the API budget does not reach this task before the deadline")
+
+// entry is what the refresher knows of one watched task. Guarded by Refresher.mu.
+type entry struct {
+	id       string
+	task     *metastudio.Task // the last values; nil when none are known
+	fetched  time.Time        // when ShowTask answered them, or SearchTask listed them
+	listed   bool             // the values came from discovery's listing
+	err      error            // the last call's failure; nil after a success (429s aside)
+	answered uint64           // the Refresher.seq of the last answer; 0: none yet
+	at       time.Time        // when that answer came
+	throttle error            // the last 429, for a task with no values to serve instead
+	changed  chan struct{}    // closed at each answer, then replaced
+
+	queue    *fifo  // the queue it waits in, while queued
+	ticket   uint64 // its place there
+	inflight bool
+	waiters  int // scrapes that wait for its next answer
+
+	unlisted *list.Element // its place among the unlisted tasks; nil when listed
+	wanted   time.Time     // when a scrape or probe last asked for it
+	reported string        // the failure reason last logged; "" when it was fine
+}
+
+func (e *entry) queued() bool { return e.queue != nil }
+
+// lastAnswer is when the task was last answered or listed; zero when never.
+func (e *entry) lastAnswer() time.Time {
+	if e.fetched.After(e.at) {
+		return e.fetched
+	}
+	return e.at
+}
+
+// fifo is a queue of tasks. Tasks leave it lazily: a slot whose task has left, or was
+// queued again since, is skipped.
+type fifo struct {
+	slots []slot
+	head  int
+	next  uint64 // the ticket of the next task queued
+}
+
+type slot struct {
+	e      *entry
+	ticket uint64
+}
+
+func (q *fifo) push(e *entry) {
+	e.queue, e.ticket = q, q.next
+	q.slots = append(q.slots, slot{e, q.next})
+	q.next++
+}
+
+// peek returns the first task still queued here, dropping the slots of those that left.
+func (q *fifo) peek() *entry {
+	for q.head < len(q.slots) {
+		s := q.slots[q.head]
+		if s.e.queue == q && s.e.ticket == s.ticket {
+			return s.e
+		}
+		q.slots[q.head] = slot{}
+		q.head++
+	}
+	q.slots, q.head = q.slots[:0], 0
+	return nil
+}
+
+func (q *fifo) pop() *entry {
+	e := q.peek()
+	if e != nil {
+		q.slots[q.head] = slot{}
+		q.head++
+		e.queue = nil
+		if q.head > 1024 && q.head > len(q.slots)/2 { // reuse the room at the front
+			q.slots = q.slots[:copy(q.slots, q.slots[q.head:])]
+			q.head = 0
+		}
+	}
+	return e
+}
+
+// headTicket is the ticket at the head, or next when empty: tickets from it to next-1
+// are at most the tasks waiting.
+func (q *fifo) headTicket() uint64 {
+	if e := q.peek(); e != nil {
+		return e.ticket
+	}
+	return q.next
+}
+
+// Policy is what a scrape's config says about freshness.
+type Policy struct {
+	FinishedTTL time.Duration // cache.finished_ttl
+	MinRefresh  time.Duration // scrape.min_refresh_interval
+	Unlisted    bool          // a /probe of a task that no config lists
+}
+
+// Refresher owns the task table and makes every MetaStudio call of the process. Scrapes
+// (/metrics, /probe) ask it for their tasks as of their start and wait on their own
+// deadline; they never plan calls. A task that is not fresh enough is queued once,
+// however many scrapes ask for it: never-fetched tasks first, then in the order they were
+// asked for, which over consecutive scrapes is stalest first. One dispatcher takes the
+// queue in order, clears each call with the AK guard and the adaptive rate, and hands it
+// to a fixed pool of scrape.concurrency workers. A call has its own timeout
+// (scrape.timeout, or the guard's probe deadline) and ends with no waiter's departure.
+// One Refresher lives as long as the process; reloads reconfigure it.
+type Refresher struct {
+	guard  *Guard
+	rate   *Rate
+	now    func() time.Time
+	logger log.Logger
+	wakeCh chan struct{}
+	calls  chan call
+
+	mu          sync.Mutex
+	api         API
+	concurrency int
+	callTimeout time.Duration
+	watched     func(id string) bool // the tasks some config lists; nil: keep all
+	table       map[string]*entry
+	unlisted    *list.List
+	searches    []*search
+	retry       fifo // throttled tasks, first again
+	unfetched   fifo // tasks never fetched
+	stale       fifo // the others, in the order they were asked for
+	seq         uint64
+	inflight    int
+	workers     int
+	scrapes     map[*time.Time]struct{} // the deadlines of the scrapes that wait
+	ctx         context.Context
+	wg          sync.WaitGroup
+}
+
+// call is one unit of work for a worker.
+type call struct {
+	e       *entry  // a ShowTask, or
+	search  *search // a SearchTask page
+	permit  permit
+	timeout time.Duration
+}
+
+// search is a SearchTask page that discovery asked for.
+type search struct {
+	params metastudio.SearchParams
+	done   chan searchResult // buffered: the worker never blocks on a caller that left
+}
+
+type searchResult struct {
+	page *metastudio.TaskPage
+	err  error
+}
+
+// NewRefresher returns a Refresher that calls api through guard and rate. Start runs it.
+func NewRefresher(api API, guard *Guard, rate *Rate, now func() time.Time, logger log.Logger) *Refresher {
+	r := &Refresher{
+		guard: guard, rate: rate, now: now, logger: logger,
+		wakeCh: make(chan struct{}, 1), calls: make(chan call),
+		api: api, concurrency: 1, callTimeout: 10 * time.Second,
+		table: map[string]*entry{}, unlisted: list.New(), scrapes: map[*time.Time]struct{}{},
+	}
+	guard.mu.Lock()
+	guard.wake = r.wake
+	guard.mu.Unlock()
+	return r
+}
+
+// Start runs the dispatcher, the workers and the housekeeping until ctx ends; Wait waits
+// for them to stop.
+func (r *Refresher) Start(ctx context.Context) {
+	r.mu.Lock()
+	r.ctx = ctx
+	r.resize()
+	r.mu.Unlock()
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		r.dispatch(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(housekeepingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				r.Prune(nil)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// Wait waits until the goroutines that Start started have stopped.
+func (r *Refresher) Wait() { r.wg.Wait() }
+
+// Configure sets the calls in flight in the whole process and each call's timeout.
+func (r *Refresher) Configure(concurrency int, callTimeout time.Duration) {
+	r.mu.Lock()
+	r.concurrency, r.callTimeout = max(concurrency, 1), callTimeout
+	if r.ctx != nil {
+		r.resize()
+	}
+	r.mu.Unlock()
+	r.wake()
+}
+
+// resize starts workers up to the concurrency; extra ones stop after their call. r.mu is held.
+func (r *Refresher) resize() {
+	for ; r.workers < r.concurrency; r.workers++ {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.work(r.ctx)
+		}()
+	}
+}
+
+// SetAPI replaces the client (a reload that changed the endpoint or credentials). What is
+// known of the tasks survives.
+func (r *Refresher) SetAPI(api API) {
+	r.mu.Lock()
+	r.api = api
+	r.mu.Unlock()
+	r.wake()
+}
+
+// API returns the client in use.
+func (r *Refresher) API() API {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.api
+}
+
+// SetWatched tells housekeeping which tasks are still watched.
+func (r *Refresher) SetWatched(watched func(id string) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watched = watched
+}
+
+func (r *Refresher) wake() {
+	select {
+	case r.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// Get returns what is known of ids for a scrape that starts now and waits until ctx
+// ends at most. A task is fresh for it when it was answered after this start, or by
+// policy (values younger than MinRefresh, a finished task within FinishedTTL or listed
+// finished). The others are queued and waited for; one that cannot be reached before the
+// deadline at the rate in force, or is not answered by then, is served from its last
+// values. During an authentication cool-down no call is queued.
+func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
+	results := make([]result, len(ids))
+	backoff := r.guard.coolingDown()
+	deadline, hasDeadline := ctx.Deadline()
+
+	r.mu.Lock()
+	start, now := r.seq, r.now()
+	var pending, queue []*entry
+	var where []int
+	for i, id := range ids {
+		e := r.entry(id, p.Unlisted, now)
+		switch res, ok := r.fresh(e, p, now); {
+		case ok:
+			results[i] = res
+		case backoff != nil:
+			results[i] = result{id: id, err: backoff}
+		default:
+			e.waiters++
+			if !e.queued() && !e.inflight {
+				queue = append(queue, e)
+			}
+			pending, where = append(pending, e), append(where, i)
+		}
+	}
+	// Stalest first: over consecutive scrapes that the rate cannot cover, every task is
+	// refreshed in turn.
+	slices.SortStableFunc(queue, func(a, b *entry) int { return a.lastAnswer().Compare(b.lastAnswer()) })
+	for _, e := range queue {
+		r.enqueue(e)
+	}
+	if len(pending) > 0 && hasDeadline {
+		r.scrapes[&deadline] = struct{}{}
+	}
+	r.mu.Unlock()
+	if len(pending) == 0 {
+		return results
+	}
+	r.wake()
+
+	for _, e := range pending {
+		if !r.await(ctx, e, start, deadline, hasDeadline) {
+			break
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.scrapes, &deadline)
+	now = r.now()
+	for k, e := range pending {
+		e.waiters--
+		if e.waiters == 0 && e.queue != nil { // nobody waits any more: it leaves the queue
+			e.queue = nil
+		}
+		results[where[k]] = r.outcome(e, start, now)
+	}
+	return results
+}
+
+// await waits for e's answer after start. It returns false when ctx ended.
+func (r *Refresher) await(ctx context.Context, e *entry, start uint64, deadline time.Time, hasDeadline bool) bool {
+	r.mu.Lock()
+	if e.answered > start || (!e.queued() && !e.inflight) {
+		r.mu.Unlock()
+		return true
+	}
+	if hasDeadline && e.queued() && !r.reachable(e, time.Until(deadline)) {
+		r.mu.Unlock()
+		return true // its turn comes after the deadline: serve the last values now
+	}
+	ch := e.changed
+	r.mu.Unlock()
+	select {
+	case <-ch:
+		return r.await(ctx, e, start, deadline, hasDeadline) // a 429 queues it again
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// reachable estimates whether a queued task's turn comes within left at the rate in force.
+// r.mu is held.
+func (r *Refresher) reachable(e *entry, left time.Duration) bool {
+	limit, tokens := r.rate.Limit(), r.rate.lim.Tokens()
+	if limit <= 0 {
+		return true
+	}
+	ahead := e.ticket - e.queue.headTicket()
+	for _, q := range []*fifo{&r.retry, &r.unfetched} {
+		if q == e.queue {
+			break
+		}
+		ahead += q.next - q.headTicket()
+	}
+	return (float64(ahead)+1-tokens)/limit <= left.Seconds()
+}
+
+// entry returns id's entry, making one if needed. r.mu is held.
+func (r *Refresher) entry(id string, unlisted bool, now time.Time) *entry {
+	e := r.table[id]
+	switch {
+	case e == nil:
+		e = &entry{id: id, changed: make(chan struct{})}
+		r.table[id] = e
+		if unlisted {
+			e.unlisted = r.unlisted.PushFront(e)
+			for r.unlisted.Len() > maxUnlisted {
+				r.drop(r.unlisted.Back().Value.(*entry))
+			}
+		}
+	case e.unlisted != nil && unlisted:
+		r.unlisted.MoveToFront(e.unlisted)
+	case e.unlisted != nil: // a config lists it now
+		r.unlisted.Remove(e.unlisted)
+		e.unlisted = nil
+	}
+	e.wanted = now
+	return e
+}
+
+// drop removes an entry from the table. r.mu is held.
+func (r *Refresher) drop(e *entry) {
+	if e.unlisted != nil {
+		r.unlisted.Remove(e.unlisted)
+		e.unlisted = nil
+	}
+	e.queue = nil
+	delete(r.table, e.id)
+}
+
+// fresh returns e's result when it needs no call for this scrape. r.mu is held.
+func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (result, bool) {
+	switch {
+	case p.MinRefresh > 0 && e.err != nil && now.Sub(e.at) < p.MinRefresh:
+		return result{id: e.id, err: e.err}, true
+	case e.err != nil || e.task == nil:
+		return result{}, false
+	case p.MinRefresh > 0 && now.Sub(e.fetched) < p.MinRefresh,
+		e.task.Finished() && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
+		return result{id: e.id, task: e.task, age: now.Sub(e.fetched)}, true
+	}
+	return result{}, false
+}
+
+// outcome is e's result for a scrape that started at start. r.mu is held.
+func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
+	switch {
+	case e.answered > start && e.err != nil:
+		return result{id: e.id, err: e.err}
+	case e.task != nil: // answered for this scrape, or the last values
+		return result{id: e.id, task: e.task, age: now.Sub(e.fetched)}
+	case e.throttle != nil:
+		return result{id: e.id, err: e.throttle}
+	}
+	return result{id: e.id, err: ErrRateBudget}
+}
+
+// enqueue queues a task for a call. r.mu is held.
+func (r *Refresher) enqueue(e *entry) {
+	if e.task == nil && e.err == nil && e.answered == 0 {
+		r.unfetched.push(e)
+	} else {
+		r.stale.push(e)
+	}
+}
+
+// Search lists one page with SearchTask, cleared by the same guard and rate as ShowTask.
+// The call has its own timeout; ctx bounds only the wait.
+func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	if err := r.guard.coolingDown(); err != nil {
+		return nil, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}
+	}
+	s := &search{params: p, done: make(chan searchResult, 1)}
+	r.mu.Lock()
+	r.searches = append(r.searches, s)
+	r.mu.Unlock()
+	r.wake()
+	select {
+	case res := <-s.done:
+		return res.page, res.err
+	case <-ctx.Done():
+		return nil, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: ctx.Err()}
+	}
+}
+
+// next takes the next piece of work: a search, then a throttled, a never-fetched and a
+// stale task. r.mu is held.
+func (r *Refresher) next(take bool) (*entry, *search, bool) {
+	if len(r.searches) > 0 {
+		s := r.searches[0]
+		if take {
+			r.searches = r.searches[1:]
+		}
+		return nil, s, true
+	}
+	for _, q := range []*fifo{&r.retry, &r.unfetched, &r.stale} {
+		if take {
+			if e := q.pop(); e != nil {
+				return e, nil, true
+			}
+		} else if q.peek() != nil {
+			return nil, nil, true
+		}
+	}
+	return nil, nil, false
+}
+
+// dispatch hands the queue's work to the workers in order, each call cleared by the guard
+// and the rate, until ctx ends.
+func (r *Refresher) dispatch(ctx context.Context) {
+	for {
+		wait, ok := r.dispatchOne(ctx)
+		if ok {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if wait > 0 {
+			t = time.NewTimer(wait)
+			timer = t.C
+		}
+		select {
+		case <-r.wakeCh:
+		case <-timer:
+		case <-ctx.Done():
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// dispatchOne sends one call to the workers if it can; otherwise it says how long to
+// wait (0: until woken).
+func (r *Refresher) dispatchOne(ctx context.Context) (time.Duration, bool) {
+	r.mu.Lock()
+	_, _, work := r.next(false)
+	busy := r.inflight >= r.concurrency
+	r.mu.Unlock()
+	if !work || busy {
+		return 0, false
+	}
+	p, ok, wait, err := r.guard.admit()
+	if err != nil {
+		r.failQueued(err)
+		return wait, false
+	}
+	if !ok {
+		return wait, false
+	}
+	if err := r.rate.Wait(ctx); err != nil {
+		r.guard.release(p)
+		return 0, false
+	}
+	r.mu.Lock()
+	e, s, ok := r.next(true)
+	if !ok {
+		r.mu.Unlock()
+		r.guard.release(p)
+		return 0, false
+	}
+	c := call{e: e, search: s, permit: p, timeout: r.callTimeout}
+	if p.probe {
+		c.timeout = r.probeTimeout()
+	}
+	if e != nil {
+		e.inflight = true
+	}
+	r.inflight++
+	r.mu.Unlock()
+	select {
+	case r.calls <- c:
+		return 0, true
+	case <-ctx.Done():
+		return 0, false
+	}
+}
+
+// probeTimeout is the deadline of the guard's probe: at most maxProbeTimeout and a
+// quarter of the shortest time a waiting scrape has left. r.mu is held.
+func (r *Refresher) probeTimeout() time.Duration {
+	t := min(maxProbeTimeout, r.callTimeout)
+	for d := range r.scrapes {
+		t = min(t, max(time.Until(*d)/4, 10*time.Millisecond))
+	}
+	return t
+}
+
+// failQueued answers every queued task and search with err (a cool-down began).
+func (r *Refresher) failQueued(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		e, s, ok := r.next(true)
+		if !ok {
+			return
+		}
+		if s != nil {
+			s.done <- searchResult{err: &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}}
+			continue
+		}
+		r.seq++
+		// Not a call's answer: at is cleared so that min_refresh_interval does not keep it.
+		e.answered, e.err, e.at = r.seq, err, time.Time{}
+		close(e.changed)
+		e.changed = make(chan struct{})
+	}
+}
+
+// work makes the calls the dispatcher hands over until ctx ends or there are more
+// workers than the concurrency.
+func (r *Refresher) work(ctx context.Context) {
+	for {
+		select {
+		case c := <-r.calls:
+			r.make(ctx, c)
+			r.mu.Lock()
+			extra := r.workers > r.concurrency
+			if extra {
+				r.workers--
+			}
+			r.mu.Unlock()
+			if extra {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// make runs one call and records its answer.
+func (r *Refresher) make(ctx context.Context, c call) {
+	api := r.API()
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	var (
+		task *metastudio.Task
+		page *metastudio.TaskPage
+		err  error
+	)
+	if c.search != nil {
+		page, err = api.SearchTask(cctx, c.search.params)
+	} else {
+		task, err = api.ShowTask(cctx, c.e.id)
+	}
+	cancel()
+	r.guard.done(c.permit, err)
+	var apiErr *metastudio.APIError
+	throttled := errors.As(err, &apiErr) && apiErr.Throttled()
+	if throttled {
+		r.rate.Throttled(apiErr.RetryAfter)
+	}
+
+	r.mu.Lock()
+	r.inflight--
+	switch {
+	case c.search != nil:
+		c.search.done <- searchResult{page: page, err: err}
+	case throttled: // the budget speaking: the task stays queued for those who wait
+		e := c.e
+		e.inflight, e.throttle = false, err
+		if e.waiters > 0 {
+			r.retry.push(e)
+		}
+	default:
+		e := c.e
+		r.seq++
+		e.inflight, e.answered, e.at, e.err = false, r.seq, r.now(), err
+		if err == nil {
+			e.task, e.fetched, e.listed, e.throttle = task, e.at, false, nil
+		}
+		close(e.changed)
+		e.changed = make(chan struct{})
+	}
+	r.mu.Unlock()
+	r.wake()
+}
+
+// list stores what a SearchTask listing found at at, unless a call answered since.
+func (r *Refresher) list(tasks []*metastudio.Task, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range tasks {
+		e := r.entry(t.TaskID.Text, false, at)
+		if e.task != nil && !e.fetched.Before(at) {
+			continue // a ShowTask answer newer than the listing
+		}
+		e.task, e.fetched, e.listed = t, at, true
+		if e.at.Before(at) {
+			e.err = nil
+		}
+	}
+}
+
+// last returns the last known values of a task.
+func (r *Refresher) last(id string) (*metastudio.Task, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.table[id]; e != nil && e.task != nil {
+		return e.task, true
+	}
+	return nil, false
+}
+
+// report records the failure reason of a task's latest result and returns the one
+// before ("" when it was fine).
+func (r *Refresher) report(id, reason string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.table[id]
+	if e == nil {
+		return ""
+	}
+	previous := e.reported
+	e.reported = reason
+	return previous
+}
+
+// Prune drops the tasks that are no longer watched (keep, or else the function that
+// SetWatched gave), and the unlisted ones idle for unlistedIdle. keep is called without
+// the table's lock: it may ask the refresher.
+func (r *Refresher) Prune(keep func(id string) bool) {
+	r.mu.Lock()
+	if keep == nil {
+		keep = r.watched
+	}
+	now := r.now()
+	var listed []string
+	for id, e := range r.table {
+		switch {
+		case e.unlisted == nil:
+			listed = append(listed, id)
+		case now.Sub(e.wanted) >= unlistedIdle && e.waiters == 0 && !e.inflight:
+			r.drop(e)
+		}
+	}
+	r.mu.Unlock()
+	if keep == nil {
+		return
+	}
+	var gone []string
+	for _, id := range listed {
+		if !keep(id) {
+			gone = append(gone, id)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range gone {
+		if e := r.table[id]; e != nil && e.unlisted == nil && e.waiters == 0 && !e.inflight {
+			r.drop(e)
+		}
+	}
+}
+
+// size is the number of tasks in the table (tests).
+func (r *Refresher) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.table)
+}
+
+// waiting is the number of scrapes' waits on tasks (tests).
+func (r *Refresher) waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.table {
+		n += e.waiters
+	}
+	return n
+}

@@ -1,0 +1,301 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+)
+
+// slowAPI answers every ShowTask after latency; hang, if set, holds the calls it selects
+// until their deadline or release.
+type slowAPI struct {
+	latency time.Duration
+	hang    func(n int64, id string) bool
+	release chan struct{}
+	calls   atomic.Int64
+	mu      sync.Mutex
+	perTask map[string]int
+}
+
+func (a *slowAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
+	n := a.calls.Add(1)
+	a.mu.Lock()
+	if a.perTask == nil {
+		a.perTask = map[string]int{}
+	}
+	a.perTask[id]++
+	a.mu.Unlock()
+	wait := a.latency
+	if a.hang != nil && a.hang(n, id) {
+		wait = time.Hour
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.release:
+	case <-ctx.Done():
+		return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
+	}
+	return task(id, false), nil
+}
+
+func (a *slowAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return &metastudio.TaskPage{}, nil
+}
+
+func (a *slowAPI) maxPerTask() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := 0
+	for _, n := range a.perTask {
+		m = max(m, n)
+	}
+	return m
+}
+
+// TestHangingFirstCall: the API's very first call hangs. The probe has a deadline of its
+// own (a quarter of the scrape's), so the scrape still gets the other tasks.
+func TestHangingFirstCall(t *testing.T) {
+	api := &slowAPI{hang: func(n int64, _ string) bool { return n == 1 }}
+	cfg := testConfig(manyTasks(12)...)
+	cfg.Scrape.Concurrency = 4
+	cfg.Scrape.Timeout = 10 * time.Second
+	c := newTestCollector(t, cfg, api, log.NewNopLogger())
+	h := Handler(func() *Collector { return c }, NewSet(), log.NewNopLogger())
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "4")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if ok := strings.Count(body, "metastudio_task_scrape_success{") - strings.Count(body, "} 0\n"); ok < 11 {
+		t.Errorf("%d of 12 tasks successful, want at least 11:\n%s", ok, body)
+	}
+}
+
+// TestProbeHonoursItsOwnTimeout: a /probe whose deadline is shorter than a call in flight
+// for its task answers while that call is still held, from the last values.
+func TestProbeHonoursItsOwnTimeout(t *testing.T) {
+	api := &slowAPI{}
+	cfg := testConfig("a", "b")
+	cfg.Scrape.Concurrency = 2
+	r := startRefresher(t, api, time.Now, 0, 2, 10*time.Second)
+	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), []string{"a"}) // "a" has values; "b" has none
+	api.hang = func(int64, string) bool { return true }
+	api.release = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { c.scrape(context.Background(), []string{"a", "b"}) }) // holds a call for each
+	waitFor(t, "the held calls", func() bool { return api.calls.Load() == 3 })
+
+	probe := ProbeHandler(func() *Collector { return c }, log.NewNopLogger())
+	for _, tc := range []struct{ id, want string }{
+		{"a", "metastudio_probe_success 1"},
+		{"b", "metastudio_probe_success 0"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/probe?task="+tc.id, nil)
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "0.7")
+		rec := httptest.NewRecorder()
+		probe.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("/probe?task=%s while its call is held: want %q in\n%s", tc.id, tc.want, rec.Body.String())
+		}
+		if tc.id == "a" && !strings.Contains(rec.Body.String(), `metastudio_task_data_age_seconds{task_id="a"}`) {
+			t.Errorf("the last values must come with their age:\n%s", rec.Body.String())
+		}
+	}
+	select {
+	case <-api.release:
+		t.Fatal("the gate opened early")
+	default:
+	}
+	if n := api.calls.Load(); n != 3 {
+		t.Errorf("%d calls; the probes must wait on the calls in flight, not make their own", n)
+	}
+	close(api.release)
+	wg.Wait()
+}
+
+// TestWaiterLeavingDoesNotCancelTheCall: the scrape that asked first leaves; the call
+// goes on and answers the next one.
+func TestWaiterLeavingDoesNotCancelTheCall(t *testing.T) {
+	api := &slowAPI{latency: 300 * time.Millisecond}
+	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
+	r.Get(context.Background(), []string{"verified"}, Policy{}) // the credentials are verified: no probe deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	r.Get(ctx, []string{"a"}, Policy{}) // leaves long before the answer
+	res := r.Get(context.Background(), []string{"a"}, Policy{})
+	if res[0].err != nil || api.calls.Load() != 2 {
+		t.Errorf("second scrape: %v after %d calls; want the first call's answer", res[0].err, api.calls.Load())
+	}
+}
+
+// TestOverlappingScrapesShareCalls: 1,000 running tasks, 32 calls in flight, 50 ms per
+// call. Five scrapes started within 100 ms cost at most 1.1 calls per task; with
+// min_refresh_interval 5 s, five scrapes spread over 2 s cost at most one.
+func TestOverlappingScrapesShareCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of 50 ms calls")
+	}
+	for _, tc := range []struct {
+		name       string
+		minRefresh time.Duration
+		spread     time.Duration
+		maxCalls   float64
+	}{
+		{"within 100 ms", 0, 25 * time.Millisecond, 1.1},
+		{"min_refresh_interval 5s over 2 s", 5 * time.Second, 500 * time.Millisecond, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &slowAPI{latency: 50 * time.Millisecond}
+			cfg := testConfig(manyTasks(1000)...)
+			cfg.Scrape.Concurrency = 32
+			cfg.Scrape.Timeout = 30 * time.Second
+			cfg.Scrape.MinRefreshInterval = tc.minRefresh
+			c := newTestCollector(t, cfg, api, log.NewNopLogger())
+			c.scrape(context.Background(), manyTasks(1)) // the credentials are verified
+			api.calls.Store(0)
+			api.perTask = nil
+			var wg sync.WaitGroup
+			for i := range 5 {
+				wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
+				if i < 4 {
+					time.Sleep(tc.spread)
+				}
+			}
+			wg.Wait()
+			if per := float64(api.calls.Load()) / 1000; per > tc.maxCalls {
+				t.Errorf("%.2f calls per task (max %d for one task), want at most %g", per, api.maxPerTask(), tc.maxCalls)
+			}
+		})
+	}
+}
+
+// TestGoroutinesAreBounded: 50 concurrent scrapes of 500 tasks run on the refresher's
+// fixed pool: no goroutine per task.
+func TestGoroutinesAreBounded(t *testing.T) {
+	api := &slowAPI{latency: 5 * time.Millisecond}
+	cfg := testConfig(manyTasks(500)...)
+	cfg.Scrape.Concurrency = 8
+	c := newTestCollector(t, cfg, api, log.NewNopLogger())
+	c.scrape(context.Background(), manyTasks(1))
+	idle := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampler := make(chan struct{})
+	go func() {
+		defer close(sampler)
+		for {
+			if n := int64(runtime.NumGoroutine()); n > peak.Load() {
+				peak.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	for range 50 {
+		wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
+	}
+	wg.Wait()
+	close(stop)
+	<-sampler
+	// The idle count already holds the refresher's workers; the scrapes, the sampler and
+	// a few of the runtime's own may come on top.
+	if limit := int64(idle + 50 + 1 + 10); peak.Load() > limit {
+		t.Errorf("peak of %d goroutines during 50 scrapes of 500 tasks, want at most %d (idle %d)", peak.Load(), limit, idle)
+	}
+}
+
+// TestUnlistedProbesAreCapped: probing 100,000 distinct unlisted ids leaves the table at
+// its cap, and idle ones go.
+func TestUnlistedProbesAreCapped(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	api := &countingAPI{}
+	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < 100_000; i += 8 {
+				r.Get(context.Background(), []string{fmt.Sprintf("u%d", i)}, Policy{Unlisted: true})
+			}
+		})
+	}
+	wg.Wait()
+	if n := r.size(); n != maxUnlisted {
+		t.Errorf("%d tasks in the table after 100,000 unlisted probes, want the cap %d", n, maxUnlisted)
+	}
+	r.Get(context.Background(), []string{"listed"}, Policy{})
+	clock.Advance(unlistedIdle)
+	r.Prune(func(id string) bool { return id == "listed" })
+	if n := r.size(); n != 1 {
+		t.Errorf("%d tasks after the unlisted ones were idle for %s, want only the listed one", n, unlistedIdle)
+	}
+}
+
+// TestPruneDropsUnwatchedTasks: housekeeping drops what no config lists, also when only
+// /probe is used.
+func TestPruneDropsUnwatchedTasks(t *testing.T) {
+	api := &countingAPI{}
+	r := startRefresher(t, api, time.Now, 0, 2, 5*time.Second)
+	r.Get(context.Background(), []string{"a", "b"}, Policy{})
+	r.SetWatched(func(id string) bool { return id == "a" })
+	r.Prune(nil)
+	if _, ok := r.last("b"); ok || r.size() != 1 {
+		t.Errorf("after b stopped being watched: %d tasks, b known %v", r.size(), ok)
+	}
+}
+
+// TestDiscoveryNeverOverwritesNewerValues: a listing that started before a ShowTask
+// answer does not replace it.
+func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	r := startRefresher(t, &countingAPI{}, clock.Now, 0, 2, 5*time.Second)
+	listedAt := clock.Now()
+	clock.Advance(time.Second)
+	r.Get(context.Background(), []string{"run1"}, Policy{}) // answered after the listing began
+	r.list([]*metastudio.Task{task("run1", true)}, listedAt)
+	if got, _ := r.last("run1"); got.Finished() {
+		t.Error("the older listing overwrote the newer ShowTask answer")
+	}
+	clock.Advance(time.Second)
+	r.list([]*metastudio.Task{task("run1", true)}, clock.Now())
+	if got, _ := r.last("run1"); !got.Finished() {
+		t.Error("a newer listing must replace the values")
+	}
+}
+
+// TestMinRefreshInterval: values younger than min_refresh_interval need no call; older
+// ones do.
+func TestMinRefreshInterval(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	api := &countingAPI{}
+	cfg := testConfig("a")
+	cfg.Scrape.MinRefreshInterval = 15 * time.Second
+	c := scaleCollector(t, cfg, api, clock, 0)
+	c.scrape(context.Background(), c.Watched())
+	clock.Advance(14 * time.Second)
+	res := c.scrape(context.Background(), c.Watched())
+	if api.total() != 1 || res[0].age != 14*time.Second {
+		t.Errorf("14 s later: %d calls, age %s; want 1 call and the values with age 14s", api.total(), res[0].age)
+	}
+	clock.Advance(time.Second)
+	if c.scrape(context.Background(), c.Watched()); api.total() != 2 {
+		t.Errorf("15 s later: %d calls, want a new call", api.total())
+	}
+}
