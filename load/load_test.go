@@ -83,7 +83,7 @@ func BenchmarkLoad(b *testing.B) {
 	f := measure(records, warmUp, runFor, snaps[0], start, end, ids)
 	out("scrapes in the window: %d (%d without a parseable 200); all scrapes: %d", f.scrapes, f.failed, len(records))
 	out("per scrape: share of tasks with scrape_success 1 min %.1f %% (a scrape past its timeout counts 0), "+
-		"%.1f %% among the scrapes answered in time; largest data_age %.1f s", 100*f.minSuccess, 100*f.minInTime, f.maxAge)
+		"%.1f %% in the expositions themselves (late ones included); largest data_age %.1f s", 100*f.minSuccess, 100*f.minParsed, f.maxAge)
 	out("gateway in the window (%.1f s): %d answered (%.1f/s), %d throttled, %d ShowTask answers of which %d repeats",
 		f.calls.span.Seconds(), f.calls.answered, float64(f.calls.answered)/f.calls.span.Seconds(), f.calls.throttled,
 		f.calls.showAnswered, f.calls.repeat)

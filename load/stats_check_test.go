@@ -111,12 +111,12 @@ func TestMeasure(t *testing.T) {
 		ok(25*time.Second, 2*time.Second, numTasks, 12),           // in
 		ok(30*time.Second, 4*time.Second, numTasks-4, 40),         // in: 99 % exactly, 40 s exactly
 		ok(40*time.Second, 9*time.Second, numTasks-5, 41),         // in: below 99 %, over 40 s
-		ok(50*time.Second, 11*time.Second, numTasks, 5),           // in: late, so 0 %
+		ok(50*time.Second, 11*time.Second, numTasks-8, 5),         // in: late, so 0 % (98 % in the exposition)
 		{at: 60 * time.Second, latency: time.Second, err: "boom"}, // in: failed
 		ok(75*time.Second, time.Second, 0, 99),                    // after: ignored
 	}
 	f := measure(records, 25*time.Second, 75*time.Second, first, start, end, ids)
-	want := figures{scrapes: 5, failed: 1, late: 1, minSuccess: 0, minInTime: 0.9875, belowSuccess: 3, maxAge: 41, overAge: 1,
+	want := figures{scrapes: 5, failed: 1, late: 1, minSuccess: 0, minParsed: 0.98, belowSuccess: 3, maxAge: 41, overAge: 1,
 		p50: 4, p99: 10.92, maxLatency: 11,
 		calls:          calls{span: 50 * time.Second, answered: 1200, throttled: 100, showAnswered: 1000, repeat: 10},
 		uncalledWindow: 1, uncalledRun: 0}
@@ -149,7 +149,7 @@ func TestMeasure(t *testing.T) {
 
 func TestTargetsAllMetAndNaN(t *testing.T) {
 	t.Parallel()
-	good := figures{scrapes: 10, minSuccess: 1, minInTime: 1, maxAge: 9, p50: 1, p99: 2, maxLatency: 2,
+	good := figures{scrapes: 10, minSuccess: 1, minParsed: 1, maxAge: 9, p50: 1, p99: 2, maxLatency: 2,
 		calls: calls{span: 50 * time.Second, answered: 1050, throttled: 10, showAnswered: 1050, repeat: 0}}
 	for _, tg := range good.targets() {
 		if !tg.met {
