@@ -4,7 +4,6 @@ package main
 // the metadata service at once, and the AK guard against the simulator's AK lock.
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -56,7 +55,7 @@ func exporterWith(t *testing.T, url, project, creds string, logs *lockedBuffer, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), now)
+	return newHandler(t.Context(), cfg, "/metrics", log.NewLogfmtLogger(logs), now)
 }
 
 func scrapeText(t *testing.T, h http.Handler) string {
@@ -260,7 +259,7 @@ func TestWrongKeyNeverLocksTheAK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), clock.Now)
+	h, err := newHandler(t.Context(), cfg, "/metrics", log.NewLogfmtLogger(logs), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -201,6 +201,7 @@ type faultRig struct {
 	client *metastudio.Client
 	tr     *http.Transport
 	base   int // goroutines before the exporter started, servers included
+	own    int // the exporter's long-lived goroutines
 }
 
 // newFaultRig prepares a row. Its first cleanup, which runs last, is goleak's check: once
@@ -321,7 +322,8 @@ func (r *faultRig) start(endpoint, extra string, tasks ...string) {
 	r.e.guard.Reset(creds, cfg.Credentials.FailureBackoff)
 	// The exporter's long-lived goroutines: its reload loop, the refresher's dispatcher,
 	// housekeeping and one worker per scrape.concurrency (discovery is off).
-	r.waitGoroutines("after the exporter started", r.base+3+cfg.Scrape.Concurrency)
+	r.own = 3 + cfg.Scrape.Concurrency
+	r.waitGoroutines("after the exporter started", r.base+r.own)
 }
 
 // faultScrape is one answer of /metrics.
@@ -355,14 +357,14 @@ func (r *faultRig) scrape(timeoutSeconds string) faultScrape {
 }
 
 // settle checks that the scrape left no goroutine behind. With the keep-alive pool open,
-// what may remain besides the baseline is the reload loop and, per pooled connection
+// what may remain besides the baseline is the exporter's own (reload loop, refresher) and, per pooled connection
 // (at most scrape.concurrency), the transport's read and write loops and the server's
-// connection goroutine. Once the pool is closed, only the reload loop.
+// connection goroutine. Once the pool is closed, only the exporter's own.
 func (r *faultRig) settle() {
 	r.t.Helper()
-	r.waitGoroutines("with the keep-alive pool open", r.base+1+3*faultConcurrency)
+	r.waitGoroutines("with the keep-alive pool open", r.base+r.own+3*faultConcurrency)
 	r.client.CloseIdleConnections()
-	r.waitGoroutines("after closing idle connections", r.base+1)
+	r.waitGoroutines("after closing idle connections", r.base+r.own)
 }
 
 // waitGoroutines polls runtime.NumGoroutine until it is at most limit, for 5 s.

@@ -206,7 +206,7 @@ func TestEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewNopLogger(), time.Now)
+	h, err := newHandler(t.Context(), cfg, "/metrics", log.NewNopLogger(), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
