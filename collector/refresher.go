@@ -365,7 +365,7 @@ func (r *Refresher) await(ctx context.Context, e *entry, start uint64, deadline 
 	r.mu.Unlock()
 	select {
 	case <-ch:
-		return r.await(ctx, e, start, deadline, hasDeadline) // a 429 queues it again
+		return r.await(ctx, e, start, deadline, hasDeadline)
 	case <-ctx.Done():
 		return false
 	}
@@ -657,12 +657,14 @@ func (r *Refresher) make(ctx context.Context, c call) {
 	switch {
 	case c.search != nil:
 		c.search.done <- searchResult{page: page, err: err}
-	case throttled: // the budget speaking: the task queues again, behind the others, for those who wait
+	case throttled:
+		// The budget speaking, not the task failing: those who wait serve its last values,
+		// and the next scrape queues it again, stalest first. No call is retried within a
+		// scrape.
 		e := c.e
 		e.inflight, e.throttle = false, err
-		if e.waiters > 0 {
-			r.stale.push(e)
-		}
+		close(e.changed)
+		e.changed = make(chan struct{})
 	default:
 		e := c.e
 		r.seq++
