@@ -139,7 +139,8 @@ func canonicalPath(escaped string) (string, error) {
 }
 
 // canonicalQueryOf decodes each key and value of the raw query and encodes it again,
-// sorted by key, then value. Only %XX is decoded: "+" stays a plus sign.
+// sorted by key, then value, both compared decoded (as Huawei's APIG signer sorts them).
+// Only %XX is decoded: "+" stays a plus sign.
 func canonicalQueryOf(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
@@ -159,7 +160,7 @@ func canonicalQueryOf(raw string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		pairs = append(pairs, pair{percentEncode(dk), percentEncode(dv)})
+		pairs = append(pairs, pair{dk, dv})
 	}
 	sort.Slice(pairs, func(i, j int) bool {
 		if pairs[i].k != pairs[j].k {
@@ -169,7 +170,7 @@ func canonicalQueryOf(raw string) (string, error) {
 	})
 	out := make([]string, len(pairs))
 	for i, p := range pairs {
-		out[i] = p.k + "=" + p.v
+		out[i] = percentEncode(p.k) + "=" + percentEncode(p.v)
 	}
 	return strings.Join(out, "&"), nil
 }

@@ -60,6 +60,7 @@ func TestVerifierQuery(t *testing.T) {
 		"r=%e4%b8%ad":               "r=%E4%B8%AD",
 		"flag":                      "flag=",
 		"name=cn-north-4&name=a.b_": "name=a.b_&name=cn-north-4",
+		"r=%E7%9F%A5&r=a%2Bb":       "r=a%2Bb&r=%E7%9F%A5", // sorted as decoded: "a+b" < "知"
 	} {
 		if got, err := canonicalQueryOf(raw); err != nil || got != want {
 			t.Errorf("canonical query of %q: %q (%v), want %q", raw, got, err, want)
