@@ -66,6 +66,10 @@ func (e *waitError) Error() string {
 
 func (e *waitError) Unwrap() error { return e.err }
 
+// MetricNames lists the metric families that package auth defines (FetchFailures and
+// Clock); collector.MetricNames lists the exporter's others.
+var MetricNames = []string{"metastudio_credential_fetch_failures_total", "metastudio_clock_correction_seconds"}
+
 // Credential sources and failure reasons of metastudio_credential_fetch_failures_total.
 const (
 	SourceIAM      = "iam"
