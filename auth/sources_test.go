@@ -394,3 +394,17 @@ func totalFailures(f *FetchFailures) float64 {
 	}
 	return total
 }
+
+// TestTransports: every IAM call shares one keep-alive pool (ResolveProject used to build
+// a transport per call); the metadata service is reached directly, and idle connections
+// to it are closed.
+func TestTransports(t *testing.T) {
+	if newClient(nil, iamTimeout).Transport != newClient(nil, iamTimeout).Transport {
+		t.Error("two IAM clients have two transports")
+	}
+	m := New(config.Credentials{ECSMetadata: &config.ECSMetadata{Endpoint: "http://169.254.169.254"}}, Options{}).(*Metadata)
+	tr := m.client.Transport.(*http.Transport)
+	if tr.Proxy != nil || tr.IdleConnTimeout <= 0 || m.client.Timeout != metadataTimeout {
+		t.Errorf("metadata transport: proxy set %v, idle timeout %s, client timeout %s", tr.Proxy != nil, tr.IdleConnTimeout, m.client.Timeout)
+	}
+}

@@ -148,3 +148,37 @@ func TestSkewCorrectedSigning(t *testing.T) {
 		t.Errorf("correction %s, want about 20m", got)
 	}
 }
+
+// TestDateSampling: the Date header is read on the first answer, on every 401, and
+// otherwise at most once per auth.SkewSampleInterval, not on every call.
+func TestDateSampling(t *testing.T) {
+	var status atomic.Int32
+	status.Store(200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", "Thu, 26 Nov 2026 08:00:00 GMT")
+		w.WriteHeader(int(status.Load()))
+		fmt.Fprint(w, `{"task_id":"t1"}`)
+	}))
+	defer srv.Close()
+	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	clock := auth.NewClock(func() time.Time { return now })
+	rec := &dates{}
+	c, _ := NewClient(Options{Endpoint: srv.URL, ProjectID: "p1", Observer: rec, Clock: clock, Now: func() time.Time { return now },
+		Auth: auth.NewSigner(testKeys, time.Now)})
+	call := func() { _, _ = c.ShowTask(context.Background(), "t1") }
+	call()
+	call()
+	status.Store(401)
+	call()
+	status.Store(200)
+	call()
+	now = now.Add(auth.SkewSampleInterval)
+	call()
+	if got, want := fmt.Sprint(rec.sampled), "[true false true false true]"; got != want {
+		t.Errorf("Date read on calls %s, want %s", got, want)
+	}
+}
+
+type dates struct{ sampled []bool }
+
+func (d *dates) ObserveCall(c auth.Call) { d.sampled = append(d.sampled, !c.ServerDate.IsZero()) }
