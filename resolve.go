@@ -137,7 +137,7 @@ func (e *exporter) applyResolved(r resolution) {
 	level.Info(e.logger).Log("msg", "Resolved project_id", "region", r.client.Region, "project_id", r.project)
 	e.resolvedFor, e.resolvedCredentials, e.resolvedProject = r.client, r.credentials, r.project
 	cfg := e.pending
-	e.cancelResolve, e.resolving = nil, clientConfig{}
+	e.stopResolver()
 	if err := e.apply(cfg); err != nil {
 		level.Error(e.logger).Log("msg", "Applying the resolved project_id failed", "err", err)
 	}

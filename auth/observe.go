@@ -65,3 +65,13 @@ func Observe(o Observer, op string, resp *http.Response, duration time.Duration,
 	}
 	o.ObserveCall(c)
 }
+
+// The credentials the exporter can refresh, and those that change from outside.
+var (
+	_ Refresher = (*IAMToken)(nil)
+	_ Refresher = (*Metadata)(nil)
+	_ Refresher = (*TokenAuth)(nil)
+	_ Versioned = (*IAMToken)(nil)
+	_ Versioned = (*TokenAuth)(nil)
+	_ Versioned = (*Signer)(nil)
+)
