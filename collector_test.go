@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
@@ -233,8 +234,13 @@ metastudio_api_requests_total{code="502",operation="ShowTask"} 1`)
 	}
 
 	for name := range families {
-		if strings.HasPrefix(name, "metastudio_") && !slices.Contains(collector.MetricNames, name) {
-			t.Errorf("%s is exported but not listed in collector.MetricNames", name)
+		if strings.HasPrefix(name, "metastudio_") && !slices.Contains(collector.MetricNames, name) && !slices.Contains(auth.MetricNames, name) {
+			t.Errorf("%s is exported but not listed in collector.MetricNames or auth.MetricNames", name)
+		}
+	}
+	for _, name := range auth.MetricNames {
+		if _, ok := families[name]; !ok {
+			t.Errorf("%s is listed in auth.MetricNames but this scrape did not export it", name)
 		}
 	}
 	for _, name := range collector.MetricNames {

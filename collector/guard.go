@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,12 +38,6 @@ var (
 	authBackoffDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "auth_backoff_seconds"),
 		"Seconds left in the cool-down after an authentication failure, during which no API call is made.", nil, nil)
 )
-
-// credentialRefresher is implemented by credentials that the exporter renews itself (IAM
-// tokens, temporary keys, a token file): after the API refused them, Refresh gets new ones.
-type credentialRefresher interface {
-	Refresh(ctx context.Context) error
-}
 
 // Guard keeps a wrong, revoked or just-rotated key from locking the user's AK: the API
 // gateway locks an AK for 5 minutes after more than 5 consecutive signature failures, and
@@ -204,7 +197,7 @@ func (g *Guard) refused(err error) {
 	if g.now().Before(g.until) || g.refreshing {
 		return // a call that was already in flight: the cool-down or refresh runs already
 	}
-	if r, ok := g.creds.(credentialRefresher); ok && !g.refreshed {
+	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed {
 		g.refreshing, g.refreshed = true, true
 		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
 			"error_code", reasonOf(err), "err", err)
@@ -241,11 +234,8 @@ func refused(err error) bool {
 // 2xx, or an error that MetaStudio itself answered (an MSS.* code). A 3xx, a gateway's
 // own error, a timeout or a transport failure prove nothing.
 func verifies(err error) bool {
-	if err == nil {
-		return true
-	}
 	var apiErr *metastudio.APIError
-	return errors.As(err, &apiErr) && apiErr.StatusCode != 0 && strings.HasPrefix(apiErr.Code, "MSS.") && !apiErr.AuthFailed()
+	return err == nil || (errors.As(err, &apiErr) && apiErr.Verifies())
 }
 
 // throttled reports whether err is a 429: the rate, not the guard, answers it.
