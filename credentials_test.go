@@ -114,10 +114,19 @@ func TestIAMPasswordSource(t *testing.T) {
 	if n := sim.Requests(simulator.OpShowTask) - shows; n != 1 {
 		t.Errorf("%d ShowTask requests for one task with a revoked token, want 1: no retry within the call", n)
 	}
-	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken"} 1`) {
+	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken"}`) {
 		t.Errorf("IAM calls are not counted:\n%s", third)
 	}
-	noSecrets(t, first, second, third, logs.String())
+	// The refusal got one refresh (no cool-down), and the next scrape recovers with exactly
+	// one more IAM call.
+	fourth := scrapeText(t, h)
+	if !strings.Contains(fourth, `metastudio_task_scrape_success{task_id="t1"} 1`) || !strings.Contains(fourth, "metastudio_auth_ok 1") {
+		t.Errorf("the scrape after a revoked token must recover:\n%s", fourth)
+	}
+	if n := sim.Requests(simulator.OpIAMToken); n != 2 {
+		t.Errorf("%d token requests in all, want 2: one at start and one after the revocation", n)
+	}
+	noSecrets(t, first, second, third, fourth, logs.String())
 }
 
 func TestIAMWrongPassword(t *testing.T) {

@@ -52,8 +52,9 @@ var (
 //     the next probe alone after a pause of 1 s, 2 s, 4 s, … up to the cool-down.
 //   - A refusal (a 401, APIGW.0301, MSS.000000004, or credentials refused by IAM) starts
 //     a cool-down without any call, doubling from credentials.failure_backoff up to
-//     MaxFailureBackoff while refusals go on. Token credentials get one refresh first; the
-//     retry is the next probe. Another refresh comes only after a verified call.
+//     MaxFailureBackoff while refusals go on. Token credentials that the API refused get
+//     one refresh first; the retry is the next probe. Another refresh comes only after a
+//     verified call.
 //   - Every outcome carries the epoch of the credentials it used: an outcome from older
 //     credentials changes nothing. A change from outside (a reload with new credentials, a
 //     rotated key file, a new password or token file) starts a new epoch with a clean
@@ -197,7 +198,7 @@ func (g *Guard) refused(err error) {
 	if g.now().Before(g.until) || g.refreshing {
 		return // a call that was already in flight: the cool-down or refresh runs already
 	}
-	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed {
+	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed && apiRefused(err) {
 		g.refreshing, g.refreshed = true, true
 		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
 			"error_code", reasonOf(err), "err", err)
@@ -236,6 +237,13 @@ func refused(err error) bool {
 func verifies(err error) bool {
 	var apiErr *metastudio.APIError
 	return err == nil || (errors.As(err, &apiErr) && apiErr.Verifies())
+}
+
+// apiRefused reports whether the API itself refused the credentials it was sent (not IAM
+// or the metadata service refusing to issue them): a token worth replacing.
+func apiRefused(err error) bool {
+	var apiErr *metastudio.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode != 0
 }
 
 // throttled reports whether err is a 429: the rate, not the guard, answers it.
