@@ -4,7 +4,6 @@ package main
 // the metadata service at once, and the AK guard against the simulator's AK lock.
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -56,7 +55,7 @@ func exporterWith(t *testing.T, url, project, creds string, logs *lockedBuffer, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), now)
+	return newHandler(t.Context(), cfg, "/metrics", log.NewLogfmtLogger(logs), now)
 }
 
 func scrapeText(t *testing.T, h http.Handler) string {
@@ -103,30 +102,47 @@ func TestIAMPasswordSource(t *testing.T) {
 	if n := sim.Requests(simulator.OpIAMToken); n != 1 {
 		t.Errorf("%d token requests for two scrapes, want 1: the token is cached", n)
 	}
-	// The token expires early (revoked): one refresh, one retry, and the task is read.
-	sim.ExpireTokens()
+	// The token is revoked (IAM does so after a password change): the gateway answers
+	// "decrypt token fail". The client makes one request and no retry of its own: the
+	// refresh and the retry are the AK guard's lone probe, outside the client.
+	sim.RevokeTokens()
+	shows := sim.Requests(simulator.OpShowTask)
 	third := scrapeText(t, h)
-	if !strings.Contains(third, `metastudio_task_items{task_id="t1"} 5`) {
-		t.Errorf("after the token expired, the task was not read:\n%s", third)
+	if !strings.Contains(third, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(third, "metastudio_auth_ok 0") {
+		t.Errorf("a scrape with a revoked token:\n%s", third)
 	}
-	if n := sim.Requests(simulator.OpIAMToken); n != 2 {
-		t.Errorf("%d token requests after an expiry, want 2", n)
+	if n := sim.Requests(simulator.OpShowTask) - shows; n != 1 {
+		t.Errorf("%d ShowTask requests for one task with a revoked token, want 1: no retry within the call", n)
 	}
-	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken"} 2`) {
+	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken"}`) {
 		t.Errorf("IAM calls are not counted:\n%s", third)
 	}
-	noSecrets(t, first, second, third, logs.String())
+	// The refusal got one refresh (no cool-down), and the next scrape recovers with exactly
+	// one more IAM call.
+	fourth := scrapeText(t, h)
+	if !strings.Contains(fourth, `metastudio_task_scrape_success{task_id="t1"} 1`) || !strings.Contains(fourth, "metastudio_auth_ok 1") {
+		t.Errorf("the scrape after a revoked token must recover:\n%s", fourth)
+	}
+	if n := sim.Requests(simulator.OpIAMToken); n != 2 {
+		t.Errorf("%d token requests in all, want 2: one at start and one after the revocation", n)
+	}
+	noSecrets(t, first, second, third, fourth, logs.String())
 }
 
 func TestIAMWrongPassword(t *testing.T) {
 	sim, url := credSim(t, simulator.Options{})
 	logs := &lockedBuffer{}
 	creds := "  iam_password: {domain_name: " + iamDomain + ", user_name: " + iamUser + ", password_file: " + secretFile(t, "wrong-"+iamPassword) + "}\n"
-	// Without project_id the start-up fails, with IAM's message.
-	if _, err := exporterWith(t, url, "", creds, logs, time.Now); err == nil || !strings.Contains(err.Error(), "The username or password is wrong") {
-		t.Fatalf("start-up with a wrong password: %v", err)
-	} else {
-		noSecrets(t, err.Error())
+	// Without project_id the exporter starts, not ready, and logs IAM's message.
+	unresolved, err := exporterWith(t, url, "", creds, logs, time.Now)
+	if err != nil {
+		t.Fatalf("start-up with a wrong password and no project_id: %v", err)
+	}
+	if code, _ := do(t, unresolved, "GET", "/-/ready"); code != http.StatusServiceUnavailable {
+		t.Errorf("/-/ready answers %d with the project unresolved, want 503", code)
+	}
+	if !strings.Contains(logs.String(), "The username or password is wrong") {
+		t.Fatalf("the log should carry IAM's message:\n%s", logs)
 	}
 	h, err := exporterWith(t, url, e2eProject, creds, logs, time.Now)
 	if err != nil {
@@ -157,6 +173,7 @@ func TestECSMetadataSource(t *testing.T) {
 		{name: "old service without session tokens", metadata: simulator.MetadataOptions{PutStatus: 404}, wantOK: true},
 		{name: "PUT not allowed", metadata: simulator.MetadataOptions{PutStatus: 405}, wantOK: true},
 		{name: "no agency", metadata: simulator.MetadataOptions{SessionTokens: true, NoAgency: true}, wantLog: "agency"},
+		// Garbage is no refusal: no cool-down, every scrape asks again, and it is counted.
 		{name: "garbage", metadata: simulator.MetadataOptions{SessionTokens: true, Garbage: true}, wantLog: "not a credential object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,8 +205,15 @@ func TestECSMetadataSource(t *testing.T) {
 			if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(logs.String(), tc.wantLog) {
 				t.Errorf("want scrape_success 0 and a log with %q:\n%s\nlogs:\n%s", tc.wantLog, out, logs)
 			}
-			scrapeText(t, h) // the exporter stays up, and cools down
-			if n := sim.Requests(simulator.OpMetadataSecurityKey); n > 1 {
+			second := scrapeText(t, h) // the exporter stays up
+			n := sim.Requests(simulator.OpMetadataSecurityKey)
+			if tc.metadata.Garbage {
+				if n != 2 || !strings.Contains(second, `metastudio_credential_fetch_failures_total{reason="server",source="metadata"} 2`) {
+					t.Errorf("an unusable answer: %d security key requests in two scrapes, want 2, counted as failures:\n%s", n, second)
+				}
+				return
+			}
+			if n > 1 {
 				t.Errorf("%d security key requests in two scrapes: the cool-down should hold the second", n)
 			}
 		})
@@ -214,9 +238,19 @@ func TestProjectResolution(t *testing.T) {
 	for name, projects := range map[string][]string{"none": {}, "two": {e2eProject, "fedcba9876543210fedcba9876543210"}} {
 		t.Run(name, func(t *testing.T) {
 			_, url := credSim(t, simulator.Options{Projects: map[string][]string{"cn-north-4": projects}})
-			_, err := exporterWith(t, url, "", creds, &lockedBuffer{}, time.Now)
-			if err == nil || !strings.Contains(err.Error(), "resolving project_id for region cn-north-4") {
-				t.Fatalf("want a resolution error, got %v", err)
+			logs := &lockedBuffer{}
+			h, err := exporterWith(t, url, "", creds, logs, time.Now)
+			if err != nil {
+				t.Fatalf("start-up without a resolvable project: %v, want the exporter up, not ready", err)
+			}
+			if code, _ := do(t, h, "GET", "/-/ready"); code != http.StatusServiceUnavailable {
+				t.Errorf("/-/ready answers %d, want 503", code)
+			}
+			if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
+				t.Errorf("a scrape while the project is unresolved:\n%s", out)
+			}
+			if !strings.Contains(logs.String(), "resolving project_id for region cn-north-4") {
+				t.Errorf("the log should say why:\n%s", logs)
 			}
 		})
 	}
@@ -260,7 +294,7 @@ func TestWrongKeyNeverLocksTheAK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewLogfmtLogger(logs), clock.Now)
+	h, err := newHandler(t.Context(), cfg, "/metrics", log.NewLogfmtLogger(logs), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
-	"gopkg.in/yaml.v3"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
@@ -38,6 +37,9 @@ type options struct {
 	now           func() time.Time // the clock of signatures, expiries and cool-downs
 	shard         collector.Shard
 	watchInterval time.Duration // reload when the file's content changes; 0 = never
+	// after is the timer of the background project resolution (default time.After);
+	// tests pass one that moves a fake clock.
+	after func(time.Duration) <-chan time.Time
 }
 
 // exporter keeps what outlives a reload (metrics, the AK guard, the rate limit, the cache,
@@ -49,15 +51,20 @@ type exporter struct {
 	ctx     context.Context
 	reloads chan chan error
 
-	global     *collector.Set
-	apiMetrics *collector.APIMetrics
-	guard      *collector.Guard
-	rate       *collector.Rate
-	refresher  *collector.Refresher
-	reloadOK   prometheus.Gauge
-	reloadTime prometheus.Gauge
+	global        *collector.Set
+	apiMetrics    *collector.APIMetrics
+	guard         *collector.Guard
+	rate          *collector.Rate
+	refresher     *collector.Refresher
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	clock         *auth.Clock         // the API's clock, which signatures follow
+	fetchFailures *auth.FetchFailures // IAM and metadata fetches that got no usable answer
 
 	current atomic.Pointer[collector.Collector]
+	ready   atomic.Bool // a client with a project is in place
+
+	resolved chan resolution // from the background resolver to the reload goroutine
 
 	// Owned by the reload goroutine (and newExporter before it starts).
 	client          clientConfig
@@ -65,6 +72,14 @@ type exporter struct {
 	discovery       *collector.Discovery
 	stopDiscovery   context.CancelFunc
 	discoveryWaiter sync.WaitGroup
+
+	// Project resolution in the background (resolve.go), owned by the reload goroutine.
+	pending             *config.Config // the config waiting for its project_id
+	resolving           clientConfig   // the client config a resolver works on
+	cancelResolve       context.CancelFunc
+	resolvedFor         clientConfig // what a resolver found, for apply to take
+	resolvedCredentials auth.Authenticator
+	resolvedProject     string
 }
 
 // clientConfig is what the API client and credentials are built from: a reload that
@@ -83,12 +98,17 @@ func clientConfigOf(cfg *config.Config) clientConfig {
 }
 
 // newExporter builds the exporter for cfg and starts its reload goroutine, which ends
-// with ctx. It fails when project_id cannot be resolved.
+// with ctx. When project_id cannot be resolved, the exporter starts anyway, not ready, and
+// resolves it in the background.
 func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter, error) {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	e := &exporter{options: o, ctx: ctx, reloads: make(chan chan error), global: collector.NewSet()}
+	if o.after == nil {
+		o.after = time.After
+	}
+	e := &exporter{options: o, ctx: ctx, reloads: make(chan chan error), global: collector.NewSet(),
+		resolved: make(chan resolution), clock: auth.NewClock(o.now), fetchFailures: auth.NewFetchFailures()}
 	e.global.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -103,7 +123,7 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 		Help: "1 if the last reload of the config file succeeded (or none was tried), 0 if it failed and the previous config is still in use."})
 	e.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "metastudio", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
 		Help: "When the config was last loaded successfully, in seconds since the epoch."})
-	e.global.MustRegister(e.guard, e.rate, e.reloadOK, e.reloadTime)
+	e.global.MustRegister(e.guard, e.rate, e.reloadOK, e.reloadTime, e.clock, e.fetchFailures)
 	if err := e.apply(cfg); err != nil {
 		return nil, err
 	}
@@ -114,29 +134,33 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	return e, nil
 }
 
-// apply makes cfg the running config, rebuilding the client if its part changed.
+// apply makes cfg the running config, rebuilding the client if its part changed. A
+// project that cannot be resolved fails a reload, which keeps the running config; before
+// any project was resolved (at start), it leaves the exporter not ready, resolving in the
+// background.
 func (e *exporter) apply(cfg *config.Config) error {
 	client := clientConfigOf(cfg)
-	if e.current.Load() == nil || !reflect.DeepEqual(client, e.client) {
-		credentials := auth.New(cfg.Credentials, auth.Options{
-			Now: e.now, IAMEndpoint: client.IAMEndpoint, Region: cfg.Region, ProjectID: cfg.ProjectID, Observer: e.apiMetrics,
-		})
-		project := cfg.ProjectID
-		if project == "" {
-			ctx, cancel := context.WithTimeout(e.ctx, projectTimeout)
-			id, err := auth.ResolveProject(ctx, credentials, auth.Options{
-				Now: e.now, IAMEndpoint: client.IAMEndpoint, Region: cfg.Region, Observer: e.apiMetrics,
-			})
-			cancel()
-			if err != nil {
-				return fmt.Errorf("resolving project_id for region %s: %w", cfg.Region, err)
+	switch {
+	case e.ready.Load() && reflect.DeepEqual(client, e.client):
+	case e.cancelResolve != nil && reflect.DeepEqual(client, e.resolving):
+		e.pending = cfg // the resolver goes on, under the same gates
+	default:
+		credentials, project, err := e.credentialsFor(cfg, client)
+		if err != nil {
+			if e.ready.Load() {
+				return err
 			}
-			project = id
-			level.Info(e.logger).Log("msg", "Resolved project_id", "region", cfg.Region, "project_id", id)
+			level.Error(e.logger).Log("msg", "Cannot resolve project_id; the exporter stays up, not ready, and tries again in the background",
+				"retry_in", resolveBackoff, "err", err)
+			e.pending = cfg
+			e.refresher.SetAPI(unresolvedAPI{})
+			e.startResolver(client, credentials)
+			break
 		}
+		e.stopResolver()
 		api, err := metastudio.NewClient(metastudio.Options{
 			Endpoint: client.Endpoint, ProjectID: project, Auth: credentials, MaxConns: client.Concurrency,
-			Observer: e.apiMetrics, UserAgent: exporterName + "/" + version.Version, Now: e.now,
+			Observer: e.apiMetrics, UserAgent: exporterName + "/" + version.Version, Now: e.now, Clock: e.clock,
 		})
 		if err != nil {
 			return err
@@ -146,7 +170,8 @@ func (e *exporter) apply(cfg *config.Config) error {
 		}
 		e.refresher.SetAPI(api)
 		e.guard.Reset(credentials, cfg.Credentials.FailureBackoff)
-		e.client, e.project = client, project
+		e.client, e.project, e.pending = client, project, nil
+		e.ready.Store(true)
 	}
 	cfg.ProjectID = e.project
 	e.rate.Configure(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency)
@@ -232,10 +257,13 @@ func (e *exporter) reloadLoop(last string) {
 				last = h
 				_ = e.reload() // logged, and shown by the reload metrics
 			}
+		case r := <-e.resolved:
+			e.applyResolved(r)
 		case <-e.ctx.Done():
 			if e.stopDiscovery != nil {
 				e.stopDiscovery()
 			}
+			e.stopResolver()
 			return
 		}
 	}
@@ -277,7 +305,7 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 	mux.Handle("/probe", collector.ProbeHandler(current, e.logger))
 	mux.Handle("/sd", collector.SDHandler(current))
 	mux.HandleFunc("/config", func(w http.ResponseWriter, _ *http.Request) {
-		out, err := yaml.Marshal(current().Config())
+		out, err := current().Config().Show()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -300,8 +328,12 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 		fmt.Fprintln(w, "Healthy")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		// A config is loaded (and the project resolved) before the server starts, so the
-		// exporter is ready as soon as it answers. Readiness never depends on the API.
+		// A config is loaded before the server starts; the project may still be resolving
+		// (see resolve.go). Readiness never depends on the API's health.
+		if !e.ready.Load() {
+			http.Error(w, "Not ready: project_id is not resolved yet (see the log)", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "Ready")
 	})
 	return mux, nil

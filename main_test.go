@@ -65,7 +65,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("no credentials: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runArgs(t, env, "--config.check", "--config.file="+typo)
-	want := "line 5: scrape.concurency: unknown key (valid: timeout, concurrency, max_requests_per_second)"
+	want := "line 5: scrape.concurency: unknown key (valid: timeout, concurrency, max_requests_per_second, min_requests_per_second, min_refresh_interval)"
 	if code != 1 || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("typo: exit %d, stderr %q, want one line with %q", code, stderr, want)
 	}
@@ -206,7 +206,7 @@ func TestEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(context.Background(), cfg, "/metrics", log.NewNopLogger(), time.Now)
+	h, err := newHandler(t.Context(), cfg, "/metrics", log.NewNopLogger(), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,12 +21,23 @@ type Authenticator interface {
 
 // Options carries what the credential sources need besides the config.
 type Options struct {
-	Now         func() time.Time  // the clock for X-Sdk-Date and expiries (default time.Now)
+	Now         func() time.Time  // the local clock, for expiries and gates (default time.Now)
+	Clock       *Clock            // the time to sign with (X-Sdk-Date); nil signs with Now
 	IAMEndpoint string            // scheme://host[:port]
 	Region      string            // scopes IAM tokens when ProjectID is empty
 	ProjectID   string            // scopes IAM tokens
-	Transport   http.RoundTripper // for IAM calls (default: proxies from the environment)
+	Transport   http.RoundTripper // for IAM calls (default: one shared pool, proxies from the environment)
 	Observer    Observer          // told about IAM and metadata calls; may be nil
+	// FetchFailures counts IAM and metadata fetches that got no usable answer; may be nil.
+	FetchFailures *FetchFailures
+}
+
+// signingTime is the clock that X-Sdk-Date follows.
+func (o Options) signingTime() func() time.Time {
+	if o.Clock != nil {
+		return o.Clock.Now
+	}
+	return o.Now
 }
 
 // New builds the Authenticator for credentials that config.Load validated.
@@ -42,7 +53,7 @@ func New(c config.Credentials, o Options) Authenticator {
 	case c.ECSMetadata != nil:
 		return newMetadata(c.ECSMetadata.Endpoint, o)
 	}
-	return &Signer{Now: o.Now, keys: newFileSet(
+	return &Signer{Now: o.signingTime(), keys: newFileSet(
 		part{value: c.AccessKey, path: c.AccessKeyFile},
 		part{value: string(c.SecretKey), path: c.SecretKeyFile},
 		part{value: string(c.SecurityToken), path: c.SecurityTokenFile, optional: true},
@@ -76,7 +87,8 @@ type fileSet struct {
 	mu     sync.Mutex
 	infos  []os.FileInfo
 	values []string
-	gen    uint64
+	gen    uint64 // changes when values change
+	reread bool   // read the files at the next get even if they look unchanged
 }
 
 func newFileSet(parts ...part) *fileSet {
@@ -94,7 +106,7 @@ func (f *fileSet) get() ([]string, uint64, error) {
 		}
 		return nil, 0, err
 	}
-	if f.values != nil && sameFiles(f.infos, infos) {
+	if f.values != nil && !f.reread && sameFiles(f.infos, infos) {
 		return f.values, f.gen, nil
 	}
 	if f.values != nil && f.settling(infos) {
@@ -115,8 +127,16 @@ func (f *fileSet) get() ([]string, uint64, error) {
 	if f.values == nil || !equal(f.values, values) {
 		f.gen++
 	}
-	f.infos, f.values = infos, values
+	f.infos, f.values, f.reread = infos, values, false
 	return values, f.gen, nil
+}
+
+// readAgain makes the next get read the files even if they look unchanged (a file
+// rewritten within the same second, with the same size, has the same stat).
+func (f *fileSet) readAgain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reread = true
 }
 
 func (f *fileSet) stat() ([]os.FileInfo, error) {
@@ -189,7 +209,7 @@ func equal(a, b []string) bool {
 
 // Signer signs requests with SDK-HMAC-SHA256, with keys that are fixed or read from files.
 type Signer struct {
-	Now  func() time.Time
+	Now  func() time.Time // the time to sign with
 	keys *fileSet
 }
 
@@ -231,6 +251,14 @@ func (t *TokenAuth) Authenticate(_ context.Context, req *http.Request, _ []byte)
 	}
 	req.Header.Set(HeaderAuthToken, v[0])
 	return nil
+}
+
+// Refresh reads the file again: the API refused the token, and whatever keeps the file
+// fresh may have written a new one.
+func (t *TokenAuth) Refresh(context.Context) error {
+	t.token.readAgain()
+	_, _, err := t.token.get()
+	return err
 }
 
 // Generation changes when a new token is read from the file.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,39 +18,51 @@ const maxBody = 1 << 20
 // noRedirect keeps a client from re-sending credentials to wherever a 3xx points.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// newClient is an HTTP client for credential services: no redirects, TLS verified.
+// iamTimeout bounds every IAM call (the token, the project lookup).
+const iamTimeout = 30 * time.Second
+
+// iamTransport is the one keep-alive pool of every IAM call in the process (proxies from
+// the environment, TLS verified), built at first use.
+var iamTransport = sync.OnceValue(func() http.RoundTripper {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+	}
+})
+
+// newClient is an HTTP client for credential services: no redirects, TLS verified. A nil
+// rt uses the shared IAM transport.
 func newClient(rt http.RoundTripper, timeout time.Duration) *http.Client {
 	if rt == nil {
-		rt = &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 2,
-			IdleConnTimeout:     90 * time.Second,
-		}
+		rt = iamTransport()
 	}
 	return &http.Client{Transport: rt, Timeout: timeout, CheckRedirect: noRedirect}
 }
 
-// do sends req, reads at most maxBody of the answer and reports the call to o.
+// do sends req, reads at most maxBody of the answer and reports the call to o. A call
+// that got no complete answer fails as unavailable (timeout or network); a 5xx answer is
+// returned, for the caller to judge.
 func do(ctx context.Context, c *http.Client, req *http.Request, op string, o Observer, now func() time.Time) (*http.Response, []byte, error) {
 	start := time.Now()
 	resp, err := c.Do(req.WithContext(ctx))
 	if err != nil {
-		Observe(o, op, nil, time.Since(start), now())
+		Observe(o, op, nil, time.Since(start), now(), time.Time{})
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return nil, nil, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, unavailable(transportReason(err), fmt.Errorf("%s: %w", op, err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	Observe(o, op, resp, time.Since(start), now())
+	Observe(o, op, resp, time.Since(start), now(), time.Time{})
 	switch {
 	case err != nil:
-		return nil, nil, fmt.Errorf("%s: HTTP %d: reading body: %w", op, resp.StatusCode, err)
+		return nil, nil, unavailable(transportReason(err), fmt.Errorf("%s: HTTP %d: reading body: %w", op, resp.StatusCode, err))
 	case len(body) > maxBody:
-		return nil, nil, fmt.Errorf("%s: HTTP %d: body larger than %d bytes", op, resp.StatusCode, maxBody)
+		return nil, nil, unavailable(ReasonServer, fmt.Errorf("%s: HTTP %d: body larger than %d bytes", op, resp.StatusCode, maxBody))
 	}
 	return resp, body, nil
 }
@@ -91,18 +104,3 @@ func firstNonEmpty(values ...string) string {
 	}
 	return ""
 }
-
-// refreshLock lets one goroutine refresh credentials while the others wait for it, or
-// give up when their context ends.
-type refreshLock chan struct{}
-
-func (l refreshLock) lock(ctx context.Context) error {
-	select {
-	case l <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (l refreshLock) unlock() { <-l }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -20,25 +19,38 @@ const (
 	OpIAMProjects = "IAMProjects"
 )
 
-// tokenRefreshAhead is how long before expiry an IAM token is replaced (tokens live 24 h).
-const tokenRefreshAhead = time.Hour
+const (
+	// tokenRefreshAhead is how long before expiry an IAM token is replaced (tokens live
+	// 24 h). Until it expires, the old token is used while the new one is fetched.
+	tokenRefreshAhead = time.Hour
+	// passwordWindow and passwordAttempts: IAM locks a user after 5 wrong passwords in 15
+	// minutes. After IAM refuses a password, one more attempt is allowed in the window.
+	passwordWindow   = 15 * time.Minute
+	passwordAttempts = 2
+)
 
 // IAMToken gets X-Auth-Tokens from IAM with an IAM user's password, caches them and
-// refreshes them ahead of expiry, one refresh at a time.
+// refreshes them ahead of expiry. Fetches run detached from the callers (see flight),
+// one at a time. It never risks locking the user: after IAM refuses the password, at
+// most one more attempt goes out in the next 15 minutes, unless the password file
+// changes.
 type IAMToken struct {
 	endpoint, domain, user string
 	password               *fileSet
 	projectID, region      string
 	client                 *http.Client
 	observer               Observer
+	failures               *FetchFailures
 	now                    func() time.Time
-	refresh                refreshLock
+	flight                 flight
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
-	project string
-	gen     uint64
+	mu         sync.Mutex
+	token      string
+	expires    time.Time
+	project    string
+	refusedGen uint64      // the password generation that refusals counts for
+	refusals   []time.Time // when IAM refused it, within passwordWindow
+	refusal    string      // IAM's last refusal, for the gate's error
 }
 
 func newIAMToken(p *config.IAMPassword, o Options) *IAMToken {
@@ -46,14 +58,14 @@ func newIAMToken(p *config.IAMPassword, o Options) *IAMToken {
 		endpoint: o.IAMEndpoint, domain: p.DomainName, user: p.UserName,
 		password:  newFileSet(part{value: string(p.Password), path: p.PasswordFile}),
 		projectID: o.ProjectID, region: o.Region,
-		client:   newClient(o.Transport, 30*time.Second),
-		observer: o.Observer, now: o.Now, refresh: make(refreshLock, 1),
+		client:   newClient(o.Transport, iamTimeout),
+		observer: o.Observer, failures: o.FetchFailures, now: o.Now,
 	}
 }
 
-// Authenticate sets X-Auth-Token, getting a token first if none is fresh.
+// Authenticate sets X-Auth-Token, getting a token first if none is valid.
 func (t *IAMToken) Authenticate(ctx context.Context, req *http.Request, _ []byte) error {
-	token, err := t.get(ctx, "")
+	token, err := t.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -61,22 +73,25 @@ func (t *IAMToken) Authenticate(ctx context.Context, req *http.Request, _ []byte
 	return nil
 }
 
-// Refresh replaces the token that refused carried, unless it was replaced already.
-func (t *IAMToken) Refresh(ctx context.Context, refused *http.Request) error {
-	_, err := t.get(ctx, refused.Header.Get(HeaderAuthToken))
+// Refresh discards the token the API refused and fetches a new one.
+func (t *IAMToken) Refresh(ctx context.Context) error {
+	t.mu.Lock()
+	t.token = ""
+	t.mu.Unlock()
+	_, err := t.get(ctx)
 	return err
 }
 
-// Generation changes with every new token.
+// Generation changes when a new password is read from the password file; a new token
+// does not change it.
 func (t *IAMToken) Generation() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.gen
+	_, gen, _ := t.password.get()
+	return gen
 }
 
 // ProjectID is the project the token is scoped to, from token.project.id.
 func (t *IAMToken) ProjectID(ctx context.Context) (string, error) {
-	if _, err := t.get(ctx, ""); err != nil {
+	if _, err := t.get(ctx); err != nil {
 		return "", err
 	}
 	t.mu.Lock()
@@ -87,46 +102,86 @@ func (t *IAMToken) ProjectID(ctx context.Context) (string, error) {
 	return t.project, nil
 }
 
-// current returns the cached token unless it is missing, near expiry, or refused.
-func (t *IAMToken) current(refused string) (string, bool) {
+// get returns a valid token. A token that nears its expiry is still returned while a new
+// one is fetched in the background; with none valid, the caller waits for the fetch.
+func (t *IAMToken) get(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	token, left := t.token, t.expires.Sub(t.now())
+	t.mu.Unlock()
+	if token != "" && left > 0 {
+		if left < tokenRefreshAhead {
+			t.flight.start(t.fetchAndStore)
+		}
+		return token, nil
+	}
+	if err := t.flight.do(ctx, "an IAM token", t.fetchAndStore); err != nil {
+		return "", err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.token == "" || t.token == refused || t.expires.Sub(t.now()) < tokenRefreshAhead {
-		return "", false
+	if t.token == "" {
+		return "", errors.New("the IAM token was discarded as soon as it came: try again")
 	}
-	return t.token, true
+	return t.token, nil
 }
 
-// get returns a fresh token, fetching one (one caller at a time) if the cached one is not.
-func (t *IAMToken) get(ctx context.Context, refused string) (string, error) {
-	if token, ok := t.current(refused); ok {
-		return token, nil
-	}
-	if err := t.refresh.lock(ctx); err != nil {
-		return "", err
-	}
-	defer t.refresh.unlock()
-	if token, ok := t.current(refused); ok { // another caller refreshed while we waited
-		return token, nil
-	}
-	token, expires, project, err := t.fetch(ctx)
+// fetchAndStore gets a token from IAM, if the password gate allows, and caches it.
+func (t *IAMToken) fetchAndStore() error {
+	pw, gen, err := t.password.get()
 	if err != nil {
-		return "", err
+		return fmt.Errorf("IAM password: %w", err)
+	}
+	if err := t.gate(gen); err != nil {
+		return err
+	}
+	token, expires, project, err := t.fetch(context.Background(), pw[0])
+	if err != nil {
+		t.failures.count(SourceIAM, err)
+		var refused *passwordRefused
+		if errors.As(err, &refused) {
+			t.mu.Lock()
+			t.refusals = append(t.refusals, t.now())
+			t.refusal = err.Error()
+			t.mu.Unlock()
+		}
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.token, t.expires, t.project = token, expires, project
-	t.gen++
-	return token, nil
+	return nil
 }
 
-// fetch calls POST /v3/auth/tokens with the password method.
-func (t *IAMToken) fetch(ctx context.Context) (token string, expires time.Time, project string, err error) {
-	pw, _, err := t.password.get()
-	if err != nil {
-		return "", time.Time{}, "", fmt.Errorf("IAM password: %w", err)
+// gate refuses an attempt with the password of generation gen when IAM refused it
+// passwordAttempts times within passwordWindow: IAM would lock the user soon. A new
+// password (a new generation) opens the gate.
+func (t *IAMToken) gate(gen uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gen != t.refusedGen {
+		t.refusedGen, t.refusals, t.refusal = gen, nil, ""
 	}
-	password := pw[0]
+	now := t.now()
+	for len(t.refusals) > 0 && now.Sub(t.refusals[0]) >= passwordWindow {
+		t.refusals = t.refusals[1:]
+	}
+	if len(t.refusals) < passwordAttempts {
+		return nil
+	}
+	next := t.refusals[0].Add(passwordWindow)
+	return fmt.Errorf("%w: IAM refused this password %d times in the last %s; no new attempt before %s, so that IAM does not lock the user (5 wrong passwords in 15 minutes); a new password file is tried at once (last answer: %s)",
+		ErrRejected, len(t.refusals), passwordWindow, next.UTC().Format(time.RFC3339), t.refusal)
+}
+
+// passwordRefused is IAM refusing the user's password (a 401 or 403 of the token call).
+type passwordRefused struct{ err error }
+
+func (e *passwordRefused) Error() string { return e.err.Error() }
+func (e *passwordRefused) Unwrap() error { return e.err }
+
+// fetch calls POST /v3/auth/tokens with the password method. A 400 is ErrRejected, a
+// 401 or 403 also a passwordRefused; a 5xx or an unusable answer is unavailable.
+func (t *IAMToken) fetch(ctx context.Context, password string) (token string, expires time.Time, project string, err error) {
 	type name struct {
 		Name string `json:"name,omitempty"`
 		ID   string `json:"id,omitempty"`
@@ -172,8 +227,13 @@ func (t *IAMToken) fetch(ctx context.Context) (token string, expires time.Time, 
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		err := serviceError(OpIAMToken, resp, answer, password)
-		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			err = &passwordRefused{fmt.Errorf("%w: %w", ErrRejected, err)}
+		case http.StatusBadRequest:
 			err = fmt.Errorf("%w: %w", ErrRejected, err)
+		default:
+			err = unavailable(ReasonServer, err)
 		}
 		return "", time.Time{}, "", err
 	}
@@ -187,18 +247,20 @@ func (t *IAMToken) fetch(ctx context.Context) (token string, expires time.Time, 
 	}
 	token = resp.Header.Get("X-Subject-Token")
 	if err := json.Unmarshal(answer, &parsed); err != nil || token == "" {
-		return "", time.Time{}, "", fmt.Errorf("%s: HTTP %d without a token (X-Subject-Token and token.expires_at)", OpIAMToken, resp.StatusCode)
+		return "", time.Time{}, "", unavailable(ReasonServer, fmt.Errorf("%s: HTTP %d without a token (X-Subject-Token and token.expires_at)", OpIAMToken, resp.StatusCode))
 	}
 	expires, err = time.Parse(time.RFC3339Nano, parsed.Token.ExpiresAt)
 	if err != nil {
-		return "", time.Time{}, "", fmt.Errorf("%s: token.expires_at %q is not a time", OpIAMToken, parsed.Token.ExpiresAt)
+		return "", time.Time{}, "", unavailable(ReasonServer, fmt.Errorf("%s: token.expires_at %q is not a time", OpIAMToken, parsed.Token.ExpiresAt))
 	}
 	return token, expires, parsed.Token.Project.ID, nil
 }
 
 // ResolveProject finds the project id of region for credentials that have none
 // configured: from the IAM token's scope, or with IAM's GET /v3/projects?name={region},
-// signed with the AK/SK. Exactly one project must come back.
+// signed with the AK/SK. Exactly one project must come back. It is one attempt: the
+// caller paces retries (a wrong SK counts toward the gateway's AK lock; a wrong password
+// is gated by IAMToken).
 func ResolveProject(ctx context.Context, a Authenticator, o Options) (string, error) {
 	if t, ok := a.(*IAMToken); ok {
 		return t.ProjectID(ctx)
@@ -206,7 +268,7 @@ func ResolveProject(ctx context.Context, a Authenticator, o Options) (string, er
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	req, err := http.NewRequest(http.MethodGet, o.IAMEndpoint+"/v3/projects?name="+url.QueryEscape(o.Region), nil)
+	req, err := http.NewRequest(http.MethodGet, o.IAMEndpoint+"/v3/projects?name="+Escape(o.Region), nil)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", OpIAMProjects, err)
 	}
@@ -214,11 +276,19 @@ func ResolveProject(ctx context.Context, a Authenticator, o Options) (string, er
 	if err := a.Authenticate(ctx, req, nil); err != nil {
 		return "", err
 	}
-	resp, body, err := do(ctx, newClient(o.Transport, 30*time.Second), req, OpIAMProjects, o.Observer, o.Now)
+	resp, body, err := do(ctx, newClient(o.Transport, iamTimeout), req, OpIAMProjects, o.Observer, o.Now)
+	if err == nil && resp.StatusCode >= 500 {
+		err = unavailable(ReasonServer, serviceError(OpIAMProjects, resp, body, ""))
+	}
 	if err != nil {
+		o.FetchFailures.count(SourceIAM, err)
 		return "", err
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "", fmt.Errorf("%w: %w", ErrRejected, serviceError(OpIAMProjects, resp, body, ""))
+	default:
 		return "", serviceError(OpIAMProjects, resp, body, "")
 	}
 	var parsed struct {

@@ -29,89 +29,92 @@ const (
 
 // Metadata signs with the temporary AK/SK/security token of the ECS or BMS agency, got
 // from the metadata service as Huawei's SDKs get them, and refreshed ahead of expiry.
+// Fetches run detached from the callers (see flight), one at a time. The keys it fetches
+// itself do not make a new Generation: it does not implement Versioned.
 type Metadata struct {
 	endpoint string
 	client   *http.Client
 	observer Observer
-	now      func() time.Time
-	refresh  refreshLock
+	failures *FetchFailures
+	now      func() time.Time // expiries
+	signNow  func() time.Time // X-Sdk-Date
+	flight   flight
 
 	mu             sync.Mutex
 	keys           Keys
 	expires        time.Time
 	session        string // the metadata session token: a secret
 	sessionExpires time.Time
-	gen            uint64
 }
 
 func newMetadata(endpoint string, o Options) *Metadata {
 	// The metadata service is link-local: reached directly, never through a proxy.
 	transport := &http.Transport{
-		Proxy:       nil,
-		DialContext: (&net.Dialer{Timeout: metadataTimeout}).DialContext,
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: metadataTimeout}).DialContext,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
 	}
 	return &Metadata{
 		endpoint: strings.TrimSuffix(endpoint, "/"),
 		client:   newClient(transport, metadataTimeout),
-		observer: o.Observer, now: o.Now, refresh: make(refreshLock, 1),
+		observer: o.Observer, failures: o.FetchFailures, now: o.Now, signNow: o.signingTime(),
 	}
 }
 
 // Authenticate signs req with the current temporary keys.
 func (m *Metadata) Authenticate(ctx context.Context, req *http.Request, body []byte) error {
-	keys, err := m.get(ctx, "")
+	keys, err := m.get(ctx)
 	if err != nil {
 		return err
 	}
-	Sign(req, body, keys, m.now())
+	Sign(req, body, keys, m.signNow())
 	return nil
 }
 
-// Refresh fetches new keys if refused was signed with the current ones.
-func (m *Metadata) Refresh(ctx context.Context, refused *http.Request) error {
-	a, _ := ParseAuthorization(refused.Header.Get("Authorization"))
-	_, err := m.get(ctx, a.AccessKey)
+// Refresh discards the keys the API refused and fetches new ones.
+func (m *Metadata) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	m.keys = Keys{}
+	m.mu.Unlock()
+	_, err := m.get(ctx)
 	return err
 }
 
-// Generation changes with every new set of temporary keys.
-func (m *Metadata) Generation() uint64 {
+// get returns valid keys. Keys that near their expiry are still returned while new ones
+// are fetched in the background; with none valid, the caller waits for the fetch.
+func (m *Metadata) get(ctx context.Context) (Keys, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.gen
-}
-
-// current returns the cached keys unless they are missing, near expiry, or refused.
-func (m *Metadata) current(refusedAK string) (Keys, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.keys.AccessKey == "" || m.keys.AccessKey == refusedAK || m.expires.Sub(m.now()) < keysRefreshAhead {
-		return Keys{}, false
-	}
-	return m.keys, true
-}
-
-// get returns fresh keys, fetching new ones (one caller at a time) if the cached ones are not.
-func (m *Metadata) get(ctx context.Context, refusedAK string) (Keys, error) {
-	if keys, ok := m.current(refusedAK); ok {
+	keys, left := m.keys, m.expires.Sub(m.now())
+	m.mu.Unlock()
+	if keys.AccessKey != "" && left > 0 {
+		if left < keysRefreshAhead {
+			m.flight.start(m.fetchAndStore)
+		}
 		return keys, nil
 	}
-	if err := m.refresh.lock(ctx); err != nil {
+	if err := m.flight.do(ctx, "temporary keys from the metadata service", m.fetchAndStore); err != nil {
 		return Keys{}, err
 	}
-	defer m.refresh.unlock()
-	if keys, ok := m.current(refusedAK); ok {
-		return keys, nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keys.AccessKey == "" {
+		return Keys{}, errors.New("the temporary keys were discarded as soon as they came: try again")
 	}
-	keys, expires, err := m.fetch(ctx)
+	return m.keys, nil
+}
+
+// fetchAndStore gets new keys and caches them.
+func (m *Metadata) fetchAndStore() error {
+	keys, expires, err := m.fetch(context.Background())
 	if err != nil {
-		return Keys{}, err
+		m.failures.count(SourceMetadata, err)
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.keys, m.expires = keys, expires
-	m.gen++
-	return keys, nil
+	return nil
 }
 
 // fetch gets a session token if needed, then the security key. A 401 means the session
@@ -139,10 +142,16 @@ func (m *Metadata) fetch(ctx context.Context) (Keys, time.Time, error) {
 				serviceError(OpMetadataSecurityKey, resp, body, session))
 		case resp.StatusCode == http.StatusUnauthorized && attempt == 0:
 			continue // a stale session token: one new one, one more try
+		case resp.StatusCode >= 500:
+			return Keys{}, time.Time{}, unavailable(ReasonServer, serviceError(OpMetadataSecurityKey, resp, body, session))
 		case resp.StatusCode != http.StatusOK:
 			return Keys{}, time.Time{}, serviceError(OpMetadataSecurityKey, resp, body, session)
 		}
-		return parseSecurityKey(body)
+		keys, expires, err := parseSecurityKey(body)
+		if err != nil {
+			err = unavailable(ReasonServer, err)
+		}
+		return keys, expires, err
 	}
 }
 
@@ -168,7 +177,11 @@ func (m *Metadata) sessionToken(ctx context.Context, renew bool) (string, error)
 	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusServiceUnavailable:
 		return "", nil // an older metadata service: go on without a session token
 	default:
-		return "", serviceError(OpMetadataToken, resp, body, "")
+		err := serviceError(OpMetadataToken, resp, body, "")
+		if resp.StatusCode >= 500 {
+			err = unavailable(ReasonServer, err)
+		}
+		return "", err
 	}
 	session = strings.TrimSpace(string(body))
 	m.mu.Lock()

@@ -14,8 +14,10 @@ type Call struct {
 	Operation string        // ShowTask, SearchTask, IAMToken, IAMProjects, MetadataToken, MetadataSecurityKey
 	Code      string        // the HTTP status, or "error" when no response came
 	Duration  time.Duration // until the body was read
-	// ServerDate is the answer's Date header (zero if none), and Received when it came:
-	// their difference is the clock skew that makes the gateway refuse X-Sdk-Date.
+	// ServerDate is the answer's Date header when it was sampled for the clock skew (a
+	// MetaStudio answer: every 401, else at most once per SkewSampleInterval), else zero;
+	// Received is when the answer came: their difference is the clock skew that makes
+	// the gateway refuse X-Sdk-Date.
 	ServerDate, Received time.Time
 }
 
@@ -24,38 +26,52 @@ type Observer interface {
 	ObserveCall(Call)
 }
 
-// ErrRejected marks an error whose meaning is "these credentials were refused" (a wrong
-// IAM password, no agency bound to the ECS): retrying soon would only fail again, so the
-// AK guard cools down as after a 401.
+// ErrRejected marks an error whose meaning is "these credentials were refused" (IAM
+// refused the password, no agency is bound to the ECS): retrying soon would only fail
+// again, so the AK guard cools down as after a 401. Any other failure to get credentials
+// (a timeout, a network error, a 5xx of IAM or the metadata service) is not a refusal.
 var ErrRejected = errors.New("credentials rejected")
 
-// Refresher is implemented by credentials that expire (IAM tokens, temporary keys from
-// the metadata service). After a 401 that says the credentials expired, the client calls
-// Refresh with the refused request, and retries the call once. Many calls refused at once
-// cause one refresh: credentials other than the refused ones are already new.
+// Refresher is implemented by credentials the exporter gets for itself (IAM tokens, the
+// temporary keys of the metadata service) and by token_file. Refresh means: the API
+// refused the current token or temporary keys; discard them and get new ones (token_file:
+// read the file again). The fetch runs detached from ctx, bounded by its own client
+// timeout, one at a time: concurrent calls share one fetch, and ctx bounds only how long
+// the caller waits. A Refresh does not change the Generation.
 type Refresher interface {
-	Refresh(ctx context.Context, refused *http.Request) error
+	Refresh(ctx context.Context) error
 }
 
-// Versioned is implemented by credentials that can change while the exporter runs. The
-// generation changes whenever the credentials in use change, so that the AK guard sends
-// the first call with new credentials alone.
+// Versioned is implemented by credentials that can change from outside while the exporter
+// runs. The generation changes only on such a change: a rotated key file, a new password
+// file or token file content. A token or temporary keys that the exporter fetches itself
+// (renewal ahead of expiry, Refresh) do not change it, so that the AK guard's cool-down
+// is reset by the user's fix and never by the exporter's own retry.
 type Versioned interface {
 	Generation() uint64
 }
 
 // Observe reports one call to o (which may be nil). resp is nil when no answer came;
-// received is the local time the answer came, by the exporter's clock.
-func Observe(o Observer, op string, resp *http.Response, duration time.Duration, received time.Time) {
+// received is the local time the answer came, by the exporter's clock. serverDate is the
+// answer's Date header when the caller sampled it for the clock skew, else zero: the
+// header is not parsed on every call.
+func Observe(o Observer, op string, resp *http.Response, duration time.Duration, received, serverDate time.Time) {
 	if o == nil {
 		return
 	}
-	c := Call{Operation: op, Code: "error", Duration: duration, Received: received}
+	c := Call{Operation: op, Code: "error", Duration: duration, Received: received, ServerDate: serverDate}
 	if resp != nil {
 		c.Code = strconv.Itoa(resp.StatusCode)
-		if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-			c.ServerDate = d
-		}
 	}
 	o.ObserveCall(c)
 }
+
+// The credentials the exporter can refresh, and those that change from outside.
+var (
+	_ Refresher = (*IAMToken)(nil)
+	_ Refresher = (*Metadata)(nil)
+	_ Refresher = (*TokenAuth)(nil)
+	_ Versioned = (*IAMToken)(nil)
+	_ Versioned = (*TokenAuth)(nil)
+	_ Versioned = (*Signer)(nil)
+)

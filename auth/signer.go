@@ -115,10 +115,11 @@ func headerValue(req *http.Request, lowerName string) string {
 		return req.URL.Host
 	}
 	values := req.Header.Values(lowerName)
+	trimmed := make([]string, len(values)) // Values is the request's own slice: leave it as sent
 	for i, v := range values {
-		values[i] = strings.TrimSpace(v)
+		trimmed[i] = strings.TrimSpace(v)
 	}
-	return strings.Join(values, ",")
+	return strings.Join(trimmed, ",")
 }
 
 // CanonicalURI takes the path as sent on the wire, unescapes each segment and escapes it

@@ -165,3 +165,35 @@ func BenchmarkSign(b *testing.B) {
 		Sign(req, nil, keys, now)
 	}
 }
+
+// TestSignLeavesTheRequestAlone: signing adds its headers and changes nothing else; the
+// values it signs are trimmed copies.
+func TestSignLeavesTheRequestAlone(t *testing.T) {
+	req, _ := http.NewRequest("GET", "https://h.example.com/v2/p/ies/task/t", nil)
+	req.Header["X-Spaced"] = []string{"  padded value  ", " second "}
+	req.Header.Set("User-Agent", " agent ")
+	Sign(req, nil, Keys{AccessKey: "AK", SecretKey: "SK"}, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
+	if got := req.Header["X-Spaced"]; len(got) != 2 || got[0] != "  padded value  " || got[1] != " second " {
+		t.Errorf("signing changed a header value: %q", got)
+	}
+	if got := req.Header.Get("User-Agent"); got != " agent " {
+		t.Errorf("signing changed User-Agent: %q", got)
+	}
+}
+
+// TestSignLeavesOutUnderscores: like the SDK, the signer does not sign a header whose name
+// contains "_" (proxies drop such headers), whatever else it signs.
+func TestSignLeavesOutUnderscores(t *testing.T) {
+	req, _ := http.NewRequest("GET", "https://h.example.com/v2/p/ies/task/t", nil)
+	req.Header[http.CanonicalHeaderKey("X-Project-Id")] = []string{"p"}
+	req.Header["X-Custom_Header"] = []string{"dropped by proxies"}
+	req.Header["X_Other"] = []string{"too"}
+	Sign(req, nil, Keys{AccessKey: "AK", SecretKey: "SK"}, time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
+	a, err := ParseAuthorization(req.Header.Get("Authorization"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(a.SignedHeaders, ";"); got != "host;x-project-id;x-sdk-date" {
+		t.Errorf("SignedHeaders=%s, want host;x-project-id;x-sdk-date", got)
+	}
+}

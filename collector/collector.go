@@ -286,15 +286,15 @@ func errorKeys(err error) []any {
 	return append(keys, "err", err)
 }
 
-// ScrapeTimeout is the deadline of one scrape: scrape.timeout, lowered to Prometheus'
-// X-Prometheus-Scrape-Timeout-Seconds minus half a second when that header is lower.
+// ScrapeTimeout is the deadline of one scrape: Prometheus' X-Prometheus-Scrape-Timeout-
+// Seconds minus half a second (for encoding and transfer), at most scrape.timeout.
 func ScrapeTimeout(r *http.Request, max time.Duration) time.Duration {
 	header := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
 	if header == "" {
 		return max
 	}
 	seconds, err := strconv.ParseFloat(header, 64)
-	if err != nil || seconds <= 0 || math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds >= max.Seconds() {
+	if err != nil || seconds <= 0 || math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds > max.Seconds()+timeoutOffset.Seconds() {
 		return max // also before converting: a huge value would overflow the duration
 	}
 	t := time.Duration(seconds * float64(time.Second))

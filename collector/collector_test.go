@@ -244,6 +244,8 @@ func TestScrapeTimeout(t *testing.T) {
 		{"", 10 * time.Second, 10 * time.Second},
 		{"5", 10 * time.Second, 4500 * time.Millisecond},
 		{"30", 10 * time.Second, 10 * time.Second},
+		{"10", 10 * time.Second, 9500 * time.Millisecond}, // Prometheus' timeout equal to scrape.timeout
+		{"10.3", 10 * time.Second, 9800 * time.Millisecond},
 		{"0.4", 10 * time.Second, 400 * time.Millisecond},
 		{"abc", 10 * time.Second, 10 * time.Second},
 		{"-3", 10 * time.Second, 10 * time.Second},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,12 +39,6 @@ var (
 		"Seconds left in the cool-down after an authentication failure, during which no API call is made.", nil, nil)
 )
 
-// credentialRefresher is implemented by credentials that the exporter renews itself (IAM
-// tokens, temporary keys, a token file): after the API refused them, Refresh gets new ones.
-type credentialRefresher interface {
-	Refresh(ctx context.Context) error
-}
-
 // Guard keeps a wrong, revoked or just-rotated key from locking the user's AK: the API
 // gateway locks an AK for 5 minutes after more than 5 consecutive signature failures, and
 // eight calls in flight would be eight failures. The refresher asks it before every call.
@@ -59,8 +52,9 @@ type credentialRefresher interface {
 //     the next probe alone after a pause of 1 s, 2 s, 4 s, … up to the cool-down.
 //   - A refusal (a 401, APIGW.0301, MSS.000000004, or credentials refused by IAM) starts
 //     a cool-down without any call, doubling from credentials.failure_backoff up to
-//     MaxFailureBackoff while refusals go on. Token credentials get one refresh first; the
-//     retry is the next probe. Another refresh comes only after a verified call.
+//     MaxFailureBackoff while refusals go on. Token credentials that the API refused get
+//     one refresh first; the retry is the next probe. Another refresh comes only after a
+//     verified call.
 //   - Every outcome carries the epoch of the credentials it used: an outcome from older
 //     credentials changes nothing. A change from outside (a reload with new credentials, a
 //     rotated key file, a new password or token file) starts a new epoch with a clean
@@ -204,7 +198,7 @@ func (g *Guard) refused(err error) {
 	if g.now().Before(g.until) || g.refreshing {
 		return // a call that was already in flight: the cool-down or refresh runs already
 	}
-	if r, ok := g.creds.(credentialRefresher); ok && !g.refreshed {
+	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed && apiRefused(err) {
 		g.refreshing, g.refreshed = true, true
 		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
 			"error_code", reasonOf(err), "err", err)
@@ -241,11 +235,15 @@ func refused(err error) bool {
 // 2xx, or an error that MetaStudio itself answered (an MSS.* code). A 3xx, a gateway's
 // own error, a timeout or a transport failure prove nothing.
 func verifies(err error) bool {
-	if err == nil {
-		return true
-	}
 	var apiErr *metastudio.APIError
-	return errors.As(err, &apiErr) && apiErr.StatusCode != 0 && strings.HasPrefix(apiErr.Code, "MSS.") && !apiErr.AuthFailed()
+	return err == nil || (errors.As(err, &apiErr) && apiErr.Verifies())
+}
+
+// apiRefused reports whether the API itself refused the credentials it was sent (not IAM
+// or the metadata service refusing to issue them): a token worth replacing.
+func apiRefused(err error) bool {
+	var apiErr *metastudio.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode != 0
 }
 
 // throttled reports whether err is a 429: the rate, not the guard, answers it.

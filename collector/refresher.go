@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -34,6 +35,11 @@ const (
 // ErrRateBudget is the error of a task that a scrape could not have fetched before its
 // deadline (the queue ahead of it at the rate in force) and of which nothing is known.
 var ErrRateBudget = errors.New("the API budget does not reach this task before the deadline")
+
+// errNoAnswerYet is the error of a task whose call was still in flight at the scrape's
+// deadline, with nothing known to serve instead. The call goes on for the next scrape.
+var errNoAnswerYet = &metastudio.APIError{Operation: metastudio.OpShowTask,
+	Err: fmt.Errorf("no answer before the scrape's deadline: %w", context.DeadlineExceeded)}
 
 // entry is what the refresher knows of one watched task. Guarded by Refresher.mu.
 type entry struct {
@@ -155,7 +161,6 @@ type Refresher struct {
 	table       map[string]*entry
 	unlisted    *list.List
 	searches    []*search
-	retry       fifo // throttled tasks, first again
 	unfetched   fifo // tasks never fetched
 	stale       fifo // the others, in the order they were asked for
 	seq         uint64
@@ -335,8 +340,7 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.scrapes, &deadline)
-	now = r.now()
-	for k, e := range pending {
+	for k, e := range pending { // ages as of the scrape's start: 0 for values fetched for it
 		e.waiters--
 		if e.waiters == 0 && e.queue != nil { // nobody waits any more: it leaves the queue
 			e.queue = nil
@@ -361,7 +365,7 @@ func (r *Refresher) await(ctx context.Context, e *entry, start uint64, deadline 
 	r.mu.Unlock()
 	select {
 	case <-ch:
-		return r.await(ctx, e, start, deadline, hasDeadline) // a 429 queues it again
+		return r.await(ctx, e, start, deadline, hasDeadline)
 	case <-ctx.Done():
 		return false
 	}
@@ -375,7 +379,7 @@ func (r *Refresher) reachable(e *entry, left time.Duration) bool {
 		return true
 	}
 	ahead := e.ticket - e.queue.headTicket()
-	for _, q := range []*fifo{&r.retry, &r.unfetched} {
+	for _, q := range []*fifo{&r.unfetched} {
 		if q == e.queue {
 			break
 		}
@@ -431,13 +435,18 @@ func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (result, bool) {
 	return result{}, false
 }
 
-// outcome is e's result for a scrape that started at start. r.mu is held.
+// outcome is e's result for a scrape that started at start (the answer sequence) and now
+// (the clock). r.mu is held.
 func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
 	switch {
 	case e.answered > start && e.err != nil:
 		return result{id: e.id, err: e.err}
 	case e.task != nil: // answered for this scrape, or the last values
-		return result{id: e.id, task: e.task, age: now.Sub(e.fetched)}
+		return result{id: e.id, task: e.task, age: max(now.Sub(e.fetched), 0)}
+	case e.inflight:
+		return result{id: e.id, err: errNoAnswerYet}
+	case e.err != nil: // not reached: its last failure stands
+		return result{id: e.id, err: e.err}
 	case e.throttle != nil:
 		return result{id: e.id, err: e.throttle}
 	}
@@ -472,8 +481,8 @@ func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*met
 	}
 }
 
-// next takes the next piece of work: a search, then a throttled, a never-fetched and a
-// stale task. r.mu is held.
+// next takes the next piece of work: a search, then a never-fetched and a stale task.
+// r.mu is held.
 func (r *Refresher) next(take bool) (*entry, *search, bool) {
 	if len(r.searches) > 0 {
 		s := r.searches[0]
@@ -482,7 +491,7 @@ func (r *Refresher) next(take bool) (*entry, *search, bool) {
 		}
 		return nil, s, true
 	}
-	for _, q := range []*fifo{&r.retry, &r.unfetched, &r.stale} {
+	for _, q := range []*fifo{&r.unfetched, &r.stale} {
 		if take {
 			if e := q.pop(); e != nil {
 				return e, nil, true
@@ -648,12 +657,14 @@ func (r *Refresher) make(ctx context.Context, c call) {
 	switch {
 	case c.search != nil:
 		c.search.done <- searchResult{page: page, err: err}
-	case throttled: // the budget speaking: the task stays queued for those who wait
+	case throttled:
+		// The budget speaking, not the task failing: those who wait serve its last values,
+		// and the next scrape queues it again, stalest first. No call is retried within a
+		// scrape.
 		e := c.e
 		e.inflight, e.throttle = false, err
-		if e.waiters > 0 {
-			r.retry.push(e)
-		}
+		close(e.changed)
+		e.changed = make(chan struct{})
 	default:
 		e := c.e
 		r.seq++

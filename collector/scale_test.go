@@ -249,23 +249,32 @@ metastudio_api_throttled_total 4
 	}
 }
 
-// TestThrottledTaskStaysQueued: a 429 is the budget speaking: the task keeps its last
-// values (or has none) and is called again, not failed.
-func TestThrottledTaskStaysQueued(t *testing.T) {
-	var throttle atomic.Int64
-	throttle.Store(2)
+// TestThrottledTaskServesItsLastValues: a 429 is the budget speaking: the task keeps its
+// last values (or has none), is not called again within the scrape, and is called again
+// by the next one.
+func TestThrottledTaskServesItsLastValues(t *testing.T) {
+	var throttle atomic.Bool
 	api := &authAPI{answer: func() error {
-		if throttle.Add(-1) >= 0 {
+		if throttle.Load() {
 			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"}
 		}
 		return nil
 	}}
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
-	r.rate.Configure(0, 100, 1) // a floor high enough for the test not to wait
-	res := r.Get(context.Background(), []string{"a"}, Policy{})
-	if res[0].err != nil || api.calls.Load() != 3 {
-		t.Errorf("after two 429s: %v with %d calls; want the values of the third call", res[0].err, api.calls.Load())
+	r.Get(context.Background(), []string{"a"}, Policy{})
+	throttle.Store(true)
+	clock.Advance(time.Minute)
+	res := r.Get(context.Background(), []string{"a", "never"}, Policy{})
+	if res[0].err != nil || res[0].age != time.Minute || api.calls.Load() != 3 {
+		t.Errorf("throttled: %v, age %s, %d calls; want the last values a minute old and one call per task", res[0].err, res[0].age, api.calls.Load())
+	}
+	if Reason(res[1].err) != "APIGW.0308" {
+		t.Errorf("throttled with nothing known: %v, want the 429", res[1].err)
+	}
+	throttle.Store(false)
+	if res := r.Get(context.Background(), []string{"a", "never"}, Policy{}); res[0].age != 0 || res[1].err != nil || api.calls.Load() != 5 {
+		t.Errorf("the next scrape: %+v after %d calls; want both called again", res, api.calls.Load())
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -252,7 +254,7 @@ func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
-		return nil, nil, errorf(doc, "config", "want a mapping of keys, got %s", describe(doc))
+		return nil, nil, errorf(doc, "config", "want a mapping of keys, got %s", describe(doc, "config"))
 	}
 	if err := decodeStrict(doc, cfg, cfg.lines); err != nil {
 		return nil, nil, err
@@ -358,6 +360,9 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 	case c.Cache.FinishedTTL < 0:
 		return nil, fmt.Errorf("%s: must be 0 (no cache) or positive, got %s", c.at("cache.finished_ttl"), c.Cache.FinishedTTL)
 	}
+	if err := c.Discovery.validate(c.at); err != nil {
+		return nil, err
+	}
 	credWarnings, err := c.Credentials.validate(getenv, c.at)
 	if err != nil {
 		return nil, err
@@ -374,6 +379,49 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 		}
 	}
 	return append(warnings, credWarnings...), nil
+}
+
+// MaxFilterLength bounds discovery.resources and discovery.business_id, in bytes.
+const MaxFilterLength = 256
+
+// validate checks the SearchTask filters: they go into the signed query, where any text
+// is escaped, so what is refused is what cannot be meant: an empty resource, control
+// characters, bytes that are not UTF-8, and more than MaxFilterLength bytes.
+func (d Discovery) validate(at func(string) string) error {
+	for i, r := range d.Resources {
+		if err := checkFilter(r); err != nil {
+			return fmt.Errorf("%s: %q %s", at(fmt.Sprintf("discovery.resources[%d]", i)), r, err)
+		}
+	}
+	if d.BusinessID != "" {
+		if err := checkFilter(d.BusinessID); err != nil {
+			return fmt.Errorf("%s: %q %s", at("discovery.business_id"), d.BusinessID, err)
+		}
+	}
+	return nil
+}
+
+func checkFilter(v string) error {
+	const want = "(want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)"
+	switch {
+	case v == "":
+		return errors.New("is empty " + want)
+	case !utf8.ValidString(v):
+		return errors.New("is not UTF-8 " + want)
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return errors.New("contains a control character " + want)
+	case len(v) > MaxFilterLength:
+		return errors.New("is too long " + want)
+	}
+	return nil
+}
+
+// placeholder is what /config shows in place of a secret. A config that /config printed
+// and someone saved carries it as its secret: refused, rather than signing with it.
+const placeholder = "<secret>"
+
+func placeholderError(key, better string) error {
+	return fmt.Errorf("%s: %q is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (%s)", key, placeholder, better)
 }
 
 func checkEndpoint(key, value string) error {
@@ -443,6 +491,11 @@ func (c *Credentials) validate(getenv Getenv, at func(string) string) ([]string,
 	case len(sources) == 0:
 		for _, f := range envFamilies {
 			if getenv(f[0]) != "" && getenv(f[1]) != "" {
+				for _, name := range f[1:] {
+					if getenv(name) == placeholder {
+						return nil, placeholderError(name, "in the environment")
+					}
+				}
 				c.AccessKey, c.SecretKey, c.SecurityToken = getenv(f[0]), Secret(getenv(f[1])), Secret(getenv(f[2]))
 				c.FromEnv = f[0] + "/" + f[1]
 				return nil, nil
@@ -461,6 +514,9 @@ func (c *Credentials) validate(getenv Getenv, at func(string) string) ([]string,
 	case c.SecretKey == "" && c.SecretKeyFile == "":
 		return nil, errors.New("credentials.secret_key_file: required with an access key (or secret_key)")
 	}
+	if c.SecretKey == placeholder {
+		return nil, placeholderError(at("credentials.secret_key"), "better: secret_key_file")
+	}
 	if c.SecretKey != "" {
 		return []string{"credentials.secret_key is written inline in the config file; prefer secret_key_file or CLOUD_SDK_SK"}, nil
 	}
@@ -476,6 +532,9 @@ func (p *IAMPassword) validate(getenv Getenv, at func(string) string) error {
 	case p.PasswordFile == "":
 		if p.Password = Secret(getenv("HUAWEICLOUD_SDK_IAM_PASSWORD")); p.Password == "" {
 			return fmt.Errorf("%s: required (or HUAWEICLOUD_SDK_IAM_PASSWORD in the environment)", at("credentials.iam_password.password_file"))
+		}
+		if p.Password == placeholder {
+			return placeholderError("HUAWEICLOUD_SDK_IAM_PASSWORD", "in the environment")
 		}
 	}
 	return nil
@@ -511,8 +570,11 @@ func (c *Credentials) checkFiles() error {
 		if err != nil {
 			return fmt.Errorf("credentials.%s: %w", f.key, err)
 		}
-		if strings.TrimSpace(string(data)) == "" {
+		switch strings.TrimSpace(string(data)) {
+		case "":
 			return fmt.Errorf("credentials.%s: %s is empty", f.key, f.path)
+		case placeholder:
+			return placeholderError("credentials."+f.key, "in "+f.path)
 		}
 	}
 	return nil

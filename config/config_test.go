@@ -52,6 +52,17 @@ func TestBadConfigs(t *testing.T) {
 		"metadata-typo.bad.yml":        `line 3: credentials.ecs_metadata.endpont: unknown key (valid: endpoint)`,
 		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache, probe, allow_insecure_endpoint)`,
 		"zero-timeout.bad.yml":         `line 6: scrape.timeout: must be positive, got 0s`,
+		// A secret in the wrong place is never shown, nor a scalar where credentials
+		// or one of its sections wants a mapping; file paths are.
+		"secret-as-credentials.bad.yml":  `line 4: credentials: want a mapping of keys, got a single value (not shown: it may be a secret)`,
+		"secret-as-iam-password.bad.yml": `line 4: credentials.iam_password: want a mapping of keys, got a single value (not shown: it may be a secret)`,
+		"secret-as-metadata.bad.yml":     `line 5: credentials.ecs_metadata: want a mapping of keys, got a single value (not shown: it may be a secret)`,
+		"secret-as-backoff.bad.yml":      `line 7: credentials.failure_backoff: the value (not shown: it may be a secret) is not a duration (want e.g. 10s, 1m30s)`,
+		"secret-as-key.bad.yml":          `line 5: credentials.<key not shown: it may be a secret>: unknown key (valid: access_key, access_key_file, secret_key, secret_key_file, security_token_file, token_file, iam_password, ecs_metadata, failure_backoff)`,
+		"placeholder-secret.bad.yml":     `line 6: credentials.secret_key: "<secret>" is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (better: secret_key_file)`,
+		"placeholder-file.bad.yml":       `credentials.token_file: "<secret>" is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (in testdata/placeholder.txt)`,
+		"empty-resource.bad.yml":         `line 6: discovery.resources[1]: "" is empty (want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)`,
+		"control-business-id.bad.yml":    `line 6: discovery.business_id: "line\nbreak" contains a control character (want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)`,
 	}
 	files, err := filepath.Glob("testdata/*.bad.yml")
 	if err != nil || len(files) != len(want) {
@@ -221,5 +232,98 @@ func TestErrorsStayOnOneLine(t *testing.T) {
 	_, _, err := Parse([]byte("region: cn-north-4\ntasks: [a]\n\"tab\\nhere\": 1\n"), noEnv)
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `"tab\nhere": unknown key`) {
 		t.Errorf("an unknown key with a line break: %q", err)
+	}
+}
+
+// TestNoSecretInErrors puts a secret where every credential key, and every credentials
+// section, expects something else: as a scalar where a mapping belongs, as a key, in a
+// list, in a mapping. No error shows any part of it.
+func TestNoSecretInErrors(t *testing.T) {
+	const secret = "Zq8hunter2Secret"
+	base := "region: cn-north-4\nproject_id: p1\ntasks: [a]\n"
+	var texts []string
+	for _, section := range []string{"credentials", "credentials.iam_password", "credentials.ecs_metadata"} {
+		for _, v := range []string{secret, "[" + secret + "]", "{" + secret + ": x}", "{" + strings.ToLower(secret) + ": x}", `"` + secret + `\n"`} {
+			texts = append(texts, nest(section, v))
+		}
+	}
+	for _, key := range []string{"access_key", "access_key_file", "secret_key", "secret_key_file", "security_token_file",
+		"token_file", "failure_backoff", "iam_password.domain_name", "iam_password.user_name", "iam_password.password_file",
+		"ecs_metadata.endpoint"} {
+		for _, v := range []string{"[" + secret + "]", "{" + secret + ": x}", "{k: " + secret + "}", "[{k: " + secret + "}]"} {
+			texts = append(texts, nest("credentials."+key, v))
+		}
+	}
+	texts = append(texts, "credentials:\n  failure_backoff: "+secret+"\n", secret+"\n", "- "+secret+"\n")
+	for _, text := range texts {
+		_, _, err := Parse([]byte(base+text), noEnv)
+		if text == secret+"\n" || text == "- "+secret+"\n" {
+			_, _, err = Parse([]byte(text), noEnv)
+		}
+		if err == nil {
+			t.Errorf("accepted:\n%s", text)
+			continue
+		}
+		if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret[:6])) {
+			t.Errorf("the error shows the secret: %v\nfor\n%s", err, text)
+		}
+	}
+}
+
+// nest writes value at a dotted path as flow-style YAML.
+func nest(path, value string) string {
+	parts := strings.Split(path, ".")
+	out := value
+	for i := len(parts) - 1; i > 0; i-- {
+		out = "{" + parts[i] + ": " + out + "}"
+	}
+	return parts[0] + ": " + out + "\n"
+}
+
+// TestShow: /config's text. Environment credentials are a comment, not inline keys, and
+// the text loads back with the same environment as the same config; an inline secret
+// shows as <secret>, which does not load back as a secret.
+func TestShow(t *testing.T) {
+	env := envOf(map[string]string{"CLOUD_SDK_AK": "ENVAK", "CLOUD_SDK_SK": "env-secret-key", "HUAWEICLOUD_SDK_IAM_PASSWORD": "env-password"})
+	base := "region: cn-north-4\nproject_id: p\ntasks: [t]\n"
+	for _, tc := range []struct {
+		name, extra, comment string
+	}{
+		{"environment AK/SK", "", "credentials: # AK/SK from the environment: CLOUD_SDK_AK/CLOUD_SDK_SK\n"},
+		{"environment password", "credentials: {iam_password: {domain_name: d, user_name: u}}\n", "iam_password: # password from the environment: HUAWEICLOUD_SDK_IAM_PASSWORD\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Parse([]byte(base+tc.extra), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cfg.Show()
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(out)
+			if !strings.Contains(text, tc.comment) || strings.Contains(text, "ENVAK") || strings.Contains(text, "<secret>") || strings.Contains(text, "env-") {
+				t.Errorf("/config shows:\n%s", text)
+			}
+			again, _, err := Parse(out, env)
+			if err != nil {
+				t.Fatalf("the shown config does not load back: %v", err)
+			}
+			if again.Credentials.AccessKey != cfg.Credentials.AccessKey || again.Credentials.SecretKey != cfg.Credentials.SecretKey ||
+				(cfg.Credentials.IAMPassword != nil && again.Credentials.IAMPassword.Password != cfg.Credentials.IAMPassword.Password) {
+				t.Error("the shown config loads back with other credentials")
+			}
+		})
+	}
+	cfg, _, err := Parse([]byte(base+"credentials: {access_key: AK, secret_key: inline-secret}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := cfg.Show()
+	if !strings.Contains(string(out), "secret_key: <secret>") || strings.Contains(string(out), "inline-secret") {
+		t.Errorf("an inline secret shows as:\n%s", out)
+	}
+	if _, _, err := Parse(out, noEnv); err == nil || !strings.Contains(err.Error(), "is the placeholder that /config shows") {
+		t.Errorf("the placeholder loads back as a secret: %v", err)
 	}
 }

@@ -85,9 +85,9 @@ func FuzzParse(f *testing.F) {
 		}
 
 		// /config shows exactly this text.
-		out, err := yaml.Marshal(cfg)
+		out, err := cfg.Show()
 		if err != nil {
-			t.Fatalf("yaml.Marshal of a parsed config: %v", err)
+			t.Fatalf("Show of a parsed config: %v", err)
 		}
 		// Re-validating it must not panic, and fails in one line if it fails: it does
 		// fail today, since an unset credential source marshals as null, which the
@@ -99,18 +99,23 @@ func FuzzParse(f *testing.F) {
 				checkOneLine(t, "warning", w)
 			}
 		}
-		// Without those nulls, the marshalled config must parse back to itself.
+		// Without those nulls, the marshalled config must parse back to itself, unless
+		// it shows an inline secret as <secret>, which is refused as a secret.
 		pruned := dropNulls(t, out)
 		again, warnings, err := config.Parse(pruned, getenv)
+		if err != nil && cfg.Credentials.SecretKey != "" && cfg.Credentials.FromEnv == "" &&
+			strings.Contains(err.Error(), "is the placeholder that /config shows") {
+			return
+		}
 		if err != nil {
 			t.Fatalf("the marshalled config, nulls dropped, does not parse: %v\n%s", err, pruned)
 		}
 		for _, w := range warnings {
 			checkOneLine(t, "warning", w)
 		}
-		out2, err := yaml.Marshal(again)
+		out2, err := again.Show()
 		if err != nil {
-			t.Fatalf("yaml.Marshal of the re-parsed config: %v", err)
+			t.Fatalf("Show of the re-parsed config: %v", err)
 		}
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("the config changed through marshal and parse:\n%s\nbecame\n%s", out, out2)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +67,7 @@ func (d decoder) value(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		i, err := strconv.Atoi(s)
 		if err != nil {
-			return errorf(n, path, "%q is not an integer", s)
+			return errorf(n, path, "%s is not an integer", quote(s, path))
 		}
 		v.SetInt(int64(i))
 		return nil
@@ -77,7 +78,7 @@ func (d decoder) value(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return errorf(n, path, "%q is not a number", s)
+			return errorf(n, path, "%s is not a number", quote(s, path))
 		}
 		v.SetFloat(f)
 		return nil
@@ -88,7 +89,7 @@ func (d decoder) value(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			return errorf(n, path, "%q is not true or false", s)
+			return errorf(n, path, "%s is not true or false", quote(s, path))
 		}
 		v.SetBool(b)
 		return nil
@@ -103,7 +104,7 @@ func (d decoder) duration(n *yaml.Node, v reflect.Value, path string) error {
 	}
 	dur, err := time.ParseDuration(s)
 	if err != nil {
-		return errorf(n, path, "%q is not a duration (want e.g. 10s, 1m30s)", s)
+		return errorf(n, path, "%s is not a duration (want e.g. 10s, 1m30s)", quote(s, path))
 	}
 	v.SetInt(int64(dur))
 	return nil
@@ -114,7 +115,7 @@ func (d decoder) structure(n *yaml.Node, v reflect.Value, path string) error {
 		return nil // "section:" with nothing under it keeps the defaults
 	}
 	if n.Kind != yaml.MappingNode {
-		return errorf(n, path, "want a mapping of keys, got %s", describe(n))
+		return errorf(n, path, "want a mapping of keys, got %s", describe(n, path))
 	}
 	fields := map[string]int{}
 	var names []string
@@ -133,6 +134,9 @@ func (d decoder) structure(n *yaml.Node, v reflect.Value, path string) error {
 		keyPath := join(path, printable(key.Value))
 		idx, ok := fields[key.Value]
 		if !ok {
+			if path != "" && secretive(path) && !keyPattern.MatchString(key.Value) {
+				keyPath = join(path, "<key not shown: it may be a secret>")
+			}
 			return fmt.Errorf("line %d: %s: unknown key (valid: %s)", key.Line, keyPath, strings.Join(names, ", "))
 		}
 		if first, dup := seen[key.Value]; dup {
@@ -153,7 +157,7 @@ func (d decoder) slice(n *yaml.Node, v reflect.Value, path string) error {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		return errorf(n, path, "want a list, got %s", describe(n))
+		return errorf(n, path, "want a list, got %s", describe(n, path))
 	}
 	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
@@ -172,7 +176,7 @@ func (d decoder) mapping(n *yaml.Node, v reflect.Value, path string) error {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return errorf(n, path, "want a mapping, got %s", describe(n))
+		return errorf(n, path, "want a mapping, got %s", describe(n, path))
 	}
 	if v.Type().Key().Kind() != reflect.String {
 		return errorf(n, path, "unsupported map key type %s", v.Type().Key())
@@ -203,7 +207,7 @@ func (d decoder) mapping(n *yaml.Node, v reflect.Value, path string) error {
 // scalar returns a scalar node's text; null is the empty string.
 func scalar(n *yaml.Node, path, want string) (string, error) {
 	if n.Kind != yaml.ScalarNode {
-		return "", errorf(n, path, "want %s, got %s", want, describe(n))
+		return "", errorf(n, path, "want %s, got %s", want, describe(n, path))
 	}
 	if n.Tag == "!!null" {
 		return "", nil
@@ -215,15 +219,38 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-func describe(n *yaml.Node) string {
+// describe names what a node is; it shows a scalar's value, except where a secret may
+// have been written (see secretive).
+func describe(n *yaml.Node, path string) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	}
+	if secretive(path) {
+		return "a single value (not shown: it may be a secret)"
+	}
 	return fmt.Sprintf("%q", n.Value)
 }
+
+// quote shows a scalar in an error, unless a secret may have been written there.
+func quote(s, path string) string {
+	if secretive(path) {
+		return "the value (not shown: it may be a secret)"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// secretive reports whether a value found at path may be a secret written in the wrong
+// place: anywhere under credentials, and the whole file. Errors there never show it.
+func secretive(path string) bool {
+	return path == "" || path == "config" || path == "credentials" || strings.HasPrefix(path, "credentials.")
+}
+
+// keyPattern is what a mistyped key looks like; another unknown key under credentials is
+// not shown, since a secret may have been written where a key belongs.
+var keyPattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 
 // printable quotes a key that holds control or other unprintable characters, so that an
 // error stays on one line.

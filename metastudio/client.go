@@ -39,6 +39,9 @@ type Options struct {
 	Observer  auth.Observer // may be nil
 	UserAgent string
 	Now       func() time.Time // the exporter's clock (default time.Now)
+	// Clock, if set, is fed the Date header of answers (every 401, else at most once per
+	// auth.SkewSampleInterval), so that credentials signing with it correct the skew.
+	Clock *auth.Clock
 	// Transport replaces the default transport (tests); nil builds one from MaxConns.
 	Transport http.RoundTripper
 }
@@ -52,6 +55,7 @@ type Client struct {
 	observer  auth.Observer
 	userAgent string
 	now       func() time.Time
+	clock     *auth.Clock
 }
 
 // NewClient builds a Client. The transport honours HTTPS_PROXY/NO_PROXY, verifies TLS
@@ -82,6 +86,7 @@ func NewClient(o Options) (*Client, error) {
 		observer:  o.Observer,
 		userAgent: o.UserAgent,
 		now:       o.Now,
+		clock:     o.Clock,
 	}, nil
 }
 
@@ -121,7 +126,7 @@ func (c *Client) ShowTask(ctx context.Context, id string) (*Task, error) {
 
 // SearchTask lists one page of tasks: GET /v2/{project_id}/ies/task.
 func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, error) {
-	q := url.Values{}
+	q := query{}
 	for _, r := range p.Resources {
 		q.Add("resource", r)
 	}
@@ -145,32 +150,18 @@ func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, err
 	return &page, nil
 }
 
-// get sends one authenticated GET and decodes a 2xx answer into out. Calls are never
-// retried, with one exception: after a 401 that says the credentials expired, credentials
-// that can be refreshed (IAM tokens, temporary keys) are refreshed once and the call is
-// made once more.
-func (c *Client) get(ctx context.Context, op, path string, query url.Values, out any) error {
-	refused, err := c.getOnce(ctx, op, path, query, out)
-	var apiErr *APIError
-	if r, ok := c.auth.(auth.Refresher); ok && errors.As(err, &apiErr) && apiErr.Expired() {
-		if rerr := r.Refresh(ctx, refused); rerr != nil {
-			return &APIError{Operation: op, Err: fmt.Errorf("%w: refreshing after %v: %w", ErrCredentials, apiErr, rerr)}
-		}
-		_, err = c.getOnce(ctx, op, path, query, out)
-	}
-	return err
-}
-
-// getOnce sends one authenticated GET and decodes a 2xx answer, which must be a JSON
-// object without an error code, into out. Everything else becomes an error; the call is
-// observed either way. It returns the request it sent.
-func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values, out any) (*http.Request, error) {
+// get sends one authenticated GET and decodes a 2xx answer, which must be a JSON object
+// without an error code, into out. Everything else becomes an error; the call is
+// observed either way. A call is one request: nothing is retried here, not even after a
+// 401 (the exporter's AK guard decides, since every refused signature counts toward the
+// gateway's AK lock).
+func (c *Client) get(ctx context.Context, op, path string, q query, out any) error {
 	u := *c.endpoint
 	u.Path = path
-	u.RawQuery = query.Encode()
+	u.RawQuery = q.encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: building request: %w", op, err)
+		return fmt.Errorf("%s: building request: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/json") // as the SDK sends it, even on GET
 	req.Header.Set("Accept", "application/json")
@@ -179,33 +170,34 @@ func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values,
 	}
 	req.Header.Set(auth.HeaderProjectID, c.projectID)
 	if err := c.auth.Authenticate(ctx, req, nil); err != nil {
-		return req, &APIError{Operation: op, Err: fmt.Errorf("%w: %w", ErrCredentials, err)}
+		return &APIError{Operation: op, Err: fmt.Errorf("%w: %w", ErrCredentials, err)}
 	}
 
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		auth.Observe(c.observer, op, nil, time.Since(start), c.now())
-		return req, &APIError{Operation: op, Err: transportError(ctx, err)}
+		auth.Observe(c.observer, op, nil, time.Since(start), c.now(), time.Time{})
+		return &APIError{Operation: op, Err: transportError(ctx, err)}
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	auth.Observe(c.observer, op, resp, time.Since(start), c.now())
+	received := c.now()
+	auth.Observe(c.observer, op, resp, time.Since(start), received, c.sampleDate(resp, received))
 
 	apiErr := &APIError{Operation: op, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	switch {
 	case readErr != nil:
 		apiErr.Err = fmt.Errorf("%w: %w", errRead, transportError(ctx, readErr))
-		return req, apiErr
+		return apiErr
 	case len(body) > MaxBodyBytes:
 		apiErr.Err = ErrBodyTooLarge
-		return req, apiErr
+		return apiErr
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		apiErr.fillFromBody(body)
 		if apiErr.Throttled() {
 			apiErr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		}
-		return req, apiErr
+		return apiErr
 	}
 	// A 2xx that still carries an error code is an error (some gateways answer 200).
 	if code, msg, reqID, ok := errorFields(body); ok {
@@ -213,14 +205,48 @@ func (c *Client) getOnce(ctx context.Context, op, path string, query url.Values,
 		if reqID != "" {
 			apiErr.RequestID = reqID
 		}
-		return req, apiErr
+		return apiErr
 	}
 	if err := decodeObject(body, out); err != nil {
 		apiErr.Err = err
-		return req, apiErr
+		return apiErr
 	}
-	return req, nil
+	return nil
 }
+
+// sampleDate reads the answer's Date header for the clock skew when it is due: on every
+// 401 (a skewed X-Sdk-Date is answered with one) and at most once per
+// auth.SkewSampleInterval otherwise. It feeds the Clock and returns the date, or zero.
+func (c *Client) sampleDate(resp *http.Response, received time.Time) time.Time {
+	if c.clock == nil {
+		if resp.StatusCode != http.StatusUnauthorized {
+			return time.Time{}
+		}
+	} else if resp.StatusCode != http.StatusUnauthorized && !c.clock.Due(received) {
+		return time.Time{}
+	}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}
+	}
+	if c.clock != nil {
+		c.clock.Sample(date, received)
+	}
+	return date
+}
+
+// query is a request's query. It is sent exactly as the signature covers it: keys
+// sorted, each key's values sorted, keys and values escaped with auth.Escape (a space is
+// %20, never "+"), so that the bytes sent and the bytes signed are the same for any value.
+type query map[string][]string
+
+// Add appends a value to key.
+func (q query) Add(key, value string) { q[key] = append(q[key], value) }
+
+// Set replaces the values of key.
+func (q query) Set(key, value string) { q[key] = []string{value} }
+
+func (q query) encode() string { return auth.CanonicalQuery(q) }
 
 // transportError reports a call cut by the scrape's deadline as just that.
 func transportError(ctx context.Context, err error) error {

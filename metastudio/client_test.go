@@ -158,10 +158,11 @@ func TestErrors(t *testing.T) {
 		status                int
 		code, msg, reqID, why string
 		auth, throttled       bool
+		verifies              bool // the service answered past the gateway's authentication
 	}{
 		{name: "MetaStudio 400", handler: answer(400, "application/json",
 			`{"error_code":"MSS.000000003","error_msg":"Invalid parameter","request_id":"body-id"}`, "X-Request-Id", "hdr-id"),
-			status: 400, code: "MSS.000000003", msg: "Invalid parameter", reqID: "body-id", why: "MSS.000000003"},
+			status: 400, code: "MSS.000000003", msg: "Invalid parameter", reqID: "body-id", why: "MSS.000000003", verifies: true},
 		{name: "gateway 404, id from header", handler: answer(404, "application/json",
 			`{"error_code":"APIGW.0101","error_msg":"The API does not exist"}`, "X-Request-Id", "hdr-id"),
 			status: 404, code: "APIGW.0101", msg: "The API does not exist", reqID: "hdr-id", why: "APIGW.0101"},
@@ -169,13 +170,21 @@ func TestErrors(t *testing.T) {
 			status: 429, code: "APIG.0308", msg: "throttled", why: "APIG.0308", throttled: true},
 		{name: "auth", handler: answer(401, "application/json", `{"error_code":"APIGW.0301","error_msg":"verify aksk signature fail"}`),
 			status: 401, code: "APIGW.0301", msg: "verify aksk signature fail", why: "APIGW.0301", auth: true},
+		// Huawei's documented answer for an expired or revoked token says nothing of expiry.
+		{name: "revoked token", handler: answer(401, "application/json", `{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: decrypt token fail"}`),
+			status: 401, code: "APIGW.0301", msg: "Incorrect IAM authentication information: decrypt token fail", why: "APIGW.0301", auth: true},
+		{name: "401 without a body", handler: answer(401, "text/plain", ``), status: 401, why: "http_401", auth: true},
+		{name: "MSS auth failure on 200", handler: answer(200, "application/json", `{"error_code":"MSS.000000004","error_msg":"auth failed"}`),
+			status: 200, code: "MSS.000000004", msg: "auth failed", why: "MSS.000000004", auth: true},
 		{name: "code/message fallback", handler: answer(403, "application/json", `{"code":"MSS.000000004","message":"auth failed"}`),
 			status: 403, code: "MSS.000000004", msg: "auth failed", why: "MSS.000000004", auth: true},
 		{name: "HTML 502", handler: answer(502, "text/html", `<html><body>502 Bad Gateway</body></html>`),
 			status: 502, why: "http_502"},
 		{name: "empty 503", handler: answer(503, "text/plain", ``), status: 503, why: "http_503"},
 		{name: "200 with error body", handler: answer(200, "application/json", `{"error_code":"MSS.000000002","error_msg":"internal"}`),
-			status: 200, code: "MSS.000000002", msg: "internal", why: "MSS.000000002"},
+			status: 200, code: "MSS.000000002", msg: "internal", why: "MSS.000000002", verifies: true},
+		{name: "MSS 500", handler: answer(500, "application/json", `{"error_code":"MSS.000000002","error_msg":"internal"}`),
+			status: 500, code: "MSS.000000002", msg: "internal", why: "MSS.000000002", verifies: true},
 		{name: "200 with numeric code", handler: answer(200, "application/json", `{"code":500}`), status: 200, code: "500", why: "500"},
 		{name: "200 array", handler: answer(200, "application/json", `[{"task_id":"t1"}]`), status: 200, why: "decode"},
 		{name: "200 string", handler: answer(200, "application/json", `"ok"`), status: 200, why: "decode"},
@@ -196,8 +205,8 @@ func TestErrors(t *testing.T) {
 			if e.StatusCode != tc.status || e.Code != tc.code || e.Message != tc.msg || e.RequestID != tc.reqID || e.Reason() != tc.why {
 				t.Errorf("got status %d code %q msg %q request id %q reason %q", e.StatusCode, e.Code, e.Message, e.RequestID, e.Reason())
 			}
-			if e.AuthFailed() != tc.auth || e.Throttled() != tc.throttled {
-				t.Errorf("AuthFailed %v Throttled %v", e.AuthFailed(), e.Throttled())
+			if e.AuthFailed() != tc.auth || e.Throttled() != tc.throttled || e.Verifies() != tc.verifies || e.CredentialsUnavailable() {
+				t.Errorf("AuthFailed %v Throttled %v Verifies %v CredentialsUnavailable %v", e.AuthFailed(), e.Throttled(), e.Verifies(), e.CredentialsUnavailable())
 			}
 			if len(rec.calls) != 1 || !strings.HasPrefix(rec.calls[0], "ShowTask ") {
 				t.Errorf("observed %q", rec.calls)
@@ -266,7 +275,8 @@ func TestSearchTaskQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "/v2/p1/ies/task?begin_time=1744276967708&business_id=b+1&limit=100&offset=100&resource=qa_pair&resource=intent"
+	// Sent as signed: keys and each key's values sorted, a space as %20 (never "+").
+	want := "/v2/p1/ies/task?begin_time=1744276967708&business_id=b%201&limit=100&offset=100&resource=intent&resource=qa_pair"
 	if got != want {
 		t.Errorf("request\n%s\nwant\n%s", got, want)
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
 )
 
 // APIError is a failed API call. StatusCode is 0 when no response came. Code, Message
@@ -82,22 +84,35 @@ var ErrBodyTooLarge = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
 
 var errRead = errors.New("reading body")
 
-// AuthFailed reports whether the credentials were refused (a 401, APIGW.0301 or
-// MSS.000000004), or could not be had at all (ErrCredentials).
+// AuthFailed reports whether the credentials were refused: by the API (a 401, APIGW.0301
+// or MSS.000000004, whatever the message says) or by the credential source (Err wraps
+// auth.ErrRejected: IAM refused the password, no agency is bound to the ECS). Credentials
+// that could not be had for another reason are CredentialsUnavailable, not AuthFailed.
 func (e *APIError) AuthFailed() bool {
 	code := strings.Replace(e.Code, "APIG.", "APIGW.", 1)
 	return e.StatusCode == http.StatusUnauthorized || code == "APIGW.0301" || code == "MSS.000000004" ||
-		errors.Is(e.Err, ErrCredentials)
+		errors.Is(e.Err, auth.ErrRejected)
 }
 
-// Expired reports whether the API refused the credentials because they expired (an IAM
-// token, or temporary keys): worth one refresh.
-func (e *APIError) Expired() bool {
-	return e.StatusCode == http.StatusUnauthorized && strings.Contains(strings.ToLower(e.Message), "expired")
+// CredentialsUnavailable reports whether the call was not made because its credentials
+// could not be had, without a refusal: IAM or the metadata service timed out, could not be
+// reached or failed (5xx), the caller's deadline passed while waiting for them, or a key
+// file could not be read. This is no reason for the AK guard to cool down.
+func (e *APIError) CredentialsUnavailable() bool {
+	return errors.Is(e.Err, ErrCredentials) && !errors.Is(e.Err, auth.ErrRejected)
+}
+
+// Verifies reports whether the answer proves that the credentials passed the gateway's
+// authentication: the service itself answered, with an MSS.* error code (a 2xx, a nil
+// error, verifies too). A 3xx, a gateway error without an MSS code, or no answer at all
+// verifies nothing.
+func (e *APIError) Verifies() bool {
+	return strings.HasPrefix(e.Code, "MSS.") && !e.AuthFailed()
 }
 
 // ErrCredentials marks a call that was not made because its credentials could not be had
-// (a missing key file, IAM refusing the password, the metadata service unreachable).
+// (a missing key file, IAM refusing the password or not answering, the metadata service
+// unreachable). errors.Is(err, auth.ErrRejected) tells a refusal from the rest.
 var ErrCredentials = errors.New("credentials unavailable")
 
 // Throttled reports whether the API asked us to slow down.

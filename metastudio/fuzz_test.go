@@ -156,7 +156,7 @@ func checkAPIError(t *testing.T, e *APIError) {
 	if e.Reason() == "" {
 		t.Errorf("Reason() is empty for %#v", e)
 	}
-	_, _, _ = e.AuthFailed(), e.Expired(), e.Throttled()
+	_, _, _, _ = e.AuthFailed(), e.Verifies(), e.CredentialsUnavailable(), e.Throttled()
 	_ = e.Unwrap()
 }
 

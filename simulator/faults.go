@@ -44,8 +44,11 @@ const (
 	msgInternal  = "Internal error."
 	msgAuthPfx   = "Incorrect IAM authentication information: "
 	msgLocked    = msgAuthPfx + "AK access failed to reach the limit,forbidden."
-	contentJSON  = "application/json"
-	contentMSS   = "application/json;charset=UTF-8"
+	// msgDecryptTokenFail is the gateway's answer to an X-Auth-Token it cannot use: wrong,
+	// expired or revoked (Huawei documents no message that mentions expiry).
+	msgDecryptTokenFail = "decrypt token fail"
+	contentJSON         = "application/json"
+	contentMSS          = "application/json;charset=UTF-8"
 )
 
 // newRequestID is 32 random lower-case hex digits, like the gateway's request ids.

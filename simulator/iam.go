@@ -68,8 +68,8 @@ func (s *Server) IssuedTokens() int {
 }
 
 // ExpireTokens makes every X-Auth-Token IAM has issued so far expire now (by Now): the
-// MetaStudio routes then answer 401 "... the token has expired". Options.Tokens are not
-// affected.
+// MetaStudio routes then answer 401 APIGW.0301 "... decrypt token fail", as Huawei's
+// gateway answers an expired token. Options.Tokens are not affected.
 func (s *Server) ExpireTokens() {
 	now := s.now()
 	s.mu.Lock()
@@ -79,6 +79,16 @@ func (s *Server) ExpireTokens() {
 			s.iamTokens[tok] = now
 		}
 	}
+}
+
+// RevokeTokens revokes every X-Auth-Token IAM has issued so far, as IAM does within
+// about 30 minutes of a password or permission change: the MetaStudio routes then answer
+// 401 APIGW.0301 "... decrypt token fail". Tokens issued later are good. Options.Tokens
+// are not affected.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.iamTokens)
 }
 
 // iamErrorBody is IAM's error body.

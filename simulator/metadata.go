@@ -34,7 +34,8 @@ func (s *Server) IssuedCredentials() int {
 }
 
 // ExpireCredentials makes every temporary credential issued so far expire now (by Now):
-// requests signed with them then answer 401 "... the security token has expired".
+// requests signed with them then answer 401 APIGW.0301 "... Get secretKey failed,ak:AK,
+// err:ak not exist", since IAM no longer knows an expired temporary AK.
 func (s *Server) ExpireCredentials() {
 	now := s.now()
 	s.mu.Lock()

@@ -19,9 +19,12 @@
 //  4. With Options.RateLimit, the throttling gateway (gateway.go): a ShowTask or SearchTask
 //     request over the limit is answered 429 APIGW.0308 unauthenticated (no AK lock count).
 //     Then authentication, for every other path: X-Auth-Token when present (it must be in
-//     Options.Tokens or issued by IAM, else "decrypt token fail"; an issued one past its
-//     expiry is "the token has expired"), else an SDK-HMAC-SHA256 Authorization header. An
-//     unknown AK is "ak not exist". For a known AK, an X-Sdk-Date that is missing,
+//     Options.Tokens or issued by IAM and neither expired nor revoked, else "decrypt token
+//     fail", Huawei's one answer for all three), else an SDK-HMAC-SHA256 Authorization
+//     header, checked by the simulator's own canonicaliser (verify.go), written from the
+//     published algorithm independently of the exporter's signer. An unknown AK, or an
+//     expired temporary one, is "Get secretKey failed,ak:AK,err:ak not exist". For a
+//     known AK, an X-Sdk-Date that is missing,
 //     unparsable or more than 15 minutes from the server's clock, a required
 //     X-Security-Token that is missing, wrong or not in SignedHeaders, and a wrong
 //     signature are all "verify aksk signature fail, <reason>" and count as consecutive
@@ -65,7 +68,7 @@
 // {"credential":{"access","secret","securitytoken","expires_at"}}, a fresh temporary
 // AK/SK/security token on each call. The gateway and /v3/projects accept those keys, with
 // their security token sent and signed, until expires_at by Now; afterwards they answer
-// 401 APIGW.0301 "... the security token has expired". Temporary keys count toward the AK
+// 401 APIGW.0301 "... err:ak not exist". Temporary keys count toward the AK
 // lock like any other. MetadataOptions sets session-token enforcement, the PUT's status, the
 // missing-agency 401 and a garbage answer. Metadata errors have plain-text bodies.
 package simulator
@@ -85,8 +88,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/metastudio-exporter/metastudio_exporter/auth"
 )
 
 // Operation names for Requests.
@@ -592,7 +593,7 @@ func readBody(r *http.Request) (body []byte, tooLarge bool, err error) {
 // authenticate checks the request like the gateway: an X-Auth-Token when present, else an
 // SDK-HMAC-SHA256 Authorization. msg completes "Incorrect IAM authentication information: ".
 func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool) {
-	if tok := r.Header.Get(auth.HeaderAuthToken); tok != "" {
+	if tok := r.Header.Get(headerAuthToken); tok != "" {
 		return s.checkToken(tok)
 	}
 	return s.authenticateAKSK(r, body)
@@ -607,13 +608,15 @@ func (s *Server) checkToken(tok string) (msg string, ok bool) {
 	s.mu.Lock()
 	expires, issued := s.iamTokens[tok]
 	s.mu.Unlock()
-	switch {
-	case !issued:
-		return "decrypt token fail", false
-	case !now.Before(expires):
-		return "the token has expired", false
+	if !issued || !now.Before(expires) {
+		return msgDecryptTokenFail, false // Huawei's answer for a wrong, expired or revoked token alike
 	}
 	return "", true
+}
+
+// akNotExist is the gateway's answer for an AK that IAM does not know.
+func akNotExist(ak string) string {
+	return "Get secretKey failed,ak:" + ak + ",err:ak not exist"
 }
 
 // authenticateAKSK checks an SDK-HMAC-SHA256 Authorization: the AK (static or temporary),
@@ -623,7 +626,7 @@ func (s *Server) authenticateAKSK(r *http.Request, body []byte) (msg string, ok 
 	if header == "" {
 		return "the request carries neither X-Auth-Token nor Authorization", false
 	}
-	a, err := auth.ParseAuthorization(header)
+	a, err := parseAuthorization(header)
 	if err != nil {
 		return "verify aksk signature fail, " + err.Error(), false
 	}
@@ -631,21 +634,21 @@ func (s *Server) authenticateAKSK(r *http.Request, body []byte) (msg string, ok 
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sk, known := s.creds[a.AccessKey]
-	wantToken := s.secTokens[a.AccessKey]
+	sk, known := s.creds[a.accessKey]
+	wantToken := s.secTokens[a.accessKey]
 	var expires time.Time
 	if !known {
-		if tc, ok := s.temp[a.AccessKey]; ok {
+		if tc, ok := s.temp[a.accessKey]; ok {
 			sk, wantToken, expires, known = tc.secret, tc.token, tc.expires, true
 		}
 	}
 	if !known {
-		return "ak not exist", false
+		return akNotExist(a.accessKey), false
 	}
-	st := s.aks[a.AccessKey]
+	st := s.aks[a.accessKey]
 	if st == nil {
 		st = &akState{}
-		s.aks[a.AccessKey] = st
+		s.aks[a.accessKey] = st
 	}
 	if !st.lockedUntil.IsZero() {
 		if now.Before(st.lockedUntil) {
@@ -655,7 +658,7 @@ func (s *Server) authenticateAKSK(r *http.Request, body []byte) (msg string, ok 
 		st.failures = 0
 	}
 	if !expires.IsZero() && !now.Before(expires) {
-		return "the security token has expired", false
+		return akNotExist(a.accessKey), false // IAM forgets an expired temporary AK
 	}
 	if reason := verifyAKSK(r, body, a, sk, wantToken, now.Add(s.Skew())); reason != "" {
 		st.failures++
@@ -672,12 +675,12 @@ func (s *Server) authenticateAKSK(r *http.Request, body []byte) (msg string, ok 
 // verifyAKSK returns why a signed request fails, or "" when it passes: the X-Sdk-Date
 // window around serverNow, the security token (wantToken, "" for a permanent key), then the
 // signature itself.
-func verifyAKSK(r *http.Request, body []byte, a auth.Authorization, sk, wantToken string, serverNow time.Time) string {
-	date := r.Header.Get(auth.HeaderSdkDate)
+func verifyAKSK(r *http.Request, body []byte, a authorization, sk, wantToken string, serverNow time.Time) string {
+	date := r.Header.Get(headerSdkDate)
 	if date == "" {
 		return "X-Sdk-Date is missing"
 	}
-	t, err := time.Parse(auth.DateFormat, date)
+	t, err := time.Parse(sdkDateFormat, date)
 	if err != nil {
 		return "X-Sdk-Date is invalid"
 	}
@@ -685,14 +688,14 @@ func verifyAKSK(r *http.Request, body []byte, a auth.Authorization, sk, wantToke
 		return "X-Sdk-Date is more than 15 minutes away from the server time"
 	}
 	if wantToken != "" {
-		if r.Header.Get(auth.HeaderSecurityToken) != wantToken {
+		if r.Header.Get(headerSecurityToken) != wantToken {
 			return "X-Security-Token is missing or invalid"
 		}
-		if !slices.Contains(a.SignedHeaders, "x-security-token") {
+		if !slices.Contains(a.signedHeaders, "x-security-token") {
 			return "x-security-token is not signed"
 		}
 	}
-	if err := auth.Verify(r, body, a, sk); err != nil {
+	if err := checkSignature(r, body, a, sk); err != nil {
 		return err.Error()
 	}
 	return ""
