@@ -299,3 +299,21 @@ func TestMinRefreshInterval(t *testing.T) {
 		t.Errorf("15 s later: %d calls, want a new call", api.total())
 	}
 }
+
+// TestFailedCallHidesOldValues: a task whose call for this scrape failed reports the
+// failure, whatever is known of it; one not reached keeps its last values.
+func TestFailedCallHidesOldValues(t *testing.T) {
+	var fail atomic.Bool
+	api := &authAPI{answer: func() error {
+		if fail.Load() {
+			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
+		}
+		return nil
+	}}
+	r := startRefresher(t, api, time.Now, 0, 1, 5*time.Second)
+	r.Get(context.Background(), []string{"a"}, Policy{})
+	fail.Store(true)
+	if res := r.Get(context.Background(), []string{"a"}, Policy{}); Reason(res[0].err) != "MSS.000000002" {
+		t.Errorf("a failed call: %+v, want its error and no values", res[0])
+	}
+}
