@@ -237,6 +237,11 @@ func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labels 
 // track logs a task's failure at warn when it starts failing or its reason changes, at
 // debug otherwise, and its recovery at info.
 func (c *Collector) track(id string, err error) {
+	if errors.Is(err, ErrRateBudget) || errors.Is(err, errNoAnswerYet) {
+		// Not the task failing: its turn (or its call's answer) comes after this scrape.
+		level.Debug(c.logger).Log(append([]any{"msg", "Task not answered yet", "task_id", id}, errorKeys(err)...)...)
+		return
+	}
 	reason := ""
 	if err != nil {
 		reason = Reason(err)
