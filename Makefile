@@ -120,7 +120,7 @@ release:
 		echo "building $(DIST)/$$name.tar.gz"; \
 		mkdir -p $(DIST)/$$name; \
 		GOOS=$$os GOARCH=$$arch $(BUILD) -o $(DIST)/$$name/$(BIN) .; \
-		cp README.md $(DIST)/$$name/; \
+		cp README.md $(DIST)/$$name/; cp -R docs $(DIST)/$$name/; \
 		cp -R examples $(DIST)/$$name/; \
 		tar -C $(DIST) --owner=0 --group=0 --numeric-owner -czf $(DIST)/$$name.tar.gz $$name; \
 		rm -rf $(DIST)/$$name; \

@@ -29,11 +29,11 @@ const root = ".."
 // File paths, relative to this package's directory.
 var (
 	alertsFile     = filepath.Join(root, "examples", "alerts.yml")
+	alertingDoc    = filepath.Join(root, "docs", "alerting.md")
 	alertsTestFile = filepath.Join(root, "examples", "alerts_test.yml")
 	prometheusFile = filepath.Join(root, "examples", "prometheus.yml")
 	dashboardFile  = filepath.Join(root, "examples", "grafana", "metastudio-dashboard.json")
 	unitFile       = filepath.Join(root, "examples", "systemd", "metastudio_exporter.service")
-	readmeFile     = filepath.Join(root, "README.md")
 )
 
 var (

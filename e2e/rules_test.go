@@ -26,7 +26,7 @@ var wantAlerts = []string{
 	"MetaStudioAuthFailing",
 }
 
-const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/README.md#"
+const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#"
 
 func TestPromtoolCheckRules(t *testing.T) {
 	promtool := need(t, "promtool")
@@ -69,7 +69,7 @@ func githubAnchors(text string) map[string]bool {
 }
 
 func TestAlertRules(t *testing.T) {
-	readme, err := os.ReadFile(readmeFile)
+	readme, err := os.ReadFile(alertingDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestAlertRules(t *testing.T) {
 		if !ok || anchor != strings.ToLower(r.Alert) {
 			t.Errorf("%s: runbook_url %q, want %s%s", r.Alert, url, runbookBase, strings.ToLower(r.Alert))
 		} else if !anchors[anchor] {
-			t.Errorf("%s: runbook_url points at #%s, which is no heading of README.md", r.Alert, anchor)
+			t.Errorf("%s: runbook_url points at #%s, which is no heading of docs/alerting.md", r.Alert, anchor)
 		}
 	}
 	for _, want := range wantAlerts {
