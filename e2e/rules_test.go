@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
@@ -158,7 +159,9 @@ type ruleTests struct {
 }
 
 // TestEveryAlertHasUnitTests: each alert has a case where it fires (with its labels and
-// every annotation) and one where it must not.
+// every annotation), one where it must not, one where it fires and then resolves, and one
+// where it stays quiet while MetaStudioAuthFailing fires. TestAlertRulesInEveryMode runs
+// them all in every deployment mode.
 func TestEveryAlertHasUnitTests(t *testing.T) {
 	b, err := os.ReadFile(alertsTestFile)
 	if err != nil {
@@ -174,7 +177,33 @@ func TestEveryAlertHasUnitTests(t *testing.T) {
 		t.Errorf("rule_files = %q, want [alerts.yml]", f.RuleFiles)
 	}
 	fires, quiet := map[string]int{}, map[string]int{}
+	resolves, quietWhileAuth := map[string]bool{}, map[string]bool{}
 	for _, tc := range f.Tests {
+		type eval struct {
+			at     time.Duration
+			firing bool
+		}
+		evals := map[string][]eval{}
+		for _, at := range tc.AlertRuleTest {
+			d, err := model.ParseDuration(at.EvalTime)
+			if err != nil {
+				t.Fatalf("%q: eval_time %q: %v", tc.Name, at.EvalTime, err)
+			}
+			evals[at.Alertname] = append(evals[at.Alertname], eval{time.Duration(d), len(at.ExpAlerts) > 0})
+		}
+		for name, es := range evals {
+			slices.SortFunc(es, func(a, b eval) int { return int(a.at - b.at) })
+			for i := 1; i < len(es); i++ {
+				if es[i-1].firing && !es[i].firing {
+					resolves[name] = true
+				}
+			}
+			for _, e := range es {
+				if !e.firing && slices.Contains(evals["MetaStudioAuthFailing"], eval{e.at, true}) {
+					quietWhileAuth[name] = true
+				}
+			}
+		}
 		for _, at := range tc.AlertRuleTest {
 			if len(at.ExpAlerts) == 0 {
 				quiet[at.Alertname]++
@@ -202,6 +231,12 @@ func TestEveryAlertHasUnitTests(t *testing.T) {
 		}
 		if quiet[r.Alert] == 0 {
 			t.Errorf("%s has no unit test where it must not fire", r.Alert)
+		}
+		if !resolves[r.Alert] {
+			t.Errorf("%s has no unit test where it fires and then resolves", r.Alert)
+		}
+		if r.Alert != "MetaStudioAuthFailing" && !quietWhileAuth[r.Alert] {
+			t.Errorf("%s has no unit test where it stays quiet while MetaStudioAuthFailing fires", r.Alert)
 		}
 	}
 }
