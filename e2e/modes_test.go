@@ -225,7 +225,7 @@ func serviceMonitorMode(t *testing.T, serviceFile string) mode {
 		}
 		pod := fmt.Sprintf("%s-7c9d8f6b5-%05d", svc.Metadata.Name, i)
 		meta := map[string]string{
-			"__address__":                   fmt.Sprintf("10.0.0.%d:%d", i+1, svc.Spec.Ports[0].Port),
+			"__address__":                    fmt.Sprintf("10.0.0.%d:%d", i+1, svc.Spec.Ports[0].Port),
 			"__meta_kubernetes_namespace":    "monitoring",
 			"__meta_kubernetes_service_name": svc.Metadata.Name,
 			"__meta_kubernetes_pod_name":     pod,
