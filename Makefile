@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak
+.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard
 
 all: build
 
@@ -99,6 +99,12 @@ demo-ecs:
 
 clean:
 	rm -f $(BIN) $(SIM_BIN) bench.out
+
+# The Grafana dashboard, generated from examples/grafana/main.go with the Grafana
+# Foundation SDK; a test fails when the committed JSON differs from it.
+dashboard:
+	$(GO) run ./examples/grafana > examples/grafana/metastudio-dashboard.json.tmp
+	mv examples/grafana/metastudio-dashboard.json.tmp examples/grafana/metastudio-dashboard.json
 
 # The end-to-end tests: the simulator, the exporter binary and a real Prometheus on
 # loopback; promtool checks and unit-tests the alert rules; the dashboard's queries and the
