@@ -113,28 +113,6 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// exampleJob returns the job name of examples/prometheus.yml, which has one scrape job.
-func exampleJob(t *testing.T) string {
-	t.Helper()
-	var cfg struct {
-		RuleFiles     []string `yaml:"rule_files"`
-		ScrapeConfigs []struct {
-			JobName string `yaml:"job_name"`
-		} `yaml:"scrape_configs"`
-	}
-	b, err := os.ReadFile(prometheusFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.ScrapeConfigs) != 1 || !slices.Contains(cfg.RuleFiles, "alerts.yml") {
-		t.Fatalf("%s: want one scrape job and rule_files [alerts.yml], got %+v", prometheusFile, cfg)
-	}
-	return cfg.ScrapeConfigs[0].JobName
-}
-
 // ruleTests is a promtool rule unit-test file.
 type ruleTests struct {
 	RuleFiles          []string `yaml:"rule_files"`

@@ -98,8 +98,11 @@ func Build() (dashboard.Dashboard, error) {
 	inProgress := "count(" + withInfo("("+task("metastudio_task_begin_timestamp_seconds")+
 		" unless on (job, instance, metastudio_exporter, task_id) "+task("metastudio_task_end_timestamp_seconds")+")") + ") or vector(0)"
 	withFailures := "count(" + withInfo("("+task("metastudio_task_failed_items")+" > 0)") + ") or vector(0)"
-	failedInRange := "sum(" + withInfo("(max_over_time("+task("metastudio_task_failed_items")+"[$__range]) - min_over_time("+
-		task("metastudio_task_failed_items")+"[$__range]))") + ") or vector(0)"
+	// Over a range, one task may have series with different target labels (with /probe,
+	// resource appears once /sd knows it): aggregate to the task before joining.
+	const byTask = "by (job, instance, metastudio_exporter, task_id)"
+	failedInRange := "sum(" + withInfo("(max "+byTask+" (max_over_time("+task("metastudio_task_failed_items")+"[$__range])) - min "+byTask+" (min_over_time("+
+		task("metastudio_task_failed_items")+"[$__range])))") + ") or vector(0)"
 
 	tq := func(ref, expr string) *prometheus.DataqueryBuilder {
 		return query(ref, expr, "").Instant().Format(prometheus.PromQueryFormatTable)
