@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard
+.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
 
 all: build
 
@@ -44,7 +44,7 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Every test, the way CI runs it.
-test: vet unit
+test: vet helm unit
 
 # Benchmarks (docs/benchmarks.md). First the signer, the decoder and the in-process scrape of
 # 1,000 tasks; then the exporter binary against the simulator answering after 50 ms, at
@@ -105,6 +105,24 @@ clean:
 dashboard:
 	$(GO) run ./examples/grafana > examples/grafana/metastudio-dashboard.json.tmp
 	mv examples/grafana/metastudio-dashboard.json.tmp examples/grafana/metastudio-dashboard.json
+
+# The copies of examples/alerts.yml for Kubernetes: the Helm chart's (escaped for Helm)
+# and examples/kubernetes/prometheusrule.yaml. A test fails when they differ from it.
+chart-rules:
+	$(GO) run charts/genrules.go
+
+# The Helm chart: helm lint --strict and helm template with each values file of
+# charts/metastudio-exporter/ci/ (helm is built from the Go module proxy: about 4 minutes
+# the first time). e2e/kubernetes_test.go decodes what it renders into Kubernetes' types.
+HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
+CHART = charts/metastudio-exporter
+helm:
+	$(HELM) lint --strict $(CHART)
+	@set -e; for v in $(CHART)/ci/*.yaml; do \
+		echo "== helm lint --strict / template -f $$v"; \
+		$(HELM) lint --strict $(CHART) -f $$v; \
+		$(HELM) template metastudio-exporter $(CHART) -f $$v > /dev/null; \
+	done
 
 # The end-to-end tests: the simulator, the exporter binary and a real Prometheus on
 # loopback; promtool checks and unit-tests the alert rules; the dashboard's queries and the

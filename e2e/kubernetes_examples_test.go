@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Checks of the deployment examples: the Kubernetes manifests in examples/kubernetes/ and the
 // Prometheus configurations that use /sd and /probe.
@@ -35,7 +35,7 @@ import (
 )
 
 const (
-	k8sDir = "examples/kubernetes"
+	k8sDir = root + "/examples/kubernetes"
 	// The binary's defaults, as main.go sets them; TestKubernetesManifestsAgainstBinary reads
 	// them back from --help.
 	k8sDefaultListen      = ":39107"
@@ -53,6 +53,7 @@ var k8sKinds = map[string]string{
 	"Deployment":     "apps/v1",
 	"StatefulSet":    "apps/v1",
 	"ServiceMonitor": "monitoring.coreos.com/v1",
+	"PrometheusRule": "monitoring.coreos.com/v1",
 }
 
 // The Kubernetes objects, reduced to the fields the examples use. They are decoded with
@@ -296,6 +297,8 @@ func k8sLoad(t *testing.T) *k8sManifests {
 			case "Service":
 				s := &k8sService{}
 				m.services, obj = append(m.services, s), s
+			case "PrometheusRule":
+				continue // e2e/kubernetes_test.go holds it to examples/alerts.yml
 			case "ServiceMonitor":
 				s := &k8sServiceMonitor{}
 				m.monitors, obj = append(m.monitors, s), s
@@ -390,7 +393,7 @@ func k8sSubset(sel, labels map[string]string) bool {
 // k8sDockerfile returns the Dockerfile's EXPOSEd ports, its USER, and its ENTRYPOINT.
 func k8sDockerfile(t *testing.T) (expose []int, user int64, entrypoint []string) {
 	t.Helper()
-	data, err := os.ReadFile("Dockerfile")
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +431,7 @@ func k8sDockerfile(t *testing.T) (expose []int, user int64, entrypoint []string)
 
 func k8sVersion(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("VERSION")
+	data, err := os.ReadFile(filepath.Join(root, "VERSION"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -705,13 +708,11 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Errorf("%s: targetPort %v is not the container's port %d", name, s.Spec.Ports[0].TargetPort, listenPort)
 			}
 		}
-		for key, want := range map[string]string{
-			"prometheus.io/scrape": "true",
-			"prometheus.io/port":   strconv.Itoa(listenPort),
-			"prometheus.io/path":   k8sDefaultMetricsPath,
-		} {
-			if got := s.Metadata.Annotations[key]; got != want {
-				t.Errorf("%s: annotation %s: %q, want %q", name, key, got, want)
+		// One way to scrape: the ServiceMonitor. Scrape annotations as well would have a
+		// Prometheus that reads both fetch every task twice.
+		for key := range s.Metadata.Annotations {
+			if strings.HasPrefix(key, "prometheus.io/") {
+				t.Errorf("%s: annotation %s: the ServiceMonitor is the one way these manifests are scraped", name, key)
 			}
 		}
 	}
@@ -770,16 +771,10 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
-// k8sBuild builds the binary the image ships, once per test.
+// k8sBuild builds the binary the image ships, once per test binary.
 func k8sBuild(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), exporterName)
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return exporterBinary(t)
 }
 
 var (
@@ -1123,7 +1118,7 @@ var k8sPromShardLine = regexp.MustCompile(`(?m)^(.*)"0"(\s*# SHARD\b.*)$`)
 func TestPrometheusExamples(t *testing.T) {
 	_, listenPort, _ := net.SplitHostPort(k8sDefaultListen)
 	files := map[string][]byte{} // file to check with promtool -> its content
-	for _, name := range []string{"examples/prometheus-probe.yml", "examples/prometheus-sharded.yml"} {
+	for _, name := range []string{prometheusProbeFile, prometheusShardedFile} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
