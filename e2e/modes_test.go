@@ -495,7 +495,7 @@ func TestModesDeriveLabels(t *testing.T) {
 	}
 	check("static exporter", modes["static"].exporter("e:39107"), map[string]string{"job": "metastudio", "instance": "e:39107", exporterLabel: "e:39107"})
 	check("probe task", modes["probe"].task("e:39107", "t1", "qa_pair"),
-		map[string]string{"job": "metastudio_probe", "instance": "t1", "resource": "qa_pair", exporterLabel: "e:39107"})
+		map[string]string{"job": "metastudio_probe", "instance": "t1", exporterLabel: "e:39107"})
 	check("probe exporter", modes["probe"].exporter("e:39107"), map[string]string{"job": "metastudio", "instance": "e:39107", exporterLabel: "e:39107"})
 	// Each task is kept by exactly one hashmod server.
 	for _, id := range []string{"t1", "t2", "t3", "s1", "x1", "k1"} {
