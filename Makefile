@@ -125,9 +125,11 @@ helm:
 	done
 
 # The end-to-end tests: the simulator, the exporter binary and a real Prometheus on
-# loopback; promtool checks and unit-tests the alert rules; the dashboard's queries and the
-# systemd unit's flags are checked. Tests that need prometheus or promtool skip when they
-# are missing (apt-get install prometheus). `make test` runs them too.
+# loopback with the static and the probe example; promtool runs the alert rules' unit tests
+# in every deployment mode; the dashboard, the Kubernetes objects, the Helm chart, the
+# systemd unit and the docs are checked. Tests that need prometheus, promtool or
+# systemd-analyze skip when they are missing (apt-get install prometheus systemd), and fail
+# instead under CI=true (.ci/run sets it). `make test` runs them too.
 e2e:
 	$(GO) test -race -count=1 -v ./e2e/
 

@@ -1,4 +1,4 @@
-//lint:file-ignore SA1019 Grafana 10 and 11 import the v1 dashboard schema (dashboard.Dashboard); dashboardv2 needs Grafana 12.
+//lint:file-ignore SA1019 the classic dashboard JSON (dashboard.Dashboard) is what every Grafana imports; dashboardv2 is Grafana 12 only.
 
 package main
 
