@@ -1222,10 +1222,7 @@ func TestPrometheusExamples(t *testing.T) {
 		return
 	}
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not installed (apt-get install prometheus)")
-	}
+	promtool := need(t, "promtool")
 	dir := t.TempDir()
 	for name, data := range files {
 		// In a directory of their own, so that a rule_files entry would be looked up beside

@@ -457,6 +457,12 @@ func TestAlertRulesInEveryMode(t *testing.T) {
 				t.Fatal(err)
 			}
 			rewriteTests(t, doc, modes[0], m)
+			firing := firingAlerts(doc)
+			for _, r := range readRules(t, alertsFile) {
+				if r.Alert != "" && !firing[r.Alert] {
+					t.Errorf("mode %s: no unit test where %s fires (its tasks all went to another server?)", m.name, r.Alert)
+				}
+			}
 			// Every mode names the exporter the same way on its task and exporter series.
 			if e, tk := m.exporter("x:39107")[exporterLabel], m.task("x:39107", "t1", "qa_pair"); e == "" || (tk != nil && tk[exporterLabel] != e) {
 				t.Errorf("mode %s: the exporter's own target has %s=%q, a task's %v", m.name, exporterLabel, e, tk)
@@ -478,6 +484,22 @@ func TestAlertRulesInEveryMode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// firingAlerts returns the alerts that some check of the test file expects to fire.
+func firingAlerts(doc map[string]any) map[string]bool {
+	out := map[string]bool{}
+	tests, _ := doc["tests"].([]any)
+	for _, tc := range tests {
+		checks, _ := tc.(map[string]any)["alert_rule_test"].([]any)
+		for _, c := range checks {
+			c := c.(map[string]any)
+			if exp, _ := c["exp_alerts"].([]any); len(exp) > 0 {
+				out[fmt.Sprint(c["alertname"])] = true
+			}
+		}
+	}
+	return out
 }
 
 // TestModesDeriveLabels pins what the modes derive from the examples, so that a change in
