@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	yaml3 "gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -363,10 +364,12 @@ func TestKubernetesObjects(t *testing.T) {
 		t.Errorf("examples/kubernetes: want a PrometheusRule, a ServiceMonitor, a Deployment and a StatefulSet")
 	}
 	checkObjects(t, plain, binary)
+	checkManifestRules(t, plain)
 	renders := chartRenders(t)
 	var sharded, rules, monitors int
 	for _, set := range renders {
 		checkObjects(t, set, binary)
+		checkManifestRules(t, set)
 		sharded += len(set.statefulSets)
 		rules += len(set.rules)
 		monitors += len(set.monitors)
@@ -431,6 +434,195 @@ func TestKubernetesReadmeIsConsistent(t *testing.T) {
 		for k := range s.Annotations {
 			if strings.HasPrefix(k, "prometheus.io/") {
 				t.Errorf("Service %s has scrape annotation %s besides the ServiceMonitor", s.Name, k)
+			}
+		}
+	}
+}
+
+// checkManifestRules holds a set of objects to the image and to each other: the image tag is
+// the VERSION file's, the port the Dockerfile's EXPOSE, the user its USER, every argument a
+// --flag whose $(VAR) references the container defines, the config a read-only ConfigMap
+// directory mount (no subPath: the kubelet never refreshes one) holding the file
+// --config.file names and watched for changes, shards that match the replicas, Services that
+// select exactly one workload through the container's port, and ServiceMonitors whose port
+// the Services have.
+func checkManifestRules(t *testing.T, set *objects) {
+	t.Helper()
+	version := k8sVersion(t)
+	expose, dockerUser, _ := k8sDockerfile(t)
+	const port = 39107
+	if !slices.Contains(expose, port) {
+		t.Errorf("Dockerfile EXPOSEs %v, not the exporter's port %d", expose, port)
+	}
+	type workload struct {
+		kind, name  string
+		selector    map[string]string
+		pod         corev1.PodTemplateSpec
+		serviceName string
+	}
+	var ws []workload
+	for _, d := range set.deployments {
+		ws = append(ws, workload{"Deployment", d.Name, d.Spec.Selector.MatchLabels, d.Spec.Template, ""})
+	}
+	for _, s := range set.statefulSets {
+		ws = append(ws, workload{"StatefulSet", s.Name, s.Spec.Selector.MatchLabels, s.Spec.Template, s.Spec.ServiceName})
+	}
+	subset := func(sel, labels map[string]string) bool {
+		if len(sel) == 0 {
+			return false
+		}
+		for k, v := range sel {
+			if labels[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	configMaps := map[string]*corev1.ConfigMap{}
+	for _, c := range set.configMaps {
+		configMaps[c.Name] = c
+	}
+	for _, w := range ws {
+		where := fmt.Sprintf("%s: %s %s", set.name, w.kind, w.name)
+		if !subset(w.selector, w.pod.Labels) {
+			t.Errorf("%s: selector %v does not select its own pod labels %v", where, w.selector, w.pod.Labels)
+		}
+		if u := w.pod.Spec.SecurityContext; u == nil || u.RunAsUser == nil || *u.RunAsUser != dockerUser {
+			t.Errorf("%s: want runAsUser %d, the Dockerfile's USER", where, dockerUser)
+		}
+		if len(w.pod.Spec.Containers) != 1 {
+			continue // checkObjects says so
+		}
+		c := w.pod.Spec.Containers[0]
+		if _, tag, _ := strings.Cut(c.Image, ":"); tag != version {
+			t.Errorf("%s: image %q, want the tag %s (the VERSION file's)", where, c.Image, version)
+		}
+		if len(c.Command) > 0 {
+			t.Errorf("%s: command %q overrides the image's ENTRYPOINT", where, c.Command)
+		}
+		env := map[string]bool{}
+		for _, e := range c.Env {
+			env[e.Name] = true
+		}
+		args, err := k8sParseArgs(c.Args)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			continue
+		}
+		for _, a := range c.Args {
+			for _, ref := range k8sVarRef.FindAllStringSubmatch(a, -1) {
+				if !env[ref[1]] {
+					t.Errorf("%s: argument %q refers to $(%s), which the container's env does not define", where, a, ref[1])
+				}
+			}
+		}
+		if v, _ := k8sFlag(args, "web.listen-address"); !strings.HasSuffix(v, ":"+strconv.Itoa(port)) {
+			t.Errorf("%s: --web.listen-address=%s: want port %d, the container port", where, v, port)
+		}
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+			if p != nil && p.HTTPGet != nil && p.HTTPGet.Scheme != "" && p.HTTPGet.Scheme != corev1.URISchemeHTTP {
+				t.Errorf("%s: probe scheme %s: the exporter serves HTTP unless --web.config.file says otherwise", where, p.HTTPGet.Scheme)
+			}
+		}
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if _, ok := c.Resources.Requests[r]; !ok {
+				t.Errorf("%s: want resources.requests.%s", where, r)
+			}
+		}
+		// The config.
+		configFile, _ := k8sFlag(args, "config.file")
+		if !filepath.IsAbs(configFile) {
+			t.Errorf("%s: want --config.file=<absolute path in the ConfigMap mount>, got %q", where, configFile)
+		} else {
+			dir, file := filepath.Split(configFile)
+			mi := slices.IndexFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
+				return strings.TrimSuffix(vm.MountPath, "/") == strings.TrimSuffix(dir, "/")
+			})
+			switch {
+			case mi < 0:
+				t.Errorf("%s: nothing is mounted at %s, the directory of --config.file", where, dir)
+			case c.VolumeMounts[mi].SubPath != "":
+				t.Errorf("%s: the config is mounted with subPath, which the kubelet never refreshes", where)
+			case !c.VolumeMounts[mi].ReadOnly:
+				t.Errorf("%s: mount the config readOnly", where)
+			default:
+				vi := slices.IndexFunc(w.pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[mi].Name })
+				if vi < 0 || w.pod.Spec.Volumes[vi].ConfigMap == nil {
+					t.Errorf("%s: the volume at %s is not a ConfigMap", where, dir)
+				} else if cm := configMaps[w.pod.Spec.Volumes[vi].ConfigMap.Name]; cm == nil || cm.Data[file] == "" {
+					t.Errorf("%s: no ConfigMap %s with the key %s among the objects", where, w.pod.Spec.Volumes[vi].ConfigMap.Name, file)
+				}
+			}
+		}
+		if v, ok := k8sFlag(args, "config.watch-interval"); !ok {
+			t.Errorf("%s: want --config.watch-interval, so that a changed ConfigMap is reloaded", where)
+		} else if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			t.Errorf("%s: --config.watch-interval=%s: want a positive duration", where, v)
+		}
+		if w.kind == "StatefulSet" {
+			si := slices.IndexFunc(set.services, func(s *corev1.Service) bool { return s.Name == w.serviceName })
+			if si < 0 {
+				t.Errorf("%s: serviceName %q: no such Service among the objects", where, w.serviceName)
+			} else if s := set.services[si]; s.Spec.ClusterIP != corev1.ClusterIPNone || !subset(s.Spec.Selector, w.pod.Labels) {
+				t.Errorf("%s: Service %s must be headless (clusterIP: None) and select the pods", where, s.Name)
+			}
+		}
+	}
+	// Services: one port, the container's, and exactly one workload behind them.
+	for _, s := range set.services {
+		where := fmt.Sprintf("%s: Service %s", set.name, s.Name)
+		n := 0
+		for _, w := range ws {
+			if subset(s.Spec.Selector, w.pod.Labels) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: selector %v selects %d workloads, want exactly 1", where, s.Spec.Selector, n)
+		}
+		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Name != "http-metrics" || s.Spec.Ports[0].Port != port ||
+			s.Spec.Ports[0].TargetPort.String() != "http-metrics" {
+			t.Errorf("%s: want one port http-metrics: %d to the container port http-metrics, got %+v", where, port, s.Spec.Ports)
+		}
+		for key := range s.Annotations {
+			if strings.HasPrefix(key, "prometheus.io/") {
+				t.Errorf("%s: annotation %s: the ServiceMonitor is the one way to scrape (both would fetch every task twice)", where, key)
+			}
+		}
+	}
+	for _, sm := range set.monitors {
+		for _, e := range sm.Spec.Endpoints {
+			for _, s := range set.services {
+				if subset(sm.Spec.Selector.MatchLabels, s.Labels) && !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == e.Port }) {
+					t.Errorf("%s: ServiceMonitor %s: endpoint port %s: Service %s has no such port", set.name, sm.Metadata.Name, e.Port, s.Name)
+				}
+			}
+		}
+	}
+	// The config takes its credentials from the environment, i.e. from the Secret.
+	for _, cm := range set.configMaps {
+		var cfg map[string]any
+		if err := yaml.Unmarshal([]byte(cm.Data["config.yml"]), &cfg); err != nil {
+			t.Errorf("%s: ConfigMap %s: %v", set.name, cm.Name, err)
+		} else if _, ok := cfg["credentials"]; ok {
+			t.Errorf("%s: ConfigMap %s has a credentials section; the keys come from the Secret as CLOUD_SDK_AK/SK", set.name, cm.Name)
+		}
+	}
+}
+
+// TestPlainSecretIsAPlaceholder: the example Secret holds placeholders only, in stringData.
+func TestPlainSecretIsAPlaceholder(t *testing.T) {
+	set := plainManifests(t)
+	if len(set.secrets) != 1 {
+		t.Fatalf("want one Secret in examples/kubernetes, got %d", len(set.secrets))
+	}
+	for _, s := range set.secrets {
+		if len(s.Data) > 0 || len(s.StringData) == 0 {
+			t.Errorf("Secret %s: use stringData with placeholders, not data", s.Name)
+		}
+		for k, v := range s.StringData {
+			if !strings.Contains(v, "REPLACE") {
+				t.Errorf("Secret %s: %s is not an obvious placeholder (want REPLACE in it): never commit a key", s.Name, k)
 			}
 		}
 	}
