@@ -18,8 +18,10 @@ package e2e
 // fire, resolve and stay quiet in every mode as it does in the static one.
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,8 +29,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
 var (
@@ -534,5 +539,102 @@ func TestModesDeriveLabels(t *testing.T) {
 	sts := modes["servicemonitor-metastudio-exporter-sharded"].exporter("e:39107")
 	if sts["job"] != "metastudio-exporter-sharded" || sts["shard"] != "0" || sts[exporterLabel] != "metastudio-exporter-sharded-0" {
 		t.Errorf("sharded StatefulSet behind the ServiceMonitor: %v, want job metastudio-exporter-sharded, shard 0, %s its pod", sts, exporterLabel)
+	}
+}
+
+// TestDerivedLabelsMatchPrometheus runs the real Prometheus with each example (every server
+// of the hashmod split included) against an exporter, and compares the targets it keeps and
+// their labels with what the modes derive: the relabelling of this test is Prometheus'.
+func TestDerivedLabelsMatchPrometheus(t *testing.T) {
+	prometheus := need(t, "prometheus")
+	exporter := exporterBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	sim := simulator.New(simulator.Options{Credentials: map[string]string{simAK: simSK}, ProjectID: simProject})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, simulator.TaskID(i))
+	}
+	config := fmt.Sprintf("region: cn-north-4\nproject_id: %s\nendpoint: %s\ncredentials: {access_key: %s, secret_key: %s}\ntasks: [%s]\n",
+		simProject, srv.URL, simAK, simSK, strings.Join(ids, ", "))
+	if err := os.WriteFile(filepath.Join(dir, "exporter.yml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	exp := start(t, ctx, dir, exporter, "--config.file="+filepath.Join(dir, "exporter.yml"), "--web.listen-address="+addr)
+	if err := waitHTTP(ctx, exp, "http://"+addr+"/-/ready"); err != nil {
+		t.Fatal(err)
+	}
+	rules := writeScaledRules(t, dir)
+
+	sharded, err := os.ReadFile(prometheusShardedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"static": prometheusFile, "probe": prometheusProbeFile}
+	for n := range 2 {
+		variant := filepath.Join(dir, fmt.Sprintf("sharded-%d.yml", n))
+		if err := os.WriteFile(variant, shardLine.ReplaceAll(sharded, []byte(fmt.Sprintf(`${1}"%d"${2}`, n))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files[fmt.Sprintf("hashmod-%d", n)] = variant
+	}
+	for _, m := range allModes(t) {
+		file, ok := files[m.name]
+		if !ok {
+			continue // the ServiceMonitor needs a cluster
+		}
+		t.Run(m.name, func(t *testing.T) {
+			want := map[string]map[string]string{} // instance -> labels
+			e := m.exporter(addr)
+			want[e["instance"]] = e
+			if m.name != "static" {
+				for _, id := range ids {
+					if l := m.task(addr, id, ""); l != nil {
+						want[l["instance"]] = l
+					}
+				}
+			}
+			pdir := filepath.Join(dir, m.name)
+			if err := os.MkdirAll(pdir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			promConfig := writePrometheusConfig(t, pdir, file, rules, addr)
+			promAddr := freeAddr(t)
+			prom := start(t, ctx, pdir, prometheus, "--config.file="+promConfig, "--storage.tsdb.path="+filepath.Join(pdir, "data"),
+				"--web.listen-address="+promAddr, "--log.level=warn")
+			if err := waitHTTP(ctx, prom, "http://"+promAddr+"/-/ready"); err != nil {
+				t.Fatal(err)
+			}
+			api := promAPI{base: "http://" + promAddr, ctx: ctx}
+			var got map[string]map[string]string
+			err := poll(ctx, 200*time.Millisecond, func() error {
+				var data struct {
+					ActiveTargets []struct {
+						Labels map[string]string `json:"labels"`
+					} `json:"activeTargets"`
+				}
+				if err := api.get("/api/v1/targets", nil, &data); err != nil {
+					return err
+				}
+				got = map[string]map[string]string{}
+				for _, tg := range data.ActiveTargets {
+					got[tg.Labels["instance"]] = tg.Labels
+				}
+				if len(got) < len(want) {
+					return fmt.Errorf("%d active targets so far, want %d", len(got), len(want))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.EqualFunc(got, want, func(a, b map[string]string) bool { return maps.Equal(a, b) }) {
+				t.Errorf("Prometheus' targets differ from the derived ones:\ngot  %v\nwant %v", got, want)
+			}
+		})
 	}
 }
