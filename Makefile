@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak
+.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
 
 all: build
 
@@ -44,7 +44,7 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Every test, the way CI runs it.
-test: vet unit
+test: vet helm unit
 
 # Benchmarks (docs/benchmarks.md). First the signer, the decoder and the in-process scrape of
 # 1,000 tasks; then the exporter binary against the simulator answering after 50 ms, at
@@ -100,10 +100,36 @@ demo-ecs:
 clean:
 	rm -f $(BIN) $(SIM_BIN) bench.out
 
+# The Grafana dashboard, generated from examples/grafana/main.go with the Grafana
+# Foundation SDK; a test fails when the committed JSON differs from it.
+dashboard:
+	$(GO) run ./examples/grafana > examples/grafana/metastudio-dashboard.json.tmp
+	mv examples/grafana/metastudio-dashboard.json.tmp examples/grafana/metastudio-dashboard.json
+
+# The copies of examples/alerts.yml for Kubernetes: the Helm chart's (escaped for Helm)
+# and examples/kubernetes/prometheusrule.yaml. A test fails when they differ from it.
+chart-rules:
+	$(GO) run charts/genrules.go
+
+# The Helm chart: helm lint --strict and helm template with each values file of
+# charts/metastudio-exporter/ci/ (helm is built from the Go module proxy: about 4 minutes
+# the first time). e2e/kubernetes_test.go decodes what it renders into Kubernetes' types.
+HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
+CHART = charts/metastudio-exporter
+helm:
+	$(HELM) lint --strict $(CHART)
+	@set -e; for v in $(CHART)/ci/*.yaml; do \
+		echo "== helm lint --strict / template -f $$v"; \
+		$(HELM) lint --strict $(CHART) -f $$v; \
+		$(HELM) template metastudio-exporter $(CHART) -f $$v > /dev/null; \
+	done
+
 # The end-to-end tests: the simulator, the exporter binary and a real Prometheus on
-# loopback; promtool checks and unit-tests the alert rules; the dashboard's queries and the
-# systemd unit's flags are checked. Tests that need prometheus or promtool skip when they
-# are missing (apt-get install prometheus). `make test` runs them too.
+# loopback with the static and the probe example; promtool runs the alert rules' unit tests
+# in every deployment mode; the dashboard, the Kubernetes objects, the Helm chart, the
+# systemd unit and the docs are checked. Tests that need prometheus, promtool or
+# systemd-analyze skip when they are missing (apt-get install prometheus systemd), and fail
+# instead under CI=true (.ci/run sets it). `make test` runs them too.
 e2e:
 	$(GO) test -race -count=1 -v ./e2e/
 
@@ -120,7 +146,7 @@ release:
 		echo "building $(DIST)/$$name.tar.gz"; \
 		mkdir -p $(DIST)/$$name; \
 		GOOS=$$os GOARCH=$$arch $(BUILD) -o $(DIST)/$$name/$(BIN) .; \
-		cp README.md $(DIST)/$$name/; \
+		cp README.md $(DIST)/$$name/; cp -R docs $(DIST)/$$name/; \
 		cp -R examples $(DIST)/$$name/; \
 		tar -C $(DIST) --owner=0 --group=0 --numeric-owner -czf $(DIST)/$$name.tar.gz $$name; \
 		rm -rf $(DIST)/$$name; \

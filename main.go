@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -23,7 +25,6 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
-	slogkit "github.com/tjhop/slog-gokit"
 
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
@@ -155,9 +156,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		}
 	}()
 	server := newServer(handler, logger)
-	// The bridge wraps the plain base logger: the go-kit logger above already adds ts
-	// and caller, and wrapping it would write each key twice.
-	slogger := slog.New(slogkit.NewGoKitHandler(base, slogLevel(*logLevel)))
+	// The toolkit logs through slog: its lines go to the same base logger with the same
+	// keys in the same order as the exporter's own (level, ts, caller, msg).
+	slogger := slog.New(&slogHandler{logger: base, level: slogLevel(*logLevel)})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- web.ListenAndServe(server, webFlags, slogger) }()
 
@@ -200,6 +201,9 @@ func checkChoice(flag, value string, choices ...string) error {
 	return fmt.Errorf("%s: %q is not one of %s", flag, value, strings.Join(choices, ", "))
 }
 
+// newBaseLogger writes every line of the process, in logfmt or JSON. The exporter's own
+// lines get level, ts and caller from go-kit (main's log.With and level.*); the
+// exporter-toolkit's get the same keys, in the same order, from slogHandler.
 func newBaseLogger(w io.Writer, format string) log.Logger {
 	w = log.NewSyncWriter(w)
 	if format == "json" {
@@ -230,4 +234,79 @@ func slogLevel(l string) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// slogHandler writes slog records (the exporter-toolkit's) to a go-kit logger as the
+// exporter's own lines look: level, ts (UTC, RFC 3339 with nanoseconds, like
+// log.DefaultTimestampUTC), caller (file:line), msg, then the record's attributes, groups
+// joined to their keys with dots.
+type slogHandler struct {
+	logger log.Logger
+	level  slog.Level
+	attrs  []any  // key/value pairs from WithAttrs, keys already prefixed
+	group  string // the prefix of later keys, "" or ending in "."
+}
+
+var _ slog.Handler = (*slogHandler)(nil)
+
+func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
+	caller := "unknown"
+	if r.PC != 0 {
+		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
+		caller = filepath.Base(f.File) + ":" + fmt.Sprint(f.Line)
+	}
+	lvl := level.InfoValue()
+	switch {
+	case r.Level >= slog.LevelError:
+		lvl = level.ErrorValue()
+	case r.Level >= slog.LevelWarn:
+		lvl = level.WarnValue()
+	case r.Level < slog.LevelInfo:
+		lvl = level.DebugValue()
+	}
+	kv := []any{level.Key(), lvl, "ts", r.Time.UTC().Format(time.RFC3339Nano), "caller", caller, "msg", r.Message}
+	kv = append(kv, h.attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		kv = appendAttr(kv, h.group, a)
+		return true
+	})
+	return h.logger.Log(kv...)
+}
+
+func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h2 := *h
+	h2.attrs = slices.Clone(h.attrs)
+	for _, a := range attrs {
+		h2.attrs = appendAttr(h2.attrs, h.group, a)
+	}
+	return &h2
+}
+
+func (h *slogHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.group = h.group + name + "."
+	return &h2
+}
+
+// appendAttr appends an attribute's key/value pairs, a group's members under its name.
+func appendAttr(kv []any, prefix string, a slog.Attr) []any {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		if a.Key != "" {
+			prefix += a.Key + "."
+		}
+		for _, m := range v.Group() {
+			kv = appendAttr(kv, prefix, m)
+		}
+		return kv
+	}
+	if a.Key == "" {
+		return kv
+	}
+	return append(kv, prefix+a.Key, v.Any())
 }

@@ -21,7 +21,7 @@ var wantPanels = []string{
 	"Tasks in progress", "Tasks with failures", "Failed items in range",
 	"Tasks",
 	"Items succeeded", "Items failed", "Failed items per interval",
-	"API requests by code", "Scrape duration", "Tasks not scraped",
+	"API requests by code", "Call rate and 429s", "Tasks not scraped", "Credentials",
 }
 
 func TestDashboardStructure(t *testing.T) {
@@ -52,14 +52,17 @@ func TestDashboardStructure(t *testing.T) {
 	if ds := vars["datasource"]; ds.Type != "datasource" || ds.QueryString != "prometheus" {
 		t.Errorf("variable datasource: type %q query %q, want a datasource variable of type prometheus", ds.Type, ds.QueryString)
 	}
+	// Every variable lists values of metastudio_task_info, which every mode has (with
+	// /probe, build_info and the exporter-wide series are on another job), and is a
+	// multi-select with All.
 	for name, want := range map[string]struct {
 		label    string
 		contains []string
 	}{
-		"job":      {"job", nil},
-		"instance": {"instance", []string{`job=~"$job"`}},
-		"resource": {"resource", []string{"metastudio_task_info{", `job=~"$job"`, `instance=~"$instance"`}},
-		"task":     {"task_id", []string{"metastudio_task_info{", `job=~"$job"`, `instance=~"$instance"`}},
+		"job":      {"job", []string{"metastudio_task_info"}},
+		"exporter": {"metastudio_exporter", []string{"metastudio_task_info{", `job=~"$job"`}},
+		"resource": {"resource", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`}},
+		"task":     {"task_id", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`, `resource=~"$resource"`}},
 	} {
 		v, ok := vars[name]
 		if !ok || v.Type != "query" {
@@ -74,9 +77,9 @@ func TestDashboardStructure(t *testing.T) {
 				t.Errorf("variable %s: query %q does not contain %s", name, v.QueryString, w)
 			}
 		}
-	}
-	if v := vars["task"]; !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
-		t.Errorf("variable task: multi %v includeAll %v allValue %q, want a multi-select with All = .*", v.Multi, v.IncludeAll, v.AllValue)
+		if !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
+			t.Errorf("variable %s: multi %v includeAll %v allValue %q, want a multi-select with All = .*", name, v.Multi, v.IncludeAll, v.AllValue)
+		}
 	}
 	// A variable may only use variables defined before it.
 	for i, name := range order {
@@ -126,12 +129,16 @@ func TestDashboardStructure(t *testing.T) {
 			if strings.TrimSpace(tg.Expr) == "" {
 				t.Errorf("panel %q target %s has no expression", p.Title, tg.RefID)
 			}
-			// Every selector follows the job and exporter selection, and per-task
-			// metrics the task selection.
+			// Every selector follows the exporter selection, and per-task metrics the job
+			// and task selection too. Exporter-wide metrics do not filter on job: with
+			// /probe they are on the exporter's own job, not the tasks'.
 			for _, m := range selectorRE.FindAllStringSubmatch(tg.Expr, -1) {
-				want := []string{`job=~"$job"`, `instance=~"$instance"`}
+				if m[1] == "metastudio_exporter" {
+					continue // the label, in by (...) or on (...)
+				}
+				want := []string{`metastudio_exporter=~"$exporter"`}
 				if strings.HasPrefix(m[1], "metastudio_task_") {
-					want = append(want, `task_id=~"$task"`)
+					want = append(want, `job=~"$job"`, `task_id=~"$task"`)
 				}
 				for _, w := range want {
 					if !strings.Contains(m[2], w) {

@@ -29,11 +29,11 @@ const root = ".."
 // File paths, relative to this package's directory.
 var (
 	alertsFile     = filepath.Join(root, "examples", "alerts.yml")
+	alertingDoc    = filepath.Join(root, "docs", "alerting.md")
 	alertsTestFile = filepath.Join(root, "examples", "alerts_test.yml")
 	prometheusFile = filepath.Join(root, "examples", "prometheus.yml")
 	dashboardFile  = filepath.Join(root, "examples", "grafana", "metastudio-dashboard.json")
 	unitFile       = filepath.Join(root, "examples", "systemd", "metastudio_exporter.service")
-	readmeFile     = filepath.Join(root, "README.md")
 )
 
 var (
@@ -81,7 +81,7 @@ func exporterBinary(t *testing.T) string {
 }
 
 // need returns the path of an installed command, or skips the test with a message that
-// says how to get it: the prometheus and promtool commands come with Debian's prometheus
+// says how to get it (under CI=true, it fails the test instead): the prometheus and promtool commands come with Debian's prometheus
 // package, which .ci/run installs.
 func need(t *testing.T, name string) string {
 	t.Helper()
@@ -90,6 +90,9 @@ func need(t *testing.T, name string) string {
 		how := "apt-get install prometheus; .ci/run installs it"
 		if name == "systemd-analyze" {
 			how = "it comes with systemd"
+		}
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed, and CI must run this test (%s)", name, how)
 		}
 		t.Skipf("%s is not installed, so this test cannot run here (%s)", name, how)
 	}

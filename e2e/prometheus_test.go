@@ -120,11 +120,13 @@ func writeScaledRules(t *testing.T, dir string) string {
 	return path
 }
 
-// writePrometheusConfig writes examples/prometheus.yml with its intervals scaled, the
-// scaled rules and the exporter's address as the target.
-func writePrometheusConfig(t *testing.T, dir, rules, target string) string {
+// writePrometheusConfig writes an example Prometheus configuration (examples/prometheus.yml
+// or prometheus-probe.yml) rewritten only to point at the test's exporter (static targets,
+// /sd URLs and the rule that sends probes to the exporter), with its intervals scaled and
+// the scaled rules loaded.
+func writePrometheusConfig(t *testing.T, dir, file, rules, exporter string) string {
 	t.Helper()
-	b, err := os.ReadFile(prometheusFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,16 +139,37 @@ func writePrometheusConfig(t *testing.T, dir, rules, target string) string {
 		global[k] = scaleDuration(t, global[k].(string))
 	}
 	cfg["rule_files"] = []any{rules}
-	jobs := cfg["scrape_configs"].([]any)
-	if len(jobs) != 1 {
-		t.Fatalf("%s: want one scrape job, got %d", prometheusFile, len(jobs))
+	for _, j := range cfg["scrape_configs"].([]any) {
+		job := j.(map[string]any)
+		job["scrape_interval"] = scaleDuration(t, job["scrape_interval"].(string))
+		// Not scaled: the exporter keeps half a second of the timeout for itself.
+		job["scrape_timeout"] = job["scrape_interval"]
+		if statics, ok := job["static_configs"].([]any); ok {
+			for _, sc := range statics {
+				sc.(map[string]any)["targets"] = []any{exporter}
+			}
+		}
+		if sds, ok := job["http_sd_configs"].([]any); ok {
+			for _, sd := range sds {
+				sd := sd.(map[string]any)
+				u, err := url.Parse(sd["url"].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				u.Host = exporter
+				sd["url"] = u.String()
+				sd["refresh_interval"] = scaleDuration(t, sd["refresh_interval"].(string))
+			}
+		}
+		if rcs, ok := job["relabel_configs"].([]any); ok {
+			for _, rc := range rcs {
+				rc := rc.(map[string]any)
+				if rc["target_label"] == "__address__" && rc["source_labels"] == nil && rc["replacement"] != nil {
+					rc["replacement"] = exporter
+				}
+			}
+		}
 	}
-	job := jobs[0].(map[string]any)
-	job["scrape_interval"] = scaleDuration(t, job["scrape_interval"].(string))
-	// Not scaled: the exporter keeps half a second of the timeout for itself.
-	job["scrape_timeout"] = job["scrape_interval"]
-	statics := job["static_configs"].([]any)
-	statics[0].(map[string]any)["targets"] = []any{target}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -424,7 +447,27 @@ func diffSeries(got, want map[string]float64) string {
 	return strings.Join(lines, "\n")
 }
 
+// TestPrometheusEndToEnd runs the chain with the static example (examples/prometheus.yml)
+// and with the probe example (examples/prometheus-probe.yml: /sd + /probe), each rewritten
+// only to point at the test's exporter.
 func TestPrometheusEndToEnd(t *testing.T) {
+	need(t, "prometheus")
+	probeData, err := os.ReadFile(prometheusProbeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file string
+		mode mode
+	}{
+		{prometheusFile, staticMode(t)},
+		{prometheusProbeFile, probeMode(t, "probe", prometheusProbeFile, probeData)},
+	} {
+		t.Run(c.mode.name, func(t *testing.T) { endToEnd(t, c.file, c.mode) })
+	}
+}
+
+func endToEnd(t *testing.T, promFile string, m mode) {
 	prometheus := need(t, "prometheus")
 	exporter := exporterBinary(t)
 	began := time.Now()
@@ -442,8 +485,10 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		running: {"resource": "qa_pair", "task_name": `qa import "spring"`, "begin_time": nowMs - 10*60*1000,
 			"task_type": 0, "operator": "ops-bot", "total_count": 200, "success_count": 50, "failure_count": 2,
 			"task_status": 1, "task_id": running, "user_id": "u-1"},
-		finished: {"resource": "intent", "task_name": "intent export", "begin_time": nowMs - 2*3600*1000,
-			"end_time": nowMs - 3600*1000, "task_type": 1, "operator": "li.si", "total_count": 100,
+		// Ended a minute ago (MetaStudioTaskFailureRatioHigh reports tasks that ended in the
+		// last hour, a literal the time scaling leaves alone), an hour after it began.
+		finished: {"resource": "intent", "task_name": "intent export", "begin_time": nowMs - 3660*1000,
+			"end_time": nowMs - 60*1000, "task_type": 1, "operator": "li.si", "total_count": 100,
 			"success_count": 60, "failure_count": 40, "task_status": 2, "task_id": finished, "user_id": "u-2"},
 		// The documented string types, and nulls.
 		waiting: {"resource": "knowledge", "task_name": "kb import", "begin_time": nil, "end_time": nil,
@@ -483,7 +528,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 
 	// Prometheus, with the example configuration and rules, time-scaled.
 	rules := writeScaledRules(t, dir)
-	promConfig := writePrometheusConfig(t, dir, rules, exporterAddr)
+	promConfig := writePrometheusConfig(t, dir, promFile, rules, exporterAddr)
 	promAddr := freeAddr(t)
 	prom := start(t, ctx, dir, prometheus, "--config.file="+promConfig, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--query.lookback-delta="+scaleDuration(t, "5m"), "--log.level=warn")
@@ -491,13 +536,12 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := promAPI{base: "http://" + promAddr, ctx: ctx}
-	job := exampleJob(t)
 
 	// 1. Prometheus scrapes the exporter.
 	if err := poll(ctx, 200*time.Millisecond, func() error {
-		s, err := api.query(fmt.Sprintf(`up{job=%q} == 1`, job))
+		s, err := api.query(fmt.Sprintf(`up{%s=%q} == 1`, exporterLabel, exporterAddr))
 		if err == nil && len(s) == 0 {
-			err = fmt.Errorf("no successful scrape of job %s yet", job)
+			err = fmt.Errorf("no successful scrape of the exporter yet")
 		}
 		return err
 	}); err != nil {
@@ -514,16 +558,26 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		}
 		var diff string
 		err := poll(ctx, 200*time.Millisecond, func() error {
-			s, err := api.query(fmt.Sprintf(`{__name__=~%q, job=%q}`, taskFamilies, job))
+			s, err := api.query(fmt.Sprintf(`{__name__=~%q, %s=%q}`, taskFamilies, exporterLabel, exporterAddr))
 			if err != nil {
 				return err
 			}
 			got := map[string]float64{}
 			for _, e := range s {
-				if e.Metric["instance"] != exporterAddr {
-					return fmt.Errorf("series %v: instance is not %s", e.Metric, exporterAddr)
+				// The target labels are the mode's (derived from the example's relabelling);
+				// what is left are the exporter's own labels.
+				id := e.Metric["task_id"]
+				resource, _ := tasks[id]["resource"].(string)
+				own := maps.Clone(e.Metric)
+				for k, v := range m.task(exporterAddr, id, resource) {
+					if e.Metric[k] != v {
+						return fmt.Errorf("series %v: %s is not %q", e.Metric, k, v)
+					}
+					if k != "job" && k != "instance" && !(k == "resource" && e.Metric["__name__"] == "metastudio_task_info") {
+						delete(own, k)
+					}
 				}
-				got[seriesKey(e.Metric)] = e.Value
+				got[seriesKey(own)] = e.Value
 			}
 			if diff = diffSeries(got, want); diff != "" {
 				return fmt.Errorf("Prometheus differs from the simulator")
@@ -535,13 +589,21 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		}
 	}
 	checkTaskSeries()
-	for expr, want := range map[string]float64{
-		`metastudio_api_requests_total{operation="ShowTask", code="500"} > 0`: 1,
-		`metastudio_api_requests_total{operation="ShowTask", code="200"} > 0`: 1,
-		`metastudio_auth_ok == 1`: 1,
+	// The exporter-wide series (with /probe, from the exporter's own job, which may not have
+	// been scraped yet when the task series are in).
+	for _, expr := range []string{
+		`metastudio_api_requests_total{operation="ShowTask", code="500"} > 0`,
+		`metastudio_api_requests_total{operation="ShowTask", code="200"} > 0`,
+		`metastudio_auth_ok == 1`,
 	} {
-		if s, err := api.query(expr); err != nil || len(s) != int(want) {
-			t.Errorf("%s: %v, %v", expr, s, err)
+		if err := poll(ctx, 200*time.Millisecond, func() error {
+			s, err := api.query(expr)
+			if err == nil && len(s) != 1 {
+				err = fmt.Errorf("%s: %v, want one series", expr, s)
+			}
+			return err
+		}); err != nil {
+			t.Error(err)
 		}
 	}
 
@@ -656,96 +718,104 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	}
 
 	// 5. Every dashboard query evaluates, and the panels show what the tasks are.
-	checkDashboard(t, api, job, exporterAddr, map[string]string{running: "qa_pair", finished: "intent", waiting: "knowledge"}, running)
+	checkDashboard(t, api, m, exporterAddr, map[string]string{running: "qa_pair", finished: "intent", waiting: "knowledge"})
 	t.Logf("end to end in %.1fs", time.Since(began).Seconds())
 }
 
-// checkDashboard evaluates every query of the dashboard with the variables set three ways,
-// and checks what the main panels show for the test's tasks: running (in progress, 7 of
-// 200 failed, 5 of them in the test), finished (40 of 100 failed), waiting (no failures)
-// and a task that cannot be scraped.
-func checkDashboard(t *testing.T, api promAPI, job, instance string, resources map[string]string, running string) {
+// checkDashboard resolves the dashboard's variables as Grafana does (it evaluates each
+// variable's query in order, with the variables before it substituted, and takes All or
+// the first value), then evaluates every panel's queries. Two selections: All everywhere,
+// and the first value of every variable (which picks the finished task, the only one of
+// resource "intent"). Every panel must show data, and the main panels what the tasks are:
+// running (in progress, 7 of 200 failed, 5 of them in the test), finished (40 of 100
+// failed), waiting (no failures) and a task that cannot be scraped.
+func checkDashboard(t *testing.T, api promAPI, m mode, exporter string, resources map[string]string) {
 	t.Helper()
 	d := readDashboard(t)
-	var finished string
+	var finished, running string
 	for id, r := range resources {
-		if r == "intent" {
+		switch r {
+		case "intent":
 			finished = id
+		case "qa_pair":
+			running = id
 		}
 	}
-	type selection struct {
-		name                     string
-		instance, resource, task string
-		// want: panel title / refId -> the values its series show, sorted
-		want map[string][]float64
-		// tasks the variable task lists
-		tasks []string
-		// panel title / refId that may rightly show no data
-		mayBeEmpty []string
-	}
+	taskJob := m.task(exporter, running, "qa_pair")["job"]
 	all := slices.Sorted(maps.Keys(resources))
-	selections := []selection{
-		{name: "everything", instance: ".*", resource: ".*", task: ".*", tasks: all, want: map[string][]float64{
-			"Tasks in progress/A":     {1},
-			"Tasks with failures/A":   {2},
-			"Failed items in range/A": {5},
-			"Tasks/E":                 {0, 7, 40},   // failed
-			"Tasks/F":                 {0, 0.29, 1}, // done
-			"Tasks not scraped/A":     {1},
-			"Items failed/A":          {0, 7, 40},
-			"Items succeeded/A":       {0, 51, 60},
-		}},
-		{name: "one resource", instance: instance, resource: "intent", task: ".*", tasks: []string{finished}, want: map[string][]float64{
-			"Tasks in progress/A":   {0},
-			"Tasks with failures/A": {1},
-			"Tasks/C":               {100},
-			"Tasks/I":               {3600}, // duration: ended an hour after it began
-		}},
-		{name: "one task", instance: ".*", resource: ".*", task: running, tasks: all, mayBeEmpty: []string{"Tasks/H"}, want: map[string][]float64{
-			"Tasks in progress/A":   {1},
-			"Tasks with failures/A": {1},
-			"Tasks/C":               {200},
-			"Tasks not scraped/A":   {0},
-		}},
+	selections := []struct {
+		name  string
+		first bool
+		// the values each variable lists
+		lists map[string][]string
+		// panel title / refId -> the values its series show, sorted
+		want map[string][]float64
+	}{
+		{name: "All", lists: map[string][]string{"job": {taskJob}, "exporter": {exporter}, "resource": distinctValues(resources), "task": all},
+			want: map[string][]float64{
+				"Tasks in progress/A":     {1},
+				"Tasks with failures/A":   {2},
+				"Failed items in range/A": {5},
+				"Tasks/E":                 {0, 7, 40},   // failed
+				"Tasks/F":                 {0, 0.29, 1}, // done
+				"Tasks not scraped/A":     {1},
+				"Items failed/A":          {0, 7, 40},
+				"Items succeeded/A":       {0, 51, 60},
+			}},
+		{name: "first values", first: true, lists: map[string][]string{"task": {finished}},
+			want: map[string][]float64{
+				"Tasks in progress/A":   {0},
+				"Tasks with failures/A": {1},
+				"Tasks/C":               {100},
+				"Tasks/I":               {3600}, // duration: ended an hour after it began
+				"Tasks not scraped/A":   {0},
+			}},
 	}
-	// Bars only where a count rose in the last interval: may rightly show nothing.
+	// Bars only where a count rose in the last interval: checked over a range.
 	const bars = "Failed items per interval"
+	varRE := regexp.MustCompile(`\$\{?(\w+)\}?`)
 
 	for _, sel := range selections {
-		vars := map[string]string{
-			"job": job, "instance": sel.instance, "resource": sel.resource, "task": sel.task,
-			"__interval": "5s", "__rate_interval": "10s", "__range": "1h",
-		}
+		vars := map[string]string{"__interval": "5s", "__rate_interval": "10s", "__range": "1h"}
 		substitute := func(expr string) string {
-			return regexp.MustCompile(`\$\{?(\w+)\}?`).ReplaceAllStringFunc(expr, func(m string) string {
-				name := strings.Trim(m, "${}")
-				if v, ok := vars[name]; ok {
+			return varRE.ReplaceAllStringFunc(expr, func(s string) string {
+				if v, ok := vars[strings.Trim(s, "${}")]; ok {
 					return v
 				}
-				t.Errorf("%s: unknown variable %s", sel.name, m)
-				return m
+				t.Errorf("%s: unknown variable %s in %s", sel.name, s, expr)
+				return s
 			})
 		}
-		// The variables list what they should.
 		for _, v := range d.Templating.List {
-			m := labelValuesRE.FindStringSubmatch(v.QueryString)
-			if v.Type != "query" || m == nil {
+			if v.Type != "query" {
 				continue
 			}
-			values, err := api.labelValues(substitute(m[1]), m[2])
-			if err != nil {
-				t.Errorf("%s: variable %s: %v", sel.name, v.Name, err)
+			q := labelValuesRE.FindStringSubmatch(v.QueryString)
+			if q == nil {
+				t.Fatalf("variable %s: cannot read query %q", v.Name, v.QueryString)
+			}
+			values, err := api.labelValues(substitute(q[1]), q[2])
+			if err != nil || len(values) == 0 {
+				t.Errorf("%s: variable %s lists nothing (%v): %s", sel.name, v.Name, err, substitute(q[1]))
+				vars[v.Name] = "no-value"
 				continue
 			}
-			want := map[string][]string{"job": {job}, "instance": {instance}, "resource": distinctValues(resources), "task": sel.tasks}[v.Name]
-			if want != nil && !slices.Equal(values, want) {
+			if want, ok := sel.lists[v.Name]; ok && !slices.Equal(values, want) {
 				t.Errorf("%s: variable %s lists %q, want %q", sel.name, v.Name, values, want)
+			}
+			if sel.first || !v.IncludeAll {
+				// As Grafana writes a value into a regex matcher: regex-escaped, and the
+				// backslashes doubled for the PromQL string.
+				vars[v.Name] = strings.ReplaceAll(regexp.QuoteMeta(values[0]), `\`, `\\`)
+			} else {
+				vars[v.Name] = v.AllValue
 			}
 		}
 		seen := map[string]bool{}
 		for _, p := range d.allPanels() {
 			for _, tg := range p.Targets {
 				expr := substitute(tg.Expr)
+				key := p.Title + "/" + tg.RefID
 				got, err := api.query(expr)
 				if err != nil {
 					t.Errorf("%s: panel %q target %s: %v", sel.name, p.Title, tg.RefID, err)
@@ -756,14 +826,15 @@ func checkDashboard(t *testing.T, api promAPI, job, instance string, resources m
 					if err != nil {
 						t.Errorf("%s: panel %q target %s as a range query: %v", sel.name, p.Title, tg.RefID, err)
 					}
+					if len(series) == 0 && (p.Title != bars || !sel.first) {
+						t.Errorf("%s: panel %q target %s shows no data over the last minute: %s", sel.name, p.Title, tg.RefID, expr)
+					}
 					// The bars show the rise of the running task's failed items, which
 					// happened less than a minute ago.
-					if p.Title == bars && sel.resource != "intent" && (len(series) != 1 || series[0].Max != 5) {
+					if p.Title == bars && !sel.first && (len(series) != 1 || series[0].Max != 5) {
 						t.Errorf("%s: panel %q over the last minute: %+v, want one series with a bar of 5: %s", sel.name, p.Title, series, expr)
 					}
-				}
-				key := p.Title + "/" + tg.RefID
-				if len(got) == 0 && p.Title != bars && !slices.Contains(sel.mayBeEmpty, key) {
+				} else if len(got) == 0 {
 					t.Errorf("%s: panel %q target %s shows no data: %s", sel.name, p.Title, tg.RefID, expr)
 				}
 				if want, ok := sel.want[key]; ok {

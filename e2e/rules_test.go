@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
@@ -24,9 +25,13 @@ var wantAlerts = []string{
 	"MetaStudioAPIThrottled",
 	"MetaStudioExporterDown",
 	"MetaStudioAuthFailing",
+	"MetaStudioConfigReloadFailed",
+	"MetaStudioCredentialsUnavailable",
+	"MetaStudioClockSkew",
+	"MetaStudioDiscoveryStale",
 }
 
-const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/README.md#"
+const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#"
 
 func TestPromtoolCheckRules(t *testing.T) {
 	promtool := need(t, "promtool")
@@ -69,7 +74,7 @@ func githubAnchors(text string) map[string]bool {
 }
 
 func TestAlertRules(t *testing.T) {
-	readme, err := os.ReadFile(readmeFile)
+	readme, err := os.ReadFile(alertingDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +103,7 @@ func TestAlertRules(t *testing.T) {
 		if !ok || anchor != strings.ToLower(r.Alert) {
 			t.Errorf("%s: runbook_url %q, want %s%s", r.Alert, url, runbookBase, strings.ToLower(r.Alert))
 		} else if !anchors[anchor] {
-			t.Errorf("%s: runbook_url points at #%s, which is no heading of README.md", r.Alert, anchor)
+			t.Errorf("%s: runbook_url points at #%s, which is no heading of docs/alerting.md", r.Alert, anchor)
 		}
 	}
 	for _, want := range wantAlerts {
@@ -106,42 +111,6 @@ func TestAlertRules(t *testing.T) {
 			t.Errorf("alerts.yml has no alert %s", want)
 		}
 	}
-}
-
-// TestExporterDownMatchesScrapeJob: MetaStudioExporterDown names the job of prometheus.yml.
-func TestExporterDownMatchesScrapeJob(t *testing.T) {
-	job := exampleJob(t)
-	for _, r := range readRules(t, alertsFile) {
-		if r.Alert == "MetaStudioExporterDown" {
-			if !strings.Contains(r.Expr, `absent(up{job="`+job+`"})`) || !strings.Contains(r.Expr, `up{job="`+job+`"} == 0`) {
-				t.Errorf("MetaStudioExporterDown does not watch job %q of %s:\n%s", job, prometheusFile, r.Expr)
-			}
-			return
-		}
-	}
-	t.Error("no MetaStudioExporterDown")
-}
-
-// exampleJob returns the job name of examples/prometheus.yml, which has one scrape job.
-func exampleJob(t *testing.T) string {
-	t.Helper()
-	var cfg struct {
-		RuleFiles     []string `yaml:"rule_files"`
-		ScrapeConfigs []struct {
-			JobName string `yaml:"job_name"`
-		} `yaml:"scrape_configs"`
-	}
-	b, err := os.ReadFile(prometheusFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.ScrapeConfigs) != 1 || !slices.Contains(cfg.RuleFiles, "alerts.yml") {
-		t.Fatalf("%s: want one scrape job and rule_files [alerts.yml], got %+v", prometheusFile, cfg)
-	}
-	return cfg.ScrapeConfigs[0].JobName
 }
 
 // ruleTests is a promtool rule unit-test file.
@@ -168,7 +137,9 @@ type ruleTests struct {
 }
 
 // TestEveryAlertHasUnitTests: each alert has a case where it fires (with its labels and
-// every annotation) and one where it must not.
+// every annotation), one where it must not, one where it fires and then resolves, and one
+// where it stays quiet while MetaStudioAuthFailing fires. TestAlertRulesInEveryMode runs
+// them all in every deployment mode.
 func TestEveryAlertHasUnitTests(t *testing.T) {
 	b, err := os.ReadFile(alertsTestFile)
 	if err != nil {
@@ -184,7 +155,33 @@ func TestEveryAlertHasUnitTests(t *testing.T) {
 		t.Errorf("rule_files = %q, want [alerts.yml]", f.RuleFiles)
 	}
 	fires, quiet := map[string]int{}, map[string]int{}
+	resolves, quietWhileAuth := map[string]bool{}, map[string]bool{}
 	for _, tc := range f.Tests {
+		type eval struct {
+			at     time.Duration
+			firing bool
+		}
+		evals := map[string][]eval{}
+		for _, at := range tc.AlertRuleTest {
+			d, err := model.ParseDuration(at.EvalTime)
+			if err != nil {
+				t.Fatalf("%q: eval_time %q: %v", tc.Name, at.EvalTime, err)
+			}
+			evals[at.Alertname] = append(evals[at.Alertname], eval{time.Duration(d), len(at.ExpAlerts) > 0})
+		}
+		for name, es := range evals {
+			slices.SortFunc(es, func(a, b eval) int { return int(a.at - b.at) })
+			for i := 1; i < len(es); i++ {
+				if es[i-1].firing && !es[i].firing {
+					resolves[name] = true
+				}
+			}
+			for _, e := range es {
+				if !e.firing && slices.Contains(evals["MetaStudioAuthFailing"], eval{e.at, true}) {
+					quietWhileAuth[name] = true
+				}
+			}
+		}
 		for _, at := range tc.AlertRuleTest {
 			if len(at.ExpAlerts) == 0 {
 				quiet[at.Alertname]++
@@ -212,6 +209,12 @@ func TestEveryAlertHasUnitTests(t *testing.T) {
 		}
 		if quiet[r.Alert] == 0 {
 			t.Errorf("%s has no unit test where it must not fire", r.Alert)
+		}
+		if !resolves[r.Alert] {
+			t.Errorf("%s has no unit test where it fires and then resolves", r.Alert)
+		}
+		if r.Alert != "MetaStudioAuthFailing" && !quietWhileAuth[r.Alert] {
+			t.Errorf("%s has no unit test where it stays quiet while MetaStudioAuthFailing fires", r.Alert)
 		}
 	}
 }

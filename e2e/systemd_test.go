@@ -4,13 +4,19 @@ package e2e
 // them, values included), it is hardened, and it gets credentials from systemd.
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // unit is a parsed systemd unit file: section -> key -> values, in order.
@@ -96,6 +102,11 @@ func TestSystemdUnit(t *testing.T) {
 		t.Error("a secret key must not be written into the unit itself")
 	}
 
+	// systemctl reload sends SIGHUP, on which the exporter reloads its config file.
+	if got := svc["ExecReload"]; !slices.Equal(got, []string{"/bin/kill -HUP $MAINPID"}) {
+		t.Errorf("[Service] ExecReload = %q, want [/bin/kill -HUP $MAINPID]", got)
+	}
+
 	execStart := svc["ExecStart"]
 	if len(execStart) != 1 {
 		t.Fatalf("want one ExecStart, got %q", execStart)
@@ -155,5 +166,55 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	out, err := run(t, analyze, "verify", copyPath)
 	if err != nil || strings.Contains(out, "metastudio_exporter.service:") {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdReloadReloads runs the unit's ExecReload command, with $MAINPID set to a running
+// exporter's pid, and waits until the exporter serves the changed config file.
+func TestSystemdReloadReloads(t *testing.T) {
+	text, err := os.ReadFile(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := parseUnit(t, string(text))["Service"]["ExecReload"]
+	if len(reload) != 1 {
+		t.Fatalf("want one ExecReload, got %q", reload)
+	}
+	binary := exporterBinary(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfgPath := filepath.Join(dir, "config.yml")
+	const base = "region: cn-north-4\nproject_id: 0123456789abcdef0123456789abcdef\nendpoint: http://127.0.0.1:9\n" +
+		"credentials: {access_key: UNITTESTAK0000000000, secret_key: unit-test-secret}\n"
+	if err := os.WriteFile(cfgPath, []byte(base+"tasks: [before-reload]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p := start(t, ctx, dir, binary, "--config.file="+cfgPath, "--web.listen-address="+addr)
+	if err := waitHTTP(ctx, p, "http://"+addr+"/-/ready"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(base+"tasks: [after-reload]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.ReplaceAll(reload[0], "$MAINPID", strconv.Itoa(p.cmd.Process.Pid))
+	args := strings.Fields(line)
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("ExecReload %s: %v\n%s", line, err, out)
+	}
+	if err := poll(ctx, 100*time.Millisecond, func() error {
+		resp, err := http.Get("http://" + addr + "/config")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "after-reload") {
+			return fmt.Errorf("/config does not show the changed file yet:\n%s", body)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,198 @@
+//lint:file-ignore SA1019 the classic dashboard JSON (dashboard.Dashboard) is what every Grafana imports; dashboardv2 is Grafana 12 only.
+
+// Command grafana writes the Grafana dashboard of metastudio_exporter,
+// metastudio-dashboard.json, built with the Grafana Foundation SDK (`make dashboard`).
+//
+// The dashboard works in every deployment mode: its variables come from
+// metastudio_task_info, which every mode has (with /probe, /metrics serves no task series
+// and build_info is on another job), task panels select on job, metastudio_exporter and
+// task_id, and exporter-wide panels on metastudio_exporter only, the target label every
+// shipped scrape configuration sets (docs/metrics.md).
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/table"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+)
+
+func main() {
+	out, err := Generate()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Stdout.Write(out)
+}
+
+// The selectors of the variables: every task series, and every exporter-wide series.
+const (
+	taskSel     = `job=~"$job", metastudio_exporter=~"$exporter", task_id=~"$task"`
+	infoSel     = taskSel + `, resource=~"$resource"`
+	exporterSel = `metastudio_exporter=~"$exporter"`
+)
+
+// task selects a per-task metric; withInfo joins it to the task's name and resource (and so
+// applies the resource variable).
+func task(metric string) string { return metric + "{" + taskSel + "}" }
+
+func withInfo(expr string) string {
+	return expr + " * on (job, instance, metastudio_exporter, task_id) group_left (task_name, resource) metastudio_task_info{" + infoSel + "}"
+}
+
+func ds() common.DataSourceRef {
+	return common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
+}
+
+func query(ref, expr, legend string) *prometheus.DataqueryBuilder {
+	q := prometheus.NewDataqueryBuilder().RefId(ref).Expr(expr).Datasource(ds())
+	if legend != "" {
+		q = q.LegendFormat(legend)
+	}
+	return q
+}
+
+func pos(x, y, w, h uint32) dashboard.GridPos { return dashboard.GridPos{X: x, Y: y, W: w, H: h} }
+
+// variable is a multi-select query variable with All (= .*) listing label of selector.
+func variable(name, label, selector, valueLabel string) *dashboard.QueryVariableBuilder {
+	q := fmt.Sprintf("label_values(%s, %s)", selector, valueLabel)
+	return dashboard.NewQueryVariableBuilder(name).
+		Label(label).
+		Datasource(ds()).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(q)}).
+		Definition(q).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).
+		IncludeAll(true).
+		AllValue(".*").
+		Current(dashboard.VariableOption{Text: dashboard.StringOrArrayOfString{String: cog.ToPtr("All")},
+			Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")}})
+}
+
+func statPanel(id uint32, title, desc, expr string, p dashboard.GridPos) *stat.PanelBuilder {
+	return stat.NewPanelBuilder().Id(id).Title(title).Description(desc).Datasource(ds()).GridPos(p).
+		Unit("none").
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+		WithTarget(query("A", expr, "").Instant())
+}
+
+func graph(id uint32, title, desc, unit string, p dashboard.GridPos, targets ...*prometheus.DataqueryBuilder) *timeseries.PanelBuilder {
+	b := timeseries.NewPanelBuilder().Id(id).Title(title).Description(desc).Datasource(ds()).GridPos(p).Unit(unit)
+	for _, t := range targets {
+		b = b.WithTarget(t.Range())
+	}
+	return b
+}
+
+// Build returns the dashboard.
+func Build() (dashboard.Dashboard, error) {
+	inProgress := "count(" + withInfo("("+task("metastudio_task_begin_timestamp_seconds")+
+		" unless on (job, instance, metastudio_exporter, task_id) "+task("metastudio_task_end_timestamp_seconds")+")") + ") or vector(0)"
+	withFailures := "count(" + withInfo("("+task("metastudio_task_failed_items")+" > 0)") + ") or vector(0)"
+	// Over a range, one task may have series with different target labels (with /probe,
+	// resource appears once /sd knows it): aggregate to the task before joining.
+	const byTask = "by (job, instance, metastudio_exporter, task_id)"
+	failedInRange := "sum(" + withInfo("(max "+byTask+" (max_over_time("+task("metastudio_task_failed_items")+"[$__range])) - min "+byTask+" (min_over_time("+
+		task("metastudio_task_failed_items")+"[$__range])))") + ") or vector(0)"
+
+	tq := func(ref, expr string) *prometheus.DataqueryBuilder {
+		return query(ref, expr, "").Instant().Format(prometheus.PromQueryFormatTable)
+	}
+	begin, end := task("metastudio_task_begin_timestamp_seconds"), task("metastudio_task_end_timestamp_seconds")
+	tasks := table.NewPanelBuilder().Id(4).Title("Tasks").Datasource(ds()).GridPos(pos(0, 4, 24, 10)).
+		Description("One row per task: its name, resource and status (task_status, or its name from status_names), its items, the share done, start, end and duration (until now while it runs).").
+		WithTarget(tq("A", "max by (job, instance, metastudio_exporter, task_id, task_name, resource) (metastudio_task_info{"+infoSel+"})")).
+		WithTarget(tq("B", withInfo(task("metastudio_task_status")))).
+		WithTarget(tq("C", withInfo(task("metastudio_task_items")))).
+		WithTarget(tq("D", withInfo(task("metastudio_task_succeeded_items")))).
+		WithTarget(tq("E", withInfo(task("metastudio_task_failed_items")))).
+		WithTarget(tq("F", withInfo("("+task("metastudio_task_succeeded_items")+" + "+task("metastudio_task_failed_items")+") / ("+task("metastudio_task_items")+" > 0)"))).
+		WithTarget(tq("G", withInfo(begin+" * 1000"))).
+		WithTarget(tq("H", withInfo(end+" * 1000"))).
+		WithTarget(tq("I", withInfo("(("+end+" or on (job, instance, metastudio_exporter, task_id) (0 * "+begin+" + time())) - on (job, instance, metastudio_exporter, task_id) "+begin+")"))).
+		Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"sum"})).
+		WithTransformation(dashboard.DataTransformerConfig{Id: "merge", Options: map[string]any{}}).
+		WithTransformation(dashboard.DataTransformerConfig{Id: "organize", Options: map[string]any{
+			"excludeByName": map[string]any{"Time": true, "job": true, "instance": true, "Value #A": true, "Value #B": true},
+			"renameByName": map[string]any{"task_name": "Task", "task_id": "Task id", "resource": "Resource", "status": "Status",
+				"metastudio_exporter": "Exporter", "Value #C": "Total", "Value #D": "Succeeded", "Value #E": "Failed",
+				"Value #F": "Done", "Value #G": "Start", "Value #H": "End", "Value #I": "Duration"},
+			"indexByName": map[string]any{"task_name": 0, "resource": 1, "status": 2, "Value #C": 3, "Value #D": 4, "Value #E": 5,
+				"Value #F": 6, "Value #G": 7, "Value #H": 8, "Value #I": 9, "task_id": 10, "metastudio_exporter": 11},
+		}}).
+		OverrideByName("Done", []dashboard.DynamicConfigValue{{Id: "unit", Value: "percentunit"}, {Id: "decimals", Value: 1}}).
+		OverrideByName("Start", []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeAsIso"}}).
+		OverrideByName("End", []dashboard.DynamicConfigValue{{Id: "unit", Value: "dateTimeAsIso"}}).
+		OverrideByName("Duration", []dashboard.DynamicConfigValue{{Id: "unit", Value: "s"}})
+
+	legend := "{{task_name}} ({{task_id}})"
+	b := dashboard.NewDashboardBuilder("MetaStudio import/export tasks").
+		Uid("metastudio-tasks").
+		Description("Huawei Cloud MetaStudio import/export tasks, from metastudio_exporter. Works with /metrics and with /sd + /probe: the exporter is chosen by the metastudio_exporter target label.").
+		Tags([]string{"metastudio", "prometheus"}).
+		Editable().
+		Tooltip(dashboard.DashboardCursorSyncCrosshair).
+		Refresh("1m").
+		Time("now-6h", "now").
+		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus")).
+		WithVariable(variable("job", "Job", "metastudio_task_info", "job")).
+		WithVariable(variable("exporter", "Exporter", `metastudio_task_info{job=~"$job"}`, "metastudio_exporter")).
+		WithVariable(variable("resource", "Resource", `metastudio_task_info{job=~"$job", metastudio_exporter=~"$exporter"}`, "resource")).
+		WithVariable(variable("task", "Task", `metastudio_task_info{job=~"$job", metastudio_exporter=~"$exporter", resource=~"$resource"}`, "task_id")).
+		WithPanel(statPanel(1, "Tasks in progress", "Tasks that have begun and not ended.", inProgress, pos(0, 0, 8, 4))).
+		WithPanel(statPanel(2, "Tasks with failures", "Tasks with at least one failed item.", withFailures, pos(8, 0, 8, 4))).
+		WithPanel(statPanel(3, "Failed items in range", "Items that failed during the dashboard's time range, over all selected tasks.", failedInRange, pos(16, 0, 8, 4))).
+		WithPanel(tasks).
+		WithPanel(graph(5, "Items succeeded", "success_count per task.", "none", pos(0, 14, 12, 8),
+			query("A", withInfo(task("metastudio_task_succeeded_items")), legend))).
+		WithPanel(graph(6, "Items failed", "failure_count per task.", "none", pos(12, 14, 12, 8),
+			query("A", withInfo(task("metastudio_task_failed_items")), legend))).
+		WithPanel(graph(7, "Failed items per interval", "How many more items of each task failed in each interval (bars only where the count rose).", "none", pos(0, 22, 24, 7),
+			query("A", withInfo("(("+task("metastudio_task_failed_items")+" - "+task("metastudio_task_failed_items")+" offset $__interval) > 0)"), legend)).
+			DrawStyle(common.GraphDrawStyleBars)).
+		WithRow(dashboard.NewRowBuilder("Exporter health").Id(8).GridPos(pos(0, 29, 24, 1))).
+		WithPanel(graph(9, "API requests by code", "MetaStudio and IAM calls per second, by operation and HTTP status (error: no response).", "reqps", pos(0, 30, 12, 8),
+			query("A", "sum by (metastudio_exporter, operation, code) (rate(metastudio_api_requests_total{"+exporterSel+"}[$__rate_interval]))", "{{metastudio_exporter}} {{operation}} {{code}}"))).
+		WithPanel(graph(10, "API call duration (95th percentile)", "How long API calls take, by operation.", "s", pos(12, 30, 12, 8),
+			query("A", "histogram_quantile(0.95, sum by (le, metastudio_exporter, operation) (rate(metastudio_api_request_duration_seconds_bucket{"+exporterSel+"}[$__rate_interval])))", "{{metastudio_exporter}} {{operation}}"))).
+		WithPanel(graph(11, "Call rate and 429s", "The adaptive call rate in force, and 429 answers per second.", "reqps", pos(0, 38, 8, 8),
+			query("A", "metastudio_api_rate_limit_per_second{"+exporterSel+"}", "{{metastudio_exporter}} rate in force"),
+			query("B", "rate(metastudio_api_throttled_total{"+exporterSel+"}[$__rate_interval])", "{{metastudio_exporter}} 429/s"))).
+		WithPanel(graph(12, "Tasks not scraped", "Tasks whose values the exporter does not have (metastudio_task_scrape_success 0).", "none", pos(8, 38, 8, 8),
+			query("A", "sum by (metastudio_exporter) (1 - "+task("metastudio_task_scrape_success")+")", "{{metastudio_exporter}}"))).
+		WithPanel(statPanel(13, "Credentials", "Whether the API accepted the exporter's credentials on its last call (1), and the cool-down left after a refusal.", "metastudio_auth_ok{"+exporterSel+"}", pos(16, 38, 8, 8)).
+			WithTarget(query("B", "metastudio_auth_backoff_seconds{"+exporterSel+"}", "{{metastudio_exporter}} cool-down").Instant())).
+		WithPanel(graph(14, "Age of task values", "Seconds since each task's values were fetched: high while the rate budget does not reach a task.", "s", pos(0, 46, 12, 8),
+			query("A", "max by (metastudio_exporter) ("+task("metastudio_task_data_age_seconds")+")", "{{metastudio_exporter}} oldest"))).
+		WithPanel(graph(15, "Config reloads and clock", "Whether the last config reload worked, and the clock's offset from the API's.", "none", pos(12, 46, 12, 8),
+			query("A", "metastudio_config_last_reload_successful{"+exporterSel+"}", "{{metastudio_exporter}} reload ok"),
+			query("B", "metastudio_clock_skew_seconds{"+exporterSel+"}", "{{metastudio_exporter}} clock skew (s)")))
+	return b.Build()
+}
+
+// Generate returns the dashboard's JSON, as committed.
+func Generate() ([]byte, error) {
+	d, err := Build()
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if strings.Contains(string(out), "${DS_") {
+		return nil, fmt.Errorf("the dashboard must not need import-time inputs")
+	}
+	return append(out, '\n'), nil
+}
