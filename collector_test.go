@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -33,24 +33,6 @@ const (
 	e2eAK      = "E2EACCESSKEY00000000"
 	e2eSK      = "e2e-secret-key-must-never-be-logged"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startSimulator serves a simulator on loopback; tasks and faults are set by the caller.
 func startSimulator(t *testing.T) (*simulator.Server, string) {
@@ -67,7 +49,7 @@ func startSimulator(t *testing.T) (*simulator.Server, string) {
 
 // exporterFor builds the exporter's handler for a config that points at endpoint and
 // signs with the simulator's AK and secretKey.
-func exporterFor(t *testing.T, endpoint, secretKey string, tasks []string, logs *lockedBuffer) http.Handler {
+func exporterFor(t *testing.T, endpoint, secretKey string, tasks []string, logs *testkit.Buffer) http.Handler {
 	t.Helper()
 	text := "region: cn-north-4\nproject_id: " + e2eProject + "\nendpoint: " + endpoint +
 		"\ncredentials:\n  access_key: " + e2eAK + "\n  secret_key: " + secretKey +
@@ -168,7 +150,7 @@ func TestEndToEnd(t *testing.T) {
 		sim.SetTask(id, map[string]any{"task_id": id, "total_count": 1})
 		sim.SetFault(id, f)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	// The throttled task comes last: its 429 cuts the rate, and the others are called by then.
 	h := exporterFor(t, url, e2eSK, []string{"good_numbers", "good_strings", "odd-names", "bad_param", "not_found",
 		"html_5xx", "malformed", "slow", "throttled"}, logs)
@@ -285,7 +267,7 @@ metastudio_api_requests_total{code="502",operation="ShowTask"} 1`)
 func TestEndToEndWrongKey(t *testing.T) {
 	sim, url := startSimulator(t)
 	sim.SetTask("t1", map[string]any{"task_id": "t1", "total_count": 1})
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	h := exporterFor(t, url, "not-the-right-secret-key", []string{"t1"}, logs)
 	families := scrape(t, h, "5")
 	if got := taskSeries(families); got != `metastudio_task_scrape_success{task_id="t1"} 0` {
@@ -312,7 +294,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	sim.SetFault(sim.TaskIDs()[3], simulator.FaultThrottled())
-	h := exporterFor(t, srv.URL, e2eSK, sim.TaskIDs(), &lockedBuffer{})
+	h := exporterFor(t, srv.URL, e2eSK, sim.TaskIDs(), &testkit.Buffer{})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()

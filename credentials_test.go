@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -41,7 +41,7 @@ func credSim(t *testing.T, o simulator.Options) (*simulator.Server, string) {
 
 // exporterWith builds the exporter for a config whose credentials section is creds; the
 // simulator plays every endpoint. project may be empty, to be resolved.
-func exporterWith(t *testing.T, url, project, creds string, logs *lockedBuffer, now func() time.Time) (http.Handler, error) {
+func exporterWith(t *testing.T, url, project, creds string, logs *testkit.Buffer, now func() time.Time) (http.Handler, error) {
 	t.Helper()
 	text := "region: cn-north-4\nendpoint: " + url + "\niam_endpoint: " + url + "\ntasks: [t1]\ncredentials:\n" + creds
 	if project != "" {
@@ -88,7 +88,7 @@ func noSecrets(t *testing.T, outputs ...string) {
 
 func TestIAMPasswordSource(t *testing.T) {
 	sim, url := credSim(t, simulator.Options{})
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	creds := "  iam_password: {domain_name: " + iamDomain + ", user_name: " + iamUser + ", password_file: " + secretFile(t, iamPassword) + "}\n"
 	h, err := exporterWith(t, url, "", creds, logs, time.Now) // project_id from the token's scope
 	if err != nil {
@@ -131,7 +131,7 @@ func TestIAMPasswordSource(t *testing.T) {
 
 func TestIAMWrongPassword(t *testing.T) {
 	sim, url := credSim(t, simulator.Options{})
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	creds := "  iam_password: {domain_name: " + iamDomain + ", user_name: " + iamUser + ", password_file: " + secretFile(t, "wrong-"+iamPassword) + "}\n"
 	// Without project_id the exporter starts, not ready, and logs IAM's message.
 	unresolved, err := exporterWith(t, url, "", creds, logs, time.Now)
@@ -179,7 +179,7 @@ func TestECSMetadataSource(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			md := tc.metadata
 			sim, url := credSim(t, simulator.Options{Metadata: &md})
-			logs := &lockedBuffer{}
+			logs := &testkit.Buffer{}
 			project := e2eProject
 			if tc.wantOK {
 				project = "" // resolved with /v3/projects, signed with the temporary keys
@@ -224,7 +224,7 @@ func TestProjectResolution(t *testing.T) {
 	creds := "  access_key: " + e2eAK + "\n  secret_key_file: " + secretFile(t, e2eSK) + "\n"
 	t.Run("one project", func(t *testing.T) {
 		sim, url := credSim(t, simulator.Options{})
-		h, err := exporterWith(t, url, "", creds, &lockedBuffer{}, time.Now)
+		h, err := exporterWith(t, url, "", creds, &testkit.Buffer{}, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func TestProjectResolution(t *testing.T) {
 	for name, projects := range map[string][]string{"none": {}, "two": {e2eProject, "fedcba9876543210fedcba9876543210"}} {
 		t.Run(name, func(t *testing.T) {
 			_, url := credSim(t, simulator.Options{Projects: map[string][]string{"cn-north-4": projects}})
-			logs := &lockedBuffer{}
+			logs := &testkit.Buffer{}
 			h, err := exporterWith(t, url, "", creds, logs, time.Now)
 			if err != nil {
 				t.Fatalf("start-up without a resolvable project: %v, want the exporter up, not ready", err)
@@ -256,35 +256,16 @@ func TestProjectResolution(t *testing.T) {
 	}
 }
 
-// fakeClock is shared by the exporter and the simulator, so that a simulated minute
-// passes without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestWrongKeyNeverLocksTheAK: a wrong SK with 200 tasks and concurrency 8, scraped 60
 // times over a simulated minute, costs one signature failure and never locks the AK.
 func TestWrongKeyNeverLocksTheAK(t *testing.T) {
-	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Second)}
+	clock := testkit.NewClock(time.Now().UTC().Truncate(time.Second))
 	sim := simulator.New(simulator.Options{
 		Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject, Tasks: 200, Now: clock.Now,
 	})
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	text := "region: cn-north-4\nproject_id: " + e2eProject + "\nendpoint: " + srv.URL +
 		"\ncredentials: {access_key: " + e2eAK + ", secret_key: wrong-secret-key}\nscrape: {concurrency: 8}\ntasks:\n"
 	for _, id := range sim.TaskIDs() {
@@ -329,7 +310,7 @@ func TestWrongKeyNeverLocksTheAK(t *testing.T) {
 func TestClockSkew(t *testing.T) {
 	sim, url := credSim(t, simulator.Options{})
 	sim.SetSkew(-6 * time.Minute) // the API's clock is 6 minutes behind ours
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	h, err := exporterWith(t, url, e2eProject, "  access_key: "+e2eAK+"\n  secret_key_file: "+secretFile(t, e2eSK)+"\n", logs, time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +327,7 @@ func TestClockSkew(t *testing.T) {
 func TestTokenFileSource(t *testing.T) {
 	const token = "a-token-kept-fresh-by-something-else"
 	_, url := credSim(t, simulator.Options{Tokens: []string{token}})
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	h, err := exporterWith(t, url, e2eProject, "  token_file: "+secretFile(t, token)+"\n", logs, time.Now)
 	if err != nil {
 		t.Fatal(err)

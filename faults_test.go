@@ -46,6 +46,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
@@ -195,7 +196,7 @@ type faultRig struct {
 	guard  *dialGuard
 	board  *switchboard
 	roots  *x509.CertPool
-	logs   *lockedBuffer
+	logs   *testkit.Buffer
 	e      *exporter
 	h      http.Handler
 	client *metastudio.Client
@@ -218,7 +219,7 @@ func newFaultRig(t *testing.T) *faultRig {
 		sim:   simulator.New(simulator.Options{Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject}),
 		guard: newDialGuard(t.Errorf),
 		roots: x509.NewCertPool(),
-		logs:  &lockedBuffer{},
+		logs:  &testkit.Buffer{},
 	}
 	r.board = &switchboard{guard: r.guard}
 	return r

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/go-logfmt/logfmt"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // startUpLog runs the exporter until it serves, stops it, and returns what it logged.
@@ -27,7 +29,7 @@ func startUpLog(t *testing.T, format string) string {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	var stderr lockedBuffer
+	var stderr testkit.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -42,7 +43,7 @@ func opsConfig(url, secret, extra string, tasks ...string) string {
 }
 
 // startOps builds the exporter from a config file, as the binary does.
-func startOps(t *testing.T, text string, o options) (*exporter, http.Handler, string, *lockedBuffer) {
+func startOps(t *testing.T, text string, o options) (*exporter, http.Handler, string, *testkit.Buffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -52,7 +53,7 @@ func startOps(t *testing.T, text string, o options) (*exporter, http.Handler, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	o.configFile, o.getenv, o.logger = path, noEnv, log.NewLogfmtLogger(logs)

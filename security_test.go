@@ -31,6 +31,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -140,16 +141,6 @@ func subprocess(t *testing.T, exe string, env []string, args ...string) (*exec.C
 	return cmd, out
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func waitFor(t *testing.T, url string, out *bytes.Buffer) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -212,7 +203,7 @@ func TestPrivateCAAndNonRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	cmd, out := subprocess(t, exe, []string{"SSL_CERT_FILE=" + certFile, "CLOUD_SDK_AK=" + e2eAK, "CLOUD_SDK_SK=" + e2eSK},
 		"--config.file="+filepath.Join(dir, "config.yml"), "--web.listen-address="+addr)
 	cmd.Dir = readOnly
@@ -262,7 +253,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	var everything strings.Builder
 	for name, text := range configs {
 		path := writeFile(t, dir, "config.yml", text)
-		addr := freeAddr(t)
+		addr := testkit.FreeAddr(t)
 		var stdout, stderr bytes.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)

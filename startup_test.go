@@ -19,13 +19,14 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
 // steppingClock is a fake clock that the background resolver moves through its waits at
 // once, up to a limit; a wait beyond the limit parks until the test moves the limit on.
 type steppingClock struct {
-	*fakeClock
+	*testkit.Clock
 	mu      sync.Mutex
 	limit   time.Time
 	parked  chan time.Time
@@ -33,7 +34,7 @@ type steppingClock struct {
 }
 
 func newSteppingClock(start time.Time) *steppingClock {
-	return &steppingClock{fakeClock: &fakeClock{t: start}, limit: start, reached: make(chan struct{}, 1)}
+	return &steppingClock{Clock: testkit.NewClock(start), limit: start, reached: make(chan struct{}, 1)}
 }
 
 func (s *steppingClock) after(d time.Duration) <-chan time.Time {
@@ -83,14 +84,14 @@ func waitReady(t *testing.T, h http.Handler) {
 }
 
 // startUnresolved builds an exporter without project_id on the stepping clock.
-func startUnresolved(t *testing.T, url, creds string, clock *steppingClock) (http.Handler, *lockedBuffer) {
+func startUnresolved(t *testing.T, url, creds string, clock *steppingClock) (http.Handler, *testkit.Buffer) {
 	t.Helper()
 	text := "region: cn-north-4\nendpoint: " + url + "\niam_endpoint: " + url + "\ntasks: [t1]\ncredentials:\n" + creds
 	cfg, _, err := config.Parse([]byte(text), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e, err := newExporter(ctx, cfg, options{getenv: noEnv, logger: log.NewLogfmtLogger(logs), now: clock.Now, after: clock.after})
@@ -197,7 +198,7 @@ func TestStartWithWrongSK(t *testing.T) {
 }
 
 // startRun runs the binary's run() on a free port; stop returns the exit code.
-func startRun(t *testing.T, getenv config.Getenv, args ...string) (base string, stderr *lockedBuffer, stop func() int) {
+func startRun(t *testing.T, getenv config.Getenv, args ...string) (base string, stderr *testkit.Buffer, stop func() int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -205,7 +206,7 @@ func startRun(t *testing.T, getenv config.Getenv, args ...string) (base string, 
 	}
 	addr := l.Addr().String()
 	l.Close()
-	stderr = &lockedBuffer{}
+	stderr = &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append(args, "--web.listen-address="+addr), io.Discard, stderr, getenv) }()

@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -26,25 +26,9 @@ const (
 	simProject  = "0123456789abcdef0123456789abcdef"
 )
 
-// fakeClock is shared by the credentials and the simulator: simulated minutes pass
-// without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newFakeClock is the clock of these tests, shared by the credentials and the simulator.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 }
 
 // iamSim serves the simulator with one IAM user; wrap may wrap its handler.

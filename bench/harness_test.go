@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -112,7 +112,7 @@ func startExporter(tb testing.TB, simURL string, cfg exporterConfig, env ...stri
 	if err := os.WriteFile(cfgPath, []byte(cfg.yaml(simURL)), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	addr := freeAddr(tb)
+	addr := testkit.FreeAddr(tb)
 	e := &exporterProcess{url: "http://" + addr, log: filepath.Join(dir, "exporter.log"), done: make(chan struct{})}
 	logFile, err := os.Create(e.log)
 	if err != nil {
@@ -187,17 +187,6 @@ func (e *exporterProcess) peakRSS(tb testing.TB) int64 {
 		tb.Fatal(err)
 	}
 	return n
-}
-
-// freeAddr is a loopback address whose port was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // scraper is the client that scrapes, as Prometheus does: one GET, gzip accepted, the

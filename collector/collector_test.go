@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
@@ -263,33 +263,13 @@ func TestScrapeTimeout(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink that tests can read while the collector writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) take() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	s.b.Reset()
-	return out
-}
-
 func TestFailureIsLoggedOnChange(t *testing.T) {
-	buf := &syncBuffer{}
+	buf := &testkit.Buffer{}
 	api := &fakeAPI{errs: map[string]error{}}
 	c := newTestCollector(t, testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
 	scrape := func() string {
 		c.Collect(context.Background(), make(chan prometheus.Metric, 100))
-		return buf.take()
+		return buf.Take()
 	}
 	if out := scrape(); out != "" {
 		t.Errorf("healthy scrape logged %q", out)

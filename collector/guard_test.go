@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,25 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // authAPI answers every call with answer(), counting calls and those in flight.
 type authAPI struct {
@@ -120,7 +103,7 @@ func TestGuardProbesAloneThenFansOut(t *testing.T) {
 }
 
 func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 	failing := atomic.Bool{}
 	failing.Store(true)
 	api := &authAPI{answer: func() error {
@@ -194,7 +177,7 @@ metastudio_auth_ok 0
 // TestBurstProtection: a key disabled while 16 calls are in flight costs at most those
 // calls (of the 900 tasks left), until the cool-down ends; then one probe.
 func TestBurstProtection(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	var api *authAPI
 	api = &authAPI{answer: func() error {
 		if api.calls.Load() > 100 { // the key is disabled after 100 calls
@@ -249,7 +232,7 @@ func admitted(t *testing.T, g *Guard) permit {
 }
 
 func TestGuardNewCredentialsEndTheCoolDown(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := testkit.NewClock(time.Unix(0, 0))
 	creds := &versioned{}
 	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
 	guard.done(admitted(t, guard), errUnauthorized)
@@ -265,7 +248,7 @@ func TestGuardNewCredentialsEndTheCoolDown(t *testing.T) {
 // TestGuardOutcomesCarryTheEpoch: an answer to older credentials says nothing about the
 // new ones.
 func TestGuardOutcomesCarryTheEpoch(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := testkit.NewClock(time.Unix(0, 0))
 	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
 	old := admitted(t, guard)
 	guard.Reset(&versioned{}, time.Minute) // a reload to a new key
@@ -299,7 +282,7 @@ func TestGuardVerifiesOnlyPastTheGateway(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &fakeClock{t: time.Unix(0, 0)}
+			clock := testkit.NewClock(time.Unix(0, 0))
 			guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
 			guard.done(admitted(t, guard), tc.err)
 			p, ok, _, _ := guard.admit()
@@ -313,7 +296,7 @@ func TestGuardVerifiesOnlyPastTheGateway(t *testing.T) {
 // TestGuardPausesAfterAnUnansweredProbe: a probe that verified nothing is followed by the
 // next one alone after 1 s, 2 s, 4 s, … up to the cool-down.
 func TestGuardPausesAfterAnUnansweredProbe(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := testkit.NewClock(time.Unix(0, 0))
 	guard := NewGuard(10*time.Second, nil, clock.Now, log.NewNopLogger())
 	timeout := &metastudio.APIError{Err: context.DeadlineExceeded}
 	for _, pause := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
@@ -335,7 +318,7 @@ func TestGuardPausesAfterAnUnansweredProbe(t *testing.T) {
 // the next lone probe, and a second refusal starts the cool-down. The refresh is the
 // exporter's own: it does not reset the cool-down's doubling.
 func TestGuardRefreshesTokenCredentialsOnce(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(0, 0)}
+	clock := testkit.NewClock(time.Unix(0, 0))
 	creds := &refreshable{refreshed: make(chan struct{}, 1)}
 	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
 	woken := make(chan struct{}, 1)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
@@ -226,7 +227,7 @@ func TestGoroutinesAreBounded(t *testing.T) {
 // TestUnlistedProbesAreCapped: probing 100,000 distinct unlisted ids leaves the table at
 // its cap, and idle ones go.
 func TestUnlistedProbesAreCapped(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	api := &countingAPI{}
 	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
 	var wg sync.WaitGroup
@@ -265,7 +266,7 @@ func TestPruneDropsUnwatchedTasks(t *testing.T) {
 // TestDiscoveryNeverOverwritesNewerValues: a listing that started before a ShowTask
 // answer does not replace it.
 func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := startRefresher(t, &countingAPI{}, clock.Now, 0, 2, 5*time.Second)
 	listedAt := clock.Now()
 	clock.Advance(time.Second)
@@ -284,7 +285,7 @@ func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 // TestMinRefreshInterval: values younger than min_refresh_interval need no call; older
 // ones do.
 func TestMinRefreshInterval(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	api := &countingAPI{}
 	cfg := testConfig("a")
 	cfg.Scrape.MinRefreshInterval = 15 * time.Second

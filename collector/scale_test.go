@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
@@ -73,7 +74,7 @@ func task(id string, finished bool) *metastudio.Task {
 	return &t
 }
 
-func scaleCollector(t *testing.T, cfg *config.Config, api API, clock *fakeClock, perSecond float64) *Collector {
+func scaleCollector(t *testing.T, cfg *config.Config, api API, clock *testkit.Clock, perSecond float64) *Collector {
 	return New(cfg, startRefresher(t, api, clock.Now, perSecond, cfg.Scrape.Concurrency, cfg.Scrape.Timeout), nil, Shard{}, log.NewNopLogger())
 }
 
@@ -88,7 +89,7 @@ func successes(results []result) (ok int, ages []time.Duration) {
 }
 
 func TestFinishedTasksAreCached(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	api := &countingAPI{}
 	cfg := testConfig("done1", "running1")
 	cfg.Cache.FinishedTTL = 10 * time.Minute
@@ -139,7 +140,7 @@ func (a *orderAPI) calls() []string {
 
 // TestQueueServesNeverFetchedThenStalest: one call at a time shows the queue's order.
 func TestQueueServesNeverFetchedThenStalest(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	api := &orderAPI{}
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
 	for _, id := range []string{"old", "mid", "new"} { // answered a minute apart
@@ -160,7 +161,7 @@ func TestBudgetServesLastValues(t *testing.T) {
 	ids := manyTasks(20)
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 5
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := startRefresher(t, api, clock.Now, 0, 5, 5*time.Second)
 	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
 	c.scrape(context.Background(), c.Watched()) // every task has values
@@ -188,7 +189,7 @@ func TestBudgetServesLastValues(t *testing.T) {
 // once a second, never below the floor), calm grows it back to the maximum within 30 s,
 // Retry-After holds every call, and a reload that keeps the limits keeps the state.
 func TestRateAdapts(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := NewRate(50, 1, 8, clock.Now)
 	for range 60 { // 30 calls a second over the last 2 s
 		r.count()
@@ -260,7 +261,7 @@ func TestThrottledTaskServesItsLastValues(t *testing.T) {
 		}
 		return nil
 	}}
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
 	r.Get(context.Background(), []string{"a"}, Policy{})
 	throttle.Store(true)
@@ -319,14 +320,14 @@ func discoveryConfig() *config.Config {
 	return cfg
 }
 
-func discoveryCollector(t *testing.T, cfg *config.Config, api *countingAPI, clock *fakeClock) (*Collector, *Discovery) {
+func discoveryCollector(t *testing.T, cfg *config.Config, api *countingAPI, clock *testkit.Clock) (*Collector, *Discovery) {
 	r := startRefresher(t, api, clock.Now, 0, 4, 5*time.Second)
 	d := NewDiscovery(cfg.Discovery, r, log.NewNopLogger())
 	return New(cfg, r, d, Shard{}, log.NewNopLogger()), d
 }
 
 func TestDiscovery(t *testing.T) {
-	clock := &fakeClock{t: time.UnixMilli(1744276967708 + 3600_000)} // an hour after the tasks began
+	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000)) // an hour after the tasks began
 	cases := []struct {
 		name  string
 		pages func(p metastudio.SearchParams) (*metastudio.TaskPage, error)
@@ -396,7 +397,7 @@ func (d *Discovery) taskIDs() []string {
 }
 
 func TestDiscoveryKeepsTheLastListAndBoundsIt(t *testing.T) {
-	clock := &fakeClock{t: time.UnixMilli(1744276967708 + 3600_000)}
+	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000))
 	fail := atomic.Bool{}
 	api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
 		if fail.Load() {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -41,8 +42,8 @@ func BenchmarkLoad(b *testing.B) {
 	if err := os.WriteFile(skFile, []byte(sk+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	simAddr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
-	expAddr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
+	simAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
+	expAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
 	sim := startProc(b, dir, "metastudio-sim", simBin, []string{
 		"--web.listen-address=" + simAddr,
 		"--project-id=" + projectID,

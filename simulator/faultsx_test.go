@@ -28,7 +28,7 @@ func TestWireFaults(t *testing.T) {
 
 	want := map[string][]byte{} // each task's answer, straight from the simulator
 	for _, id := range []string{"reset", "short", "whole"} {
-		want[id] = serve(s, clock.signed(showPath(id))).body
+		want[id] = serve(s, signed(clock, showPath(id))).body
 	}
 	get := func(id string) (*http.Response, []byte, error) {
 		t.Helper()

@@ -20,7 +20,7 @@ func TestGatewayThrottles(t *testing.T) {
 	// 50 requests at one instant: the full bucket (burst 30 by default) lets 30 through.
 	var codes []int
 	for i := range 50 {
-		a := serve(s, clock.signed(showPath(ids[i%3])))
+		a := serve(s, signed(clock, showPath(ids[i%3])))
 		codes = append(codes, a.status)
 		if i >= 30 {
 			a.wantError(t, http.StatusTooManyRequests, CodeGatewayThrottled, wantThrottleMsg)
@@ -40,11 +40,11 @@ func TestGatewayThrottles(t *testing.T) {
 
 	// 100 ms later 3 tokens are back (30/s); a SearchTask takes one too.
 	clock.Advance(100 * time.Millisecond)
-	if a := serve(s, clock.signed("/v2/"+testProject+"/ies/task")); a.status != http.StatusOK {
+	if a := serve(s, signed(clock, "/v2/"+testProject+"/ies/task")); a.status != http.StatusOK {
 		t.Fatalf("SearchTask after 100 ms: %d %s", a.status, a.body)
 	}
 	for i, want := range []int{200, 200, 429} {
-		if a := serve(s, clock.signed(showPath(ids[0]))); a.status != want {
+		if a := serve(s, signed(clock, showPath(ids[0]))); a.status != want {
 			t.Fatalf("ShowTask %d after 100 ms: %d, want %d", i, a.status, want)
 		}
 	}
@@ -56,7 +56,7 @@ func TestGatewayThrottles(t *testing.T) {
 		t.Fatalf("unsigned request over the limit: %d, want 429", a.status)
 	}
 	// IAM and unknown paths are not throttled.
-	if a := serve(s, clock.signed("/v2/"+testProject+"/other")); a.status != http.StatusNotFound {
+	if a := serve(s, signed(clock, "/v2/"+testProject+"/other")); a.status != http.StatusNotFound {
 		t.Errorf("an unknown path over the limit: %d, want 404", a.status)
 	}
 
@@ -93,7 +93,7 @@ func TestGatewayRepeatsAndBurst(t *testing.T) {
 	id := s.TaskIDs()[1]
 	want := func(status int) {
 		t.Helper()
-		if a := serve(s, clock.signed(showPath(id))); a.status != status {
+		if a := serve(s, signed(clock, showPath(id))); a.status != status {
 			t.Fatalf("status %d, want %d: %s", a.status, status, a.body)
 		}
 	}
@@ -127,7 +127,7 @@ func TestGatewayDoesNotCountAbandonedRequests(t *testing.T) {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		serve(s, clock.signed(showPath(id)).WithContext(ctx))
+		serve(s, signed(clock, showPath(id)).WithContext(ctx))
 	}()
 	// Leave once the gateway has admitted the request (its token is gone): the answer is
 	// then held by the hour-long fault.
@@ -152,7 +152,7 @@ func TestGatewayOff(t *testing.T) {
 	t.Parallel()
 	s, clock := newSim(t, Options{Tasks: 1})
 	for range 100 {
-		if a := serve(s, clock.signed(showPath(s.TaskIDs()[0]))); a.status != http.StatusOK {
+		if a := serve(s, signed(clock, showPath(s.TaskIDs()[0]))); a.status != http.StatusOK {
 			t.Fatalf("without RateLimit: %d", a.status)
 		}
 	}
@@ -172,8 +172,8 @@ func TestStatsHandler(t *testing.T) {
 	t.Parallel()
 	s, clock := newSim(t, Options{Tasks: 1, RateLimit: 1})
 	id := s.TaskIDs()[0]
-	serve(s, clock.signed(showPath(id)))
-	serve(s, clock.signed(showPath(id)))
+	serve(s, signed(clock, showPath(id)))
+	serve(s, signed(clock, showPath(id)))
 
 	for _, c := range []struct {
 		name, method, remote string

@@ -307,7 +307,7 @@ func TestIAMProjects(t *testing.T) {
 		"ap-southeast-3": {},
 	}})
 	list := func(query string) []string {
-		return projectsOf(t, serve(s, clock.signed("/v3/projects"+query)))
+		return projectsOf(t, serve(s, signed(clock, "/v3/projects"+query)))
 	}
 	for query, want := range map[string]string{
 		"?name=cn-north-4":     "[cn-north-4=p1]",
@@ -320,7 +320,7 @@ func TestIAMProjects(t *testing.T) {
 			t.Errorf("/v3/projects%s: %s, want %s", query, got, want)
 		}
 	}
-	if raw := serve(s, clock.signed("/v3/projects?name=ap-southeast-3")).body; !strings.Contains(string(raw), `"projects":[]`) {
+	if raw := serve(s, signed(clock, "/v3/projects?name=ap-southeast-3")).body; !strings.Contains(string(raw), `"projects":[]`) {
 		t.Errorf("no projects is not \"projects\":[]: %s", raw)
 	}
 	if got := s.Requests(OpIAMProjects); got != 6 {
@@ -330,7 +330,7 @@ func TestIAMProjects(t *testing.T) {
 	unsigned := httptest.NewRequest(http.MethodGet, "http://iam.example.com/v3/projects?name=cn-north-4", nil)
 	serve(s, unsigned).wantError(t, 401, "APIGW.0301", "Incorrect IAM authentication information")
 	serve(s, withToken("/v3/projects?name=cn-north-4", "tok")).wantError(t, 401, "APIGW.0301", "")
-	tampered := clock.signed("/v3/projects?name=cn-north-4")
+	tampered := signed(clock, "/v3/projects?name=cn-north-4")
 	tampered.URL.RawQuery = "name=cn-east-3"
 	serve(s, tampered).wantError(t, 401, "APIGW.0301", "verify aksk signature fail")
 	serve(s, signedAt("/v3/projects?name=cn-north-4", auth.Keys{AccessKey: testAK, SecretKey: testSK},
@@ -343,9 +343,9 @@ func TestIAMProjects(t *testing.T) {
 		serve(s, signedAt("/v3/projects", auth.Keys{AccessKey: testAK, SecretKey: "wrong"}, clock.Now())).
 			wantError(t, 401, "APIGW.0301", "verify aksk signature fail")
 	}
-	serve(s, clock.signed(showPath(s.TaskIDs()[0]))).
+	serve(s, signed(clock, showPath(s.TaskIDs()[0]))).
 		wantError(t, 401, "APIGW.0301", "AK access failed to reach the limit,forbidden.")
-	serve(s, clock.signed("/v3/projects")).wantError(t, 401, "APIGW.0301", "AK access failed to reach the limit")
+	serve(s, signed(clock, "/v3/projects")).wantError(t, 401, "APIGW.0301", "AK access failed to reach the limit")
 
 	// Only GET is the projects API.
 	post := httptest.NewRequest(http.MethodPost, "http://iam.example.com/v3/projects", nil)
@@ -355,11 +355,11 @@ func TestIAMProjects(t *testing.T) {
 
 func TestIAMDefaultProjects(t *testing.T) {
 	s, clock := newSim(t, Options{IAMUsers: testUserOpt})
-	if got := fmt.Sprint(projectsOf(t, serve(s, clock.signed("/v3/projects?name=cn-north-4")))); got != "[cn-north-4="+testProject+"]" {
+	if got := fmt.Sprint(projectsOf(t, serve(s, signed(clock, "/v3/projects?name=cn-north-4")))); got != "[cn-north-4="+testProject+"]" {
 		t.Errorf("default projects: %s", got)
 	}
 	s, clock = newSim(t, Options{IAMUsers: testUserOpt, Region: "ap-southeast-3"})
-	if got := fmt.Sprint(projectsOf(t, serve(s, clock.signed("/v3/projects")))); got != "[ap-southeast-3="+testProject+"]" {
+	if got := fmt.Sprint(projectsOf(t, serve(s, signed(clock, "/v3/projects")))); got != "[ap-southeast-3="+testProject+"]" {
 		t.Errorf("Region ap-southeast-3: %s", got)
 	}
 	a := postToken(s, "", tokenBody(testDomain, testUser, testPassword, `{"name":"ap-southeast-3"}`))
@@ -395,7 +395,7 @@ func TestSetSkew(t *testing.T) {
 		}
 	}
 	s.SetSkew(0)
-	if a := serve(s, clock.signed(path)); a.status != 200 || a.header.Get("Date") != testStart.Format(http.TimeFormat) {
+	if a := serve(s, signed(clock, path)); a.status != 200 || a.header.Get("Date") != testStart.Format(http.TimeFormat) {
 		t.Errorf("skew 0: %d %q", a.status, a.header.Get("Date"))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 const metaBase = "http://169.254.169.254"
@@ -86,7 +87,7 @@ func fetchCredential(t *testing.T, s *Server, base string, client *http.Client) 
 }
 
 // signedWith builds a signed ShowTask-style GET with the given keys at the clock's time.
-func (c *fakeClock) signedWith(path string, keys auth.Keys) *http.Request {
+func signedWith(c *testkit.Clock, path string, keys auth.Keys) *http.Request {
 	return signedAt(path, keys, c.Now())
 }
 
@@ -117,40 +118,40 @@ func TestMetadataHappyPath(t *testing.T) {
 	}
 
 	// The temporary keys sign ShowTask and /v3/projects, with the security token signed.
-	if a := serve(s, clock.signedWith(showPath(id), c.keys())); a.status != 200 {
+	if a := serve(s, signedWith(clock, showPath(id), c.keys())); a.status != 200 {
 		t.Fatalf("ShowTask with temporary keys: %d %s", a.status, a.body)
 	}
-	if got := projectsOf(t, serve(s, clock.signedWith("/v3/projects?name=cn-north-4", c2.keys()))); len(got) != 1 {
+	if got := projectsOf(t, serve(s, signedWith(clock, "/v3/projects?name=cn-north-4", c2.keys()))); len(got) != 1 {
 		t.Errorf("/v3/projects with temporary keys: %v", got)
 	}
 	noToken := c.keys()
 	noToken.SecurityToken = ""
-	serve(s, clock.signedWith(showPath(id), noToken)).wantError(t, 401, "APIGW.0301", "X-Security-Token")
-	unsigned := clock.signedWith(showPath(id), noToken)
+	serve(s, signedWith(clock, showPath(id), noToken)).wantError(t, 401, "APIGW.0301", "X-Security-Token")
+	unsigned := signedWith(clock, showPath(id), noToken)
 	unsigned.Header.Set(auth.HeaderSecurityToken, c.SecurityToken)
 	serve(s, unsigned).wantError(t, 401, "APIGW.0301", "x-security-token is not signed")
 	swapped := c.keys()
 	swapped.SecurityToken = c2.SecurityToken
-	serve(s, clock.signedWith(showPath(id), swapped)).wantError(t, 401, "APIGW.0301", "X-Security-Token")
+	serve(s, signedWith(clock, showPath(id), swapped)).wantError(t, 401, "APIGW.0301", "X-Security-Token")
 
 	// They expire at expires_at, by Now.
 	clock.Advance(2*time.Hour - time.Second)
-	if a := serve(s, clock.signedWith(showPath(id), c.keys())); a.status != 200 {
+	if a := serve(s, signedWith(clock, showPath(id), c.keys())); a.status != 200 {
 		t.Fatalf("a second before expiry: %d %s", a.status, a.body)
 	}
 	clock.Advance(time.Second)
 	// IAM no longer knows an expired temporary AK.
-	serve(s, clock.signedWith(showPath(id), c.keys())).wantError(t, 401, "APIGW.0301",
+	serve(s, signedWith(clock, showPath(id), c.keys())).wantError(t, 401, "APIGW.0301",
 		"Incorrect IAM authentication information: Get secretKey failed,ak:"+c.Access+",err:ak not exist")
-	serve(s, clock.signedWith("/v3/projects", c2.keys())).wantError(t, 401, "APIGW.0301", "err:ak not exist")
+	serve(s, signedWith(clock, "/v3/projects", c2.keys())).wantError(t, 401, "APIGW.0301", "err:ak not exist")
 
 	// The session token still has hours left: new credentials work.
 	c3 := credentialOf(t, metaGet(s, session))
-	if a := serve(s, clock.signedWith(showPath(id), c3.keys())); a.status != 200 {
+	if a := serve(s, signedWith(clock, showPath(id), c3.keys())); a.status != 200 {
 		t.Errorf("fresh credentials: %d %s", a.status, a.body)
 	}
 	s.ExpireCredentials()
-	serve(s, clock.signedWith(showPath(id), c3.keys())).wantError(t, 401, "APIGW.0301", "err:ak not exist")
+	serve(s, signedWith(clock, showPath(id), c3.keys())).wantError(t, 401, "APIGW.0301", "err:ak not exist")
 
 	if got := s.IssuedCredentials(); got != 3 {
 		t.Errorf("IssuedCredentials = %d, want 3", got)
@@ -227,7 +228,7 @@ func TestMetadataWithoutSessionTokens(t *testing.T) {
 				t.Errorf("PUT: %d %s, want %d", a.status, a.body, c.putStatus)
 			}
 			cred := credentialOf(t, metaGet(s, ""))
-			if a := serve(s, clock.signedWith(showPath(s.TaskIDs()[0]), cred.keys())); a.status != 200 {
+			if a := serve(s, signedWith(clock, showPath(s.TaskIDs()[0]), cred.keys())); a.status != 200 {
 				t.Errorf("ShowTask: %d %s", a.status, a.body)
 			}
 		})
@@ -278,14 +279,14 @@ func TestTemporaryKeysAKLock(t *testing.T) {
 	bad := c.keys()
 	bad.SecretKey = "wrong"
 	for range 6 {
-		serve(s, clock.signedWith(path, bad)).wantError(t, 401, "APIGW.0301", "verify aksk signature fail")
+		serve(s, signedWith(clock, path, bad)).wantError(t, 401, "APIGW.0301", "verify aksk signature fail")
 	}
-	serve(s, clock.signedWith(path, c.keys())).wantError(t, 401, "APIGW.0301", "AK access failed to reach the limit")
-	if a := serve(s, clock.signed(path)); a.status != 200 {
+	serve(s, signedWith(clock, path, c.keys())).wantError(t, 401, "APIGW.0301", "AK access failed to reach the limit")
+	if a := serve(s, signed(clock, path)); a.status != 200 {
 		t.Errorf("the permanent AK is locked too: %d", a.status)
 	}
 	clock.Advance(5 * time.Minute)
-	if a := serve(s, clock.signedWith(path, c.keys())); a.status != 200 {
+	if a := serve(s, signedWith(clock, path, c.keys())); a.status != 200 {
 		t.Errorf("after the lock: %d %s", a.status, a.body)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 const (
@@ -27,28 +28,10 @@ const (
 
 var testStart = time.Date(2025, 4, 10, 9, 22, 47, 0, time.UTC)
 
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // newSim builds a simulator with one AK/SK, on a fake clock at testStart.
-func newSim(t *testing.T, o Options) (*Server, *fakeClock) {
+func newSim(t *testing.T, o Options) (*Server, *testkit.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: testStart}
+	clock := testkit.NewClock(testStart)
 	if o.Credentials == nil {
 		o.Credentials = map[string]string{testAK: testSK}
 	}
@@ -115,7 +98,8 @@ func signedAt(path string, keys auth.Keys, at time.Time) *http.Request {
 	return r
 }
 
-func (c *fakeClock) signed(path string) *http.Request {
+// signed builds a GET of path signed with the test keys at the clock's time.
+func signed(c *testkit.Clock, path string) *http.Request {
 	return signedAt(path, auth.Keys{AccessKey: testAK, SecretKey: testSK}, c.Now())
 }
 
@@ -158,7 +142,7 @@ func TestShowTaskFieldStyles(t *testing.T) {
 			s, clock := newSim(t, Options{Tasks: 12, Seed: 7, FieldStyle: style})
 			sawNull, sawAbsentEnd, sawEnd := false, false, false
 			for i, id := range s.TaskIDs() {
-				a := serve(s, clock.signed(showPath(id)))
+				a := serve(s, signed(clock, showPath(id)))
 				if a.status != http.StatusOK {
 					t.Fatalf("%s: status %d: %s", id, a.status, a.body)
 				}
@@ -220,7 +204,7 @@ func TestShowTaskFieldStyles(t *testing.T) {
 func TestSeededTasksAreDeterministic(t *testing.T) {
 	body := func(seed int64, id string) string {
 		s, clock := newSim(t, Options{Tasks: 6, Seed: seed})
-		return string(serve(s, clock.signed(showPath(id))).body)
+		return string(serve(s, signed(clock, showPath(id))).body)
 	}
 	s, _ := newSim(t, Options{Tasks: 3})
 	want := []string{"00000000000000000000000000000001", "00000000000000000000000000000002",
@@ -244,7 +228,7 @@ func TestSeededTasksAreDeterministic(t *testing.T) {
 	var cjk bool
 	s, clock := newSim(t, Options{Tasks: 12, Seed: 1})
 	for _, id := range s.TaskIDs() {
-		name, _ := serve(s, clock.signed(showPath(id))).json(t)["task_name"].(string)
+		name, _ := serve(s, signed(clock, showPath(id))).json(t)["task_name"].(string)
 		if regexp.MustCompile(`\p{Han}`).MatchString(name) {
 			cjk = true
 		}
@@ -271,12 +255,12 @@ func TestAuthenticationFailures(t *testing.T) {
 		})
 	}
 	now := clock.Now()
-	check("good signature", clock.signed(showPath(id)), 200, "", "")
+	check("good signature", signed(clock, showPath(id)), 200, "", "")
 
 	wrong := signedAt(showPath(id), auth.Keys{AccessKey: testAK, SecretKey: "wrong"}, now)
 	check("wrong signature", wrong, 401, "APIGW.0301", "Incorrect IAM authentication information: verify aksk signature fail")
 
-	tampered := clock.signed(showPath(id))
+	tampered := signed(clock, showPath(id))
 	tampered.Header.Set(auth.HeaderProjectID, "ffffffffffffffffffffffffffffffff")
 	check("signed header changed", tampered, 401, "APIGW.0301", "verify aksk signature fail")
 
@@ -287,10 +271,10 @@ func TestAuthenticationFailures(t *testing.T) {
 	check("skew 16 min behind", signedAt(showPath(id), keys, now.Add(-16*time.Minute)), 401, "APIGW.0301", "15 minutes")
 	check("skew 16 min ahead", signedAt(showPath(id), keys, now.Add(16*time.Minute)), 401, "APIGW.0301", "15 minutes")
 
-	noDate := clock.signed(showPath(id))
+	noDate := signed(clock, showPath(id))
 	noDate.Header.Del(auth.HeaderSdkDate)
 	check("no X-Sdk-Date", noDate, 401, "APIGW.0301", "X-Sdk-Date")
-	badDate := clock.signed(showPath(id))
+	badDate := signed(clock, showPath(id))
 	badDate.Header.Set(auth.HeaderSdkDate, "2025-04-10T09:22:47Z")
 	check("bad X-Sdk-Date", badDate, 401, "APIGW.0301", "X-Sdk-Date")
 
@@ -333,10 +317,10 @@ func TestSecurityTokenRequired(t *testing.T) {
 	if a := serve(s, with); a.status != http.StatusOK {
 		t.Fatalf("with the token: %d %s", a.status, a.body)
 	}
-	serve(s, clock.signed(path)).wantError(t, 401, "APIGW.0301", "X-Security-Token")
+	serve(s, signed(clock, path)).wantError(t, 401, "APIGW.0301", "X-Security-Token")
 	wrong := signedAt(path, auth.Keys{AccessKey: testAK, SecretKey: testSK, SecurityToken: "other"}, clock.Now())
 	serve(s, wrong).wantError(t, 401, "APIGW.0301", "X-Security-Token")
-	unsigned := clock.signed(path)
+	unsigned := signed(clock, path)
 	unsigned.Header.Set(auth.HeaderSecurityToken, "sts-token") // added after signing
 	serve(s, unsigned).wantError(t, 401, "APIGW.0301", "x-security-token is not signed")
 }
@@ -348,7 +332,7 @@ func TestAKLock(t *testing.T) {
 	bad := func() answer {
 		return serve(s, signedAt(path, auth.Keys{AccessKey: testAK, SecretKey: "wrong"}, clock.Now()))
 	}
-	good := func() answer { return serve(s, clock.signed(path)) }
+	good := func() answer { return serve(s, signed(clock, path)) }
 
 	// Five failures are tolerated, and a success resets the count.
 	for i := range 5 {
@@ -393,27 +377,27 @@ func TestAKLock(t *testing.T) {
 
 func TestRouting(t *testing.T) {
 	s, clock := newSim(t, Options{Tasks: 2})
-	serve(s, clock.signed(showPath("ffffffffffffffffffffffffffffffff"))).
+	serve(s, signed(clock, showPath("ffffffffffffffffffffffffffffffff"))).
 		wantError(t, 404, "MSS.000000003", "does not exist")
-	serve(s, clock.signed("/v2/"+strings.Repeat("9", 32)+"/ies/task/"+s.TaskIDs()[0])).
+	serve(s, signed(clock, "/v2/"+strings.Repeat("9", 32)+"/ies/task/"+s.TaskIDs()[0])).
 		wantError(t, 404, "APIGW.0101", "The API does not exist or has not been published in the environment")
-	serve(s, clock.signed("/v2/"+testProject+"/ies/tasks")).wantError(t, 404, "APIGW.0101", "")
-	serve(s, clock.signed("/v2/"+testProject+"/ies/task/a/b")).wantError(t, 404, "APIGW.0101", "")
-	serve(s, clock.signed("/")).wantError(t, 404, "APIGW.0101", "")
+	serve(s, signed(clock, "/v2/"+testProject+"/ies/tasks")).wantError(t, 404, "APIGW.0101", "")
+	serve(s, signed(clock, "/v2/"+testProject+"/ies/task/a/b")).wantError(t, 404, "APIGW.0101", "")
+	serve(s, signed(clock, "/")).wantError(t, 404, "APIGW.0101", "")
 
 	post := httptest.NewRequest(http.MethodPost, "http://metastudio.example.com"+searchPath, strings.NewReader(`{}`))
 	post.Header.Set("Content-Type", "application/json")
 	auth.Sign(post, []byte(`{}`), auth.Keys{AccessKey: testAK, SecretKey: testSK}, clock.Now())
 	serve(s, post).wantError(t, 404, "APIGW.0101", "")
 
-	a := serve(s, clock.signed(showPath(s.TaskIDs()[1])))
+	a := serve(s, signed(clock, showPath(s.TaskIDs()[1])))
 	if a.status != 200 {
 		t.Fatalf("ShowTask: %d %s", a.status, a.body)
 	}
 	if got, want := a.header.Get("Date"), testStart.Format(http.TimeFormat); got != want {
 		t.Errorf("Date = %q, want %q (from the fake clock)", got, want)
 	}
-	if a := serve(s, clock.signed(searchPath+"/")); a.status != 200 {
+	if a := serve(s, signed(clock, searchPath+"/")); a.status != 200 {
 		t.Errorf("SearchTask with a trailing slash: %d", a.status)
 	}
 	if got := s.Requests(OpShowTask); got != 3 { // unknown id, other project, task 1
@@ -432,9 +416,9 @@ func TestRouting(t *testing.T) {
 }
 
 // page fetches one SearchTask page.
-func page(t *testing.T, s *Server, clock *fakeClock, query url.Values) (map[string]any, []map[string]any) {
+func page(t *testing.T, s *Server, clock *testkit.Clock, query url.Values) (map[string]any, []map[string]any) {
 	t.Helper()
-	a := serve(s, clock.signed(searchPath+"?"+query.Encode()))
+	a := serve(s, signed(clock, searchPath+"?"+query.Encode()))
 	if a.status != 200 {
 		t.Fatalf("SearchTask %s: %d %s", query.Encode(), a.status, a.body)
 	}
@@ -498,9 +482,9 @@ func TestSearchTaskPaging(t *testing.T) {
 		t.Errorf("limit 500: %d tasks, limit %v, count %v", len(data), m["limit"], m["count"])
 	}
 	for _, q := range []string{"offset=-1", "limit=x", "begin_time=yesterday"} {
-		serve(s, clock.signed(searchPath+"?"+q)).wantError(t, 400, "MSS.000000003", "Invalid parameter")
+		serve(s, signed(clock, searchPath+"?"+q)).wantError(t, 400, "MSS.000000003", "Invalid parameter")
 	}
-	if raw := serve(s, clock.signed(searchPath+"?offset=100")).body; !bytes.Contains(raw, []byte(`"data":[]`)) {
+	if raw := serve(s, signed(clock, searchPath+"?offset=100")).body; !bytes.Contains(raw, []byte(`"data":[]`)) {
 		t.Errorf("empty page is not \"data\":[]: %s", raw)
 	}
 }
@@ -510,7 +494,7 @@ func TestSearchTaskFilters(t *testing.T) {
 	byResource := map[string][]string{}
 	begins := map[string]int64{}
 	for _, id := range s.TaskIDs() {
-		m := serve(s, clock.signed(showPath(id))).json(t)
+		m := serve(s, signed(clock, showPath(id))).json(t)
 		byResource[m["resource"].(string)] = append(byResource[m["resource"].(string)], id)
 		if b, ok := m["begin_time"].(string); ok {
 			begins[id] = num(t, b)
@@ -578,7 +562,7 @@ func TestSetTask(t *testing.T) {
 	}
 	s.SetTask("fixed-1", fixed)
 	fixed["resource"] = "changed after SetTask" // SetTask keeps its own copy
-	a := serve(s, clock.signed(showPath("fixed-1")))
+	a := serve(s, signed(clock, showPath("fixed-1")))
 	if a.status != 200 {
 		t.Fatalf("%d %s", a.status, a.body)
 	}
@@ -615,7 +599,7 @@ func TestSetTask(t *testing.T) {
 	}
 	// A value JSON cannot encode is a 500, not a panic.
 	s.SetTask("bad", map[string]any{"x": make(chan int)})
-	serve(s, clock.signed(showPath("bad"))).wantError(t, 500, "MSS.000000002", "")
+	serve(s, signed(clock, showPath("bad"))).wantError(t, 500, "MSS.000000002", "")
 }
 
 func TestReadyMadeFaults(t *testing.T) {
@@ -636,7 +620,7 @@ func TestReadyMadeFaults(t *testing.T) {
 	for _, c := range jsonFaults {
 		t.Run(c.name, func(t *testing.T) {
 			s.SetFault(id, c.f)
-			a := serve(s, clock.signed(showPath(id)))
+			a := serve(s, signed(clock, showPath(id)))
 			a.wantError(t, c.status, c.code, c.msg)
 			if !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
 				t.Errorf("Content-Type = %q", a.header.Get("Content-Type"))
@@ -648,7 +632,7 @@ func TestReadyMadeFaults(t *testing.T) {
 	}
 	t.Run("html", func(t *testing.T) {
 		s.SetFault(id, FaultHTML(502))
-		a := serve(s, clock.signed(showPath(id)))
+		a := serve(s, signed(clock, showPath(id)))
 		if a.status != 502 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") ||
 			!bytes.Contains(a.body, []byte("502 Bad Gateway")) {
 			t.Errorf("%d %q %s", a.status, a.header.Get("Content-Type"), a.body)
@@ -662,14 +646,14 @@ func TestReadyMadeFaults(t *testing.T) {
 	})
 	t.Run("malformed", func(t *testing.T) {
 		s.SetFault(id, FaultMalformed())
-		a := serve(s, clock.signed(showPath(id)))
+		a := serve(s, signed(clock, showPath(id)))
 		if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") || json.Valid(a.body) {
 			t.Errorf("%d %q valid=%v %s", a.status, a.header.Get("Content-Type"), json.Valid(a.body), a.body)
 		}
 	})
 	t.Run("custom without content type", func(t *testing.T) {
 		s.SetFault(id, Fault{Status: 503, Body: "busy", Header: map[string]string{"Retry-After": "1"}})
-		a := serve(s, clock.signed(showPath(id)))
+		a := serve(s, signed(clock, showPath(id)))
 		if a.status != 503 || string(a.body) != "busy" || a.header.Get("Retry-After") != "1" {
 			t.Errorf("%d %v %s", a.status, a.header, a.body)
 		}
@@ -680,7 +664,7 @@ func TestReadyMadeFaults(t *testing.T) {
 	t.Run("slow", func(t *testing.T) {
 		s.SetFault(id, FaultSlow(30*time.Millisecond))
 		begin := time.Now()
-		a := serve(s, clock.signed(showPath(id)))
+		a := serve(s, signed(clock, showPath(id)))
 		if took := time.Since(begin); took < 30*time.Millisecond {
 			t.Errorf("slow answer took only %v", took)
 		}
@@ -691,7 +675,7 @@ func TestReadyMadeFaults(t *testing.T) {
 	t.Run("slow, client gone", func(t *testing.T) {
 		s.SetFault(id, FaultSlow(time.Hour))
 		ctx, cancel := context.WithCancel(context.Background())
-		r := clock.signed(showPath(id)).WithContext(ctx)
+		r := signed(clock, showPath(id)).WithContext(ctx)
 		done := make(chan answer)
 		go func() { done <- serve(s, r) }()
 		cancel()
@@ -706,9 +690,9 @@ func TestReadyMadeFaults(t *testing.T) {
 	})
 	t.Run("unknown id", func(t *testing.T) {
 		s.SetFault("nosuchtask", FaultThrottled())
-		serve(s, clock.signed(showPath("nosuchtask"))).wantError(t, 429, "APIGW.0308", "")
+		serve(s, signed(clock, showPath("nosuchtask"))).wantError(t, 429, "APIGW.0308", "")
 		s.ClearFault("nosuchtask")
-		serve(s, clock.signed(showPath("nosuchtask"))).wantError(t, 404, "MSS.000000003", "")
+		serve(s, signed(clock, showPath("nosuchtask"))).wantError(t, 404, "MSS.000000003", "")
 	})
 }
 
@@ -735,15 +719,15 @@ func TestRandomFaults(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.opts.Tasks = 1
 			s, clock := newSim(t, c.opts)
-			c.check(t, serve(s, clock.signed(showPath(s.TaskIDs()[0]))))
-			c.check(t, serve(s, clock.signed(searchPath)))
+			c.check(t, serve(s, signed(clock, showPath(s.TaskIDs()[0]))))
+			c.check(t, serve(s, signed(clock, searchPath)))
 		})
 	}
 	t.Run("rate", func(t *testing.T) {
 		s, clock := newSim(t, Options{Tasks: 1, ErrorRate: 0.3, Seed: 9})
 		errs := 0
 		for range 400 {
-			if serve(s, clock.signed(showPath(s.TaskIDs()[0]))).status == 500 {
+			if serve(s, signed(clock, showPath(s.TaskIDs()[0]))).status == 500 {
 				errs++
 			}
 		}
@@ -758,7 +742,7 @@ func TestLatencyHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	done := make(chan answer)
-	go func() { done <- serve(s, clock.signed(showPath(s.TaskIDs()[0])).WithContext(ctx)) }()
+	go func() { done <- serve(s, signed(clock, showPath(s.TaskIDs()[0])).WithContext(ctx)) }()
 	select {
 	case a := <-done:
 		if len(a.body) != 0 {
@@ -769,7 +753,7 @@ func TestLatencyHonoursContext(t *testing.T) {
 	}
 	s, clock = newSim(t, Options{Tasks: 1, Latency: 20 * time.Millisecond})
 	begin := time.Now()
-	if a := serve(s, clock.signed(showPath(s.TaskIDs()[0]))); a.status != 200 {
+	if a := serve(s, signed(clock, showPath(s.TaskIDs()[0]))); a.status != 200 {
 		t.Errorf("%d", a.status)
 	}
 	if took := time.Since(begin); took < 20*time.Millisecond {
@@ -783,12 +767,12 @@ type snapshot struct {
 	status, total, success, failure, endMs, beginMs map[string]int64
 }
 
-func takeSnapshot(t *testing.T, s *Server, clock *fakeClock) snapshot {
+func takeSnapshot(t *testing.T, s *Server, clock *testkit.Clock) snapshot {
 	t.Helper()
 	sn := snapshot{map[string]bool{}, map[string]bool{}, map[string]int64{}, map[string]int64{},
 		map[string]int64{}, map[string]int64{}, map[string]int64{}, map[string]int64{}}
 	for _, id := range s.TaskIDs() {
-		m := serve(s, clock.signed(showPath(id))).json(t)
+		m := serve(s, signed(clock, showPath(id))).json(t)
 		sn.begin[id] = m["begin_time"] != nil
 		sn.end[id] = m["end_time"] != nil
 		if sn.end[id] {
@@ -983,7 +967,7 @@ func TestOddInputs(t *testing.T) {
 	}
 	for _, p := range []string{"/v2//ies/task", "/v2/" + testProject + "/ies/task/a%2Fb",
 		"/v2/" + testProject + "/ies/task/%E4%BD%A0", "//", "/v2/" + testProject + "/ies/task?limit=99999999999999999999"} {
-		a := serve(s, clock.signed(p))
+		a := serve(s, signed(clock, p))
 		if a.status == 200 || a.status == 401 || a.status >= 500 {
 			t.Errorf("%s: %d %s", p, a.status, a.body)
 		}

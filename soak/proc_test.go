@@ -34,17 +34,6 @@ func buildBinaries(b *testing.B, dir string) (exporter, sim string) {
 	return exporter, sim
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(b *testing.B) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // proc is a child process whose output goes to a log file.
 type proc struct {
 	name string

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // The load. The simulator answers every call after simLatency and injects 5 % of faults,
@@ -158,8 +160,8 @@ func BenchmarkSoak(b *testing.B) {
 	if err := os.WriteFile(skFile, []byte(sk+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	simAddr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
-	expAddr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
+	simAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
+	expAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
 	sim := startProc(b, dir, "metastudio-sim", simBin, []string{
 		"--web.listen-address=" + simAddr,
 		"--project-id=" + projectID,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -17,7 +18,7 @@ func TestRateLimitFlags(t *testing.T) {
 	t.Setenv("METASTUDIO_SIM_SK", "sk-for-the-gateway-test")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		// One token every 100 s: the bucket of 2 cannot refill during the test.
@@ -77,7 +78,7 @@ func TestRateLimitFlagErrors(t *testing.T) {
 		{"--rate-limit=5", "--rate-burst=-1"},
 		{"--rate-burst=5"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr testkit.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
 			t.Errorf("%v: exit code %d, want 1", args, code)
 		}
@@ -85,7 +86,7 @@ func TestRateLimitFlagErrors(t *testing.T) {
 			t.Errorf("%v: stderr %q does not name the flag", args, stderr.String())
 		}
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
 		t.Errorf("--help: exit code %d", code)
 	}

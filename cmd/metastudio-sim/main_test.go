@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -10,12 +9,12 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // TestMain lets the test binary stand in for the command (see TestSignalExit).
@@ -26,24 +25,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var addressRE = regexp.MustCompile(`address=(\S+)`)
@@ -67,7 +48,7 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 	t.Setenv("METASTUDIO_SIM_SK", sk)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--web.listen-address=127.0.0.1:0", "--tasks=3", "--field-style=string",
@@ -181,7 +162,7 @@ func TestFlagErrors(t *testing.T) {
 		{"--metadata-credential-ttl=-1h"},
 		{"--region="},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr testkit.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
 			t.Errorf("%v: exit code %d, want 1", args, code)
 		}
@@ -192,7 +173,7 @@ func TestFlagErrors(t *testing.T) {
 			t.Errorf("%v: the error shows the password: %s", args, stderr.String())
 		}
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.Buffer
 	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
 		t.Errorf("--help: exit code %d", code)
 	}
@@ -213,7 +194,7 @@ func TestSignalExit(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), "METASTUDIO_SIM_TEST_MAIN=1",
 				"METASTUDIO_SIM_TEST_ARGS=--web.listen-address=127.0.0.1:0 --tasks=2")
-			var stderr syncBuffer
+			var stderr testkit.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -1,0 +1,91 @@
+// Package testkit holds the helpers that the tests of several packages share: a fake
+// clock, a buffer safe for concurrent writers, and a free loopback address. It imports no
+// package of the exporter, so that any test may use it.
+package testkit
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Clock is a clock that moves only when told, safe for concurrent use: simulated minutes
+// pass without sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock that reads start.
+func NewClock(start time.Time) *Clock { return &Clock{t: start} }
+
+// Now is the clock's time; pass the method value where a func() time.Time is wanted.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Buffer collects output (a log) written from several goroutines.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Take returns everything written so far and forgets it.
+func (b *Buffer) Take() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.b.String()
+	b.b.Reset()
+	return out
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// FreePort is FreeAddr's port.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	_, port, err := net.SplitHostPort(FreeAddr(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
