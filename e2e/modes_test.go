@@ -33,6 +33,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -563,7 +564,7 @@ func TestDerivedLabelsMatchPrometheus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "exporter.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	exp := start(t, ctx, dir, exporter, "--config.file="+filepath.Join(dir, "exporter.yml"), "--web.listen-address="+addr)
 	if err := waitHTTP(ctx, exp, "http://"+addr+"/-/ready"); err != nil {
 		t.Fatal(err)
@@ -603,7 +604,7 @@ func TestDerivedLabelsMatchPrometheus(t *testing.T) {
 				t.Fatal(err)
 			}
 			promConfig := writePrometheusConfig(t, pdir, file, rules, addr)
-			promAddr := freeAddr(t)
+			promAddr := testkit.FreeAddr(t)
 			prom := start(t, ctx, pdir, prometheus, "--config.file="+promConfig, "--storage.tsdb.path="+filepath.Join(pdir, "data"),
 				"--web.listen-address="+promAddr, "--log.level=warn")
 			if err := waitHTTP(ctx, prom, "http://"+promAddr+"/-/ready"); err != nil {

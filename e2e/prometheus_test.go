@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -519,7 +520,7 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 	if err := os.WriteFile(filepath.Join(dir, "exporter.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exporterAddr := freeAddr(t)
+	exporterAddr := testkit.FreeAddr(t)
 	exp := start(t, ctx, dir, exporter, "--config.file="+filepath.Join(dir, "exporter.yml"),
 		"--web.listen-address="+exporterAddr, "--log.level=debug")
 	if err := waitHTTP(ctx, exp, "http://"+exporterAddr+"/-/ready"); err != nil {
@@ -529,7 +530,7 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 	// Prometheus, with the example configuration and rules, time-scaled.
 	rules := writeScaledRules(t, dir)
 	promConfig := writePrometheusConfig(t, dir, promFile, rules, exporterAddr)
-	promAddr := freeAddr(t)
+	promAddr := testkit.FreeAddr(t)
 	prom := start(t, ctx, dir, prometheus, "--config.file="+promConfig, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--query.lookback-delta="+scaleDuration(t, "5m"), "--log.level=warn")
 	if err := waitHTTP(ctx, prom, "http://"+promAddr+"/-/ready"); err != nil {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // unit is a parsed systemd unit file: section -> key -> values, in order.
@@ -190,7 +192,7 @@ func TestSystemdReloadReloads(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(base+"tasks: [before-reload]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	p := start(t, ctx, dir, binary, "--config.file="+cfgPath, "--web.listen-address="+addr)
 	if err := waitHTTP(ctx, p, "http://"+addr+"/-/ready"); err != nil {
 		t.Fatal(err)
