@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // instructions splits a Dockerfile into "INSTRUCTION args" lines, continuations joined and
@@ -104,9 +106,7 @@ func TestBinaryIsStatic(t *testing.T) {
 	if testing.Short() || runtime.GOOS != "linux" {
 		t.Skip("builds the binary; Linux only")
 	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("make is not installed")
-	}
+	testkit.Need(t, "make")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "metastudio_exporter")
 	cmd := exec.Command("make", "-s", "build", "BIN="+bin, "SIM_BIN="+filepath.Join(dir, "metastudio-sim"))

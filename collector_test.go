@@ -284,10 +284,7 @@ func TestEndToEndWrongKey(t *testing.T) {
 // TestPromtoolCheckMetrics runs the real promtool over a scrape of the simulator's seeded
 // tasks (both field styles, one failing task): it must print nothing.
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not installed (apt-get install prometheus); .ci/run installs it")
-	}
+	promtool := testkit.Need(t, "promtool")
 	sim := simulator.New(simulator.Options{
 		Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject, Tasks: 12, FieldStyle: "mixed",
 	})

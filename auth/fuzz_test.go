@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -145,7 +146,7 @@ func checkMutations(t *testing.T, req *http.Request, body []byte, a *auth.Author
 			}
 			r.Host = newValue
 		} else {
-			values := req.Header.Values(h)
+			values := slices.Clone(req.Header.Values(h)) // Values is the request's own slice
 			for i := range values {
 				values[i] = strings.TrimSpace(values[i])
 			}

@@ -37,8 +37,9 @@ func TestPublishedVector(t *testing.T) {
 	}
 }
 
-// TestSDKVector is the vector of the official Go SDK's signer test: host is not signed,
-// and a header name with "_" is not signed either.
+// TestSDKVector is the vector of the official Go SDK's signer test, with the SDK's own
+// signed-header list (x-sdk-date alone). Which headers the exporter itself signs is
+// TestSignLeavesOutUnderscores'.
 func TestSDKVector(t *testing.T) {
 	req, _ := http.NewRequest("GET", "https://example.com/path?limit=1", nil)
 	req.Header.Set(HeaderSdkDate, "20060102T150405Z")

@@ -432,3 +432,29 @@ metastudio_discovery_tasks 2
 		t.Errorf("a day later the tasks must drop out: %v", got)
 	}
 }
+
+// TestDiscoveryKeepsTheNewest: over max_tasks, discovery keeps the tasks that began last,
+// newest first.
+func TestDiscoveryKeepsTheNewest(t *testing.T) {
+	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000))
+	begun := func(id string, minutesAgo int) metastudio.Task {
+		var tk metastudio.Task
+		body := fmt.Sprintf(`{"task_id":%q,"total_count":1,"begin_time":%d}`, id, clock.Now().Add(-time.Duration(minutesAgo)*time.Minute).UnixMilli())
+		if err := json.Unmarshal([]byte(body), &tk); err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+		pg := page(0, 4)
+		pg.Data = []metastudio.Task{begun("old", 50), begun("newest", 5), begun("oldest", 90), begun("mid", 20)}
+		return pg, nil
+	}}
+	cfg := discoveryConfig()
+	cfg.Discovery.MaxTasks = 2
+	_, d := discoveryCollector(t, cfg, api, clock)
+	d.Refresh(context.Background())
+	if got := strings.Join(d.taskIDs(), " "); got != "newest mid" {
+		t.Errorf("kept %q, want the two newest, newest first: \"newest mid\"", got)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // root is the repository root, relative to this package's directory (go test's working
@@ -79,24 +81,8 @@ func exporterBinary(t *testing.T) string {
 	return builtBinary
 }
 
-// need returns the path of an installed command, or skips the test with a message that
-// says how to get it (under CI=true, it fails the test instead): the prometheus and promtool commands come with Debian's prometheus
-// package, which .ci/run installs.
-func need(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		how := "apt-get install prometheus; .ci/run installs it"
-		if name == "systemd-analyze" {
-			how = "it comes with systemd"
-		}
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed, and CI must run this test (%s)", name, how)
-		}
-		t.Skipf("%s is not installed, so this test cannot run here (%s)", name, how)
-	}
-	return path
-}
+// need is testkit.Need: the path of a command the test cannot run without.
+func need(t *testing.T, name string) string { return testkit.Need(t, name) }
 
 // process is a command started by a test, stopped by the test's cleanup.
 type process struct {

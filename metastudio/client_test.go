@@ -124,6 +124,8 @@ func TestValue(t *testing.T) {
 		{json: `{"a":1}`},
 		{json: `[1]`},
 		{json: `2.5`, set: true, text: "2.5", num: 2.5, numOK: true, secs: 0.0025, secsOK: true},
+		{json: `" 7 "`, set: true, text: " 7 ", num: 7, numOK: true, secs: 0.007, secsOK: true}, // spaces around a number in a string
+		{json: `"\t42\n"`, set: true, text: "\t42\n", num: 42, numOK: true, secs: 0.042, secsOK: true},
 	}
 	for _, tc := range cases {
 		var v Value

@@ -6,6 +6,8 @@ package testkit
 import (
 	"bytes"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -88,4 +90,28 @@ func FreePort(tb testing.TB) int {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// Need returns the path of an installed command. When it is missing the test is skipped
+// with a message that says how to get it, except under CI=true, where the test fails:
+// .ci/run installs every command the tests need (prometheus and promtool with Debian's
+// prometheus package, systemd-analyze with systemd).
+func Need(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	how := "apt-get install prometheus; .ci/run installs it"
+	switch name {
+	case "systemd-analyze":
+		how = "apt-get install systemd; .ci/run installs it"
+	case "make":
+		how = "apt-get install make"
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s is not installed, and CI must run this test (%s)", name, how)
+	}
+	tb.Skipf("%s is not installed, so this test cannot run here (%s)", name, how)
+	return ""
 }
