@@ -20,7 +20,7 @@ DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
+.PHONY: mutants all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
 
 all: build
 
@@ -165,3 +165,9 @@ soak: build
 .PHONY: load
 load:
 	$(GO) test -run '^$$' -bench BenchmarkLoad -benchtime 1x -timeout 10m ./load/
+
+# Mutation check (internal/mutants/mutants.yml): each listed bug is applied to a copy of the
+# tree and the tests that must notice it are run; a survivor, a pattern that no longer
+# matches once, or a mutant that does not compile fails. A few minutes; .ci/run runs it.
+mutants:
+	$(GO) run ./internal/mutants
