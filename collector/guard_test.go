@@ -85,9 +85,8 @@ func TestGuardProbesAloneThenFansOut(t *testing.T) {
 	go func() { done <- c.scrape(context.Background(), c.Watched()) }()
 
 	waitFor(t, "the probe", func() bool { return api.inFlight.Load() == 1 })
-	time.Sleep(50 * time.Millisecond) // a guard that let others through would have by now
-	if n := api.calls.Load(); n != 1 {
-		t.Fatalf("%d calls started while the probe was in flight, want 1", n)
+	if _, ok, _, _ := c.refresher.guard.admit(); ok { // what the dispatcher asks before each call
+		t.Fatal("the guard lets a second call out while the probe is in flight")
 	}
 	api.gate <- struct{}{} // the probe answers: the credentials are verified
 	waitFor(t, "the fan-out to 8 calls in flight", func() bool { return api.inFlight.Load() == 8 })
