@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
 // The load. The simulator answers every call after simLatency and injects 5 % of faults,
@@ -174,6 +176,9 @@ func BenchmarkSoak(b *testing.B) {
 		"--slow-delay=" + slowDelay.String(),
 		"--malformed-rate=" + strconv.FormatFloat(st.faults.malformed, 'g', -1, 64),
 		"--field-style=mixed",
+		// A gateway far above the exporter's rate: it throttles nothing and counts each
+		// task's answers, so the report can say whether a task was never fetched.
+		"--rate-limit=" + strconv.Itoa(countingGateway), "--rate-burst=" + strconv.Itoa(countingGateway),
 	}, []string{"METASTUDIO_SIM_SK=" + sk})
 	waitTCP(b, sim, simAddr)
 
@@ -195,12 +200,51 @@ func BenchmarkSoak(b *testing.B) {
 		scrapeTimeout, concurrency, maxRPS, finishedTTL, st.scrapers, promTimeout, warmUp, st.dur, loadAverage())
 
 	b.ResetTimer()
+	started := time.Now()
 	res := runSoak(b, exp, "http://"+expAddr, st)
 	b.StopTimer()
+	reportFirstPass(b, "http://"+simAddr, started.Add(-warmUp))
 
 	expStop, simStop := exp.stop(), sim.stop()
 	res.report(b, expStop, simStop, exp.log)
 	b.ReportMetric(0, "ns/op") // one run of a fixed duration: ns/op means nothing
+}
+
+// countingGateway is the simulator's gateway rate in the soak: far above the exporter's,
+// there only to count each task's answers.
+const countingGateway = 10000
+
+// reportFirstPass reads the simulator's per-task counts: the tasks never answered, and
+// when the last of the others was first answered. Once the first full pass (the tasks ÷ the
+// rate in force) is over, no task may be left unfetched.
+func reportFirstPass(b *testing.B, simBase string, began time.Time) {
+	b.Helper()
+	resp, err := http.Get(simBase + simulator.StatsPath)
+	if err != nil {
+		b.Errorf("the simulator's stats: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	var stats simulator.GatewayStats
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		b.Errorf("the simulator's stats: %v", err)
+		return
+	}
+	var last time.Time
+	answered := 0
+	for _, t := range stats.Tasks {
+		if t.Answered > 0 {
+			answered++
+			if t.FirstAnswered.After(last) {
+				last = t.FirstAnswered
+			}
+		}
+	}
+	fmt.Printf("soak: %d of %d tasks answered at least once; the last first answered %s after the exporter started\n",
+		answered, numTasks, last.Sub(began).Round(time.Second))
+	if answered < numTasks {
+		b.Errorf("%d of %d tasks were never fetched", numTasks-answered, numTasks)
+	}
 }
 
 // soakResult is what one soak measured.
