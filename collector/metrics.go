@@ -61,6 +61,9 @@ type APIMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	logger   log.Logger
+	// children caches the counter and histogram of each (operation, code): a call then
+	// costs one map lookup instead of two label hashes in the vectors.
+	children sync.Map // callKey -> *callChildren
 
 	mu       sync.Mutex
 	skew     time.Duration
@@ -85,10 +88,26 @@ func NewAPIMetrics(reg prometheus.Registerer, logger log.Logger) *APIMetrics {
 	return m
 }
 
+type callKey struct{ operation, code string }
+
+type callChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
 // ObserveCall implements auth.Observer.
 func (m *APIMetrics) ObserveCall(c auth.Call) {
-	m.requests.WithLabelValues(c.Operation, c.Code).Inc()
-	m.duration.WithLabelValues(c.Operation).Observe(c.Duration.Seconds())
+	key := callKey{c.Operation, c.Code}
+	ch, ok := m.children.Load(key)
+	if !ok {
+		ch, _ = m.children.LoadOrStore(key, &callChildren{
+			requests: m.requests.WithLabelValues(c.Operation, c.Code),
+			duration: m.duration.WithLabelValues(c.Operation),
+		})
+	}
+	children := ch.(*callChildren)
+	children.requests.Inc()
+	children.duration.Observe(c.Duration.Seconds())
 	if c.ServerDate.IsZero() {
 		return
 	}
