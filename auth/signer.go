@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -282,11 +284,27 @@ func Signature(secretKey, stringToSign string) string {
 func signatureHex(dst []byte, secretKey, canonical, date string) []byte {
 	var stsBuf [128]byte
 	sts := appendStringToSign(stsBuf[:0], canonical, date)
-	mac := hmac.New(sha256.New, []byte(secretKey))
-	mac.Write(sts)
+	m, _ := macPool.Get().(*keyedMAC)
+	if m == nil || m.key != secretKey {
+		m = &keyedMAC{key: secretKey, mac: hmac.New(sha256.New, []byte(secretKey))}
+	} else {
+		m.mac.Reset()
+	}
+	m.mac.Write(sts)
 	var sum [sha256.Size]byte
-	return hex.AppendEncode(dst, mac.Sum(sum[:0]))
+	dst = hex.AppendEncode(dst, m.mac.Sum(sum[:0]))
+	macPool.Put(m)
+	return dst
 }
+
+// keyedMAC is an HMAC-SHA256 keyed with one SK. Reset brings it back to the keyed state,
+// so a call reuses it instead of hashing the key into two new digests.
+type keyedMAC struct {
+	key string
+	mac hash.Hash
+}
+
+var macPool sync.Pool // of *keyedMAC; one whose key is not the SK in use is replaced
 
 // Authorization is a parsed SDK-HMAC-SHA256 Authorization header.
 type Authorization struct {
