@@ -364,10 +364,10 @@ func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
 	}
 }
 
-// recommendedMemLimit is the GOMEMLIMIT that docs/benchmarks.md recommends for about
-// 10,000 tasks: the peak RSS stays under 64 MiB in every mode. Lower limits do not lower
-// the peak further (the live heap of a 10,000-task scrape sets it) and cost more CPU.
-// METASTUDIO_BENCH_GOMEMLIMIT measures another.
+// recommendedMemLimit is the GOMEMLIMIT that docs/benchmarks.md recommended for about
+// 10,000 tasks before the exposition was pre-rendered (the peak RSS then stayed under 64
+// MiB in every mode). It has not been measured since. METASTUDIO_BENCH_GOMEMLIMIT measures
+// another.
 const recommendedMemLimit = "48MiB"
 
 func memLimit() string {
