@@ -182,14 +182,9 @@ func (c *Collector) run(ctx context.Context) ([]result, prometheus.Metric) {
 	return results, prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
 
-// emit logs how a task fared and sends its series: its values, or scrape_success 0 alone.
-func (c *Collector) emit(ch chan<- prometheus.Metric, r result) bool {
-	c.track(r.id, r.err)
-	return c.emitValues(ch, r)
-}
-
-// emitValues sends a task's series through client_golang: the path of protobuf answers and
-// of the tests that compare it with the pre-rendered text (render.go).
+// emitValues sends a task's series (its values, or scrape_success 0 alone) through
+// client_golang: the path of protobuf answers, and of the tests that compare it with the
+// pre-rendered text (render.go).
 func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
 	if r.err != nil {
 		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
