@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,28 +46,49 @@ type Keys struct {
 // Sign adds X-Sdk-Date, X-Security-Token (for temporary keys) and the Authorization header
 // to req. body is the exact request body (nil for none). It signs host, x-sdk-date,
 // x-security-token and every X- header already set on req, so callers set X-Project-Id first.
+//
+// Sign runs once per API call, so it writes into pre-sized buffers: no fmt, no Split/Join,
+// and a request without a query is not parsed for one.
 func Sign(req *http.Request, body []byte, keys Keys, now time.Time) {
-	req.Header.Set(HeaderSdkDate, now.UTC().Format(DateFormat))
+	var dateBuf [len(DateFormat)]byte
+	date := string(now.UTC().AppendFormat(dateBuf[:0], DateFormat))
+	req.Header[HeaderSdkDate] = []string{date}
 	if keys.SecurityToken != "" {
-		req.Header.Set(HeaderSecurityToken, keys.SecurityToken)
+		req.Header[HeaderSecurityToken] = []string{keys.SecurityToken}
 	}
-	signed := signedHeaderNames(req)
+	var namesBuf [8]string
+	signed := appendSignedHeaderNames(namesBuf[:0], req)
 	canonical := CanonicalRequest(req, signed, payloadHash(req, body))
-	sig := Signature(keys.SecretKey, StringToSign(canonical, req.Header.Get(HeaderSdkDate)))
-	req.Header.Set("Authorization", fmt.Sprintf("%s Access=%s, SignedHeaders=%s, Signature=%s",
-		Algorithm, keys.AccessKey, strings.Join(signed, ";"), sig))
+
+	var sigBuf [2 * sha256.Size]byte
+	sig := signatureHex(sigBuf[:0], keys.SecretKey, canonical, date)
+
+	var b strings.Builder
+	n := len(Algorithm) + len(" Access=") + len(keys.AccessKey) + len(", SignedHeaders=") + len(", Signature=") + len(sig)
+	for _, h := range signed {
+		n += len(h) + 1
+	}
+	b.Grow(n)
+	b.WriteString(Algorithm)
+	b.WriteString(" Access=")
+	b.WriteString(keys.AccessKey)
+	b.WriteString(", SignedHeaders=")
+	writeJoined(&b, signed)
+	b.WriteString(", Signature=")
+	b.Write(sig)
+	req.Header["Authorization"] = []string{b.String()}
 }
 
-// signedHeaderNames picks the headers the exporter signs: host and every X- header (which
-// covers x-project-id, x-sdk-date and x-security-token), lower-case and sorted. Like the SDK,
-// it leaves out names containing "_" (proxies drop them).
-func signedHeaderNames(req *http.Request) []string {
-	names := []string{"host"}
+// appendSignedHeaderNames picks the headers the exporter signs: host and every X- header
+// (which covers x-project-id, x-sdk-date and x-security-token), lower-case and sorted. Like
+// the SDK, it leaves out names containing "_" (proxies drop them).
+func appendSignedHeaderNames(names []string, req *http.Request) []string {
+	names = append(names, "host")
 	for name := range req.Header {
-		lower := strings.ToLower(name)
-		if strings.HasPrefix(lower, "x-") && !strings.Contains(lower, "_") {
-			names = append(names, lower)
+		if len(name) < 2 || (name[0] != 'X' && name[0] != 'x') || name[1] != '-' || strings.IndexByte(name, '_') >= 0 {
+			continue
 		}
+		names = append(names, strings.ToLower(name))
 	}
 	sort.Strings(names)
 	return names
@@ -76,33 +99,63 @@ func payloadHash(req *http.Request, body []byte) string {
 	if req.Header.Get(HeaderContentSha256) == unsignedPayload {
 		return unsignedPayload
 	}
+	if len(body) == 0 {
+		return emptyPayloadHash
+	}
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])
 }
+
+// emptyPayloadHash is the hex SHA-256 of an empty body: every GET's payload hash.
+const emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // CanonicalRequest builds the canonical request of the SDK-HMAC-SHA256 algorithm: method,
 // URI (each segment escaped, ending in "/"), sorted escaped query, the signed headers as
 // "name:trimmed value" lines, the signed-header list and the payload hash, joined by "\n".
 // signedHeaders must be lower-case and sorted.
 func CanonicalRequest(req *http.Request, signedHeaders []string, payloadHash string) string {
+	uri := CanonicalURI(req.URL.EscapedPath())
+	var query string
+	if req.URL.RawQuery != "" {
+		query = CanonicalQuery(req.URL.Query())
+	}
+	var valuesBuf [8]string
+	values := valuesBuf[:0]
+	n := len(req.Method) + len(uri) + len(query) + len(payloadHash) + 4
+	for _, name := range signedHeaders {
+		v := headerValue(req, name)
+		values = append(values, v)
+		n += 2*len(name) + len(v) + 3
+	}
 	var b strings.Builder
+	b.Grow(n)
 	b.WriteString(req.Method)
 	b.WriteByte('\n')
-	b.WriteString(CanonicalURI(req.URL.EscapedPath()))
+	b.WriteString(uri)
 	b.WriteByte('\n')
-	b.WriteString(CanonicalQuery(req.URL.Query()))
+	b.WriteString(query)
 	b.WriteByte('\n')
-	for _, name := range signedHeaders {
+	for i, name := range signedHeaders {
 		b.WriteString(name)
 		b.WriteByte(':')
-		b.WriteString(headerValue(req, name))
+		b.WriteString(values[i])
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	b.WriteString(strings.Join(signedHeaders, ";"))
+	writeJoined(&b, signedHeaders)
 	b.WriteByte('\n')
 	b.WriteString(payloadHash)
 	return b.String()
+}
+
+// writeJoined writes names joined by ";".
+func writeJoined(b *strings.Builder, names []string) {
+	for i, name := range names {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(name)
+	}
 }
 
 // headerValue is the trimmed value of a header for signing; Host comes from the request
@@ -115,6 +168,9 @@ func headerValue(req *http.Request, lowerName string) string {
 		return req.URL.Host
 	}
 	values := req.Header.Values(lowerName)
+	if len(values) == 1 {
+		return strings.TrimSpace(values[0]) // a substring: the request's value stays as sent
+	}
 	trimmed := make([]string, len(values)) // Values is the request's own slice: leave it as sent
 	for i, v := range values {
 		trimmed[i] = strings.TrimSpace(v)
@@ -126,6 +182,19 @@ func headerValue(req *http.Request, lowerName string) string {
 // again with Escape, and makes sure the result ends in "/". An escaped "/" (%2F) stays
 // inside its segment.
 func CanonicalURI(escapedPath string) string {
+	plain := true // only unreserved bytes and "/": every segment escapes to itself
+	for i := 0; i < len(escapedPath); i++ {
+		if c := escapedPath[i]; c != '/' && !isUnreserved(c) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		if strings.HasSuffix(escapedPath, "/") {
+			return escapedPath
+		}
+		return escapedPath + "/"
+	}
 	segments := strings.Split(escapedPath, "/")
 	for i, s := range segments {
 		if raw, err := url.PathUnescape(s); err == nil {
@@ -147,21 +216,31 @@ func CanonicalQuery(query map[string][]string) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var parts []string
+	var b strings.Builder
 	for _, k := range keys {
 		values := append([]string(nil), query[k]...)
 		sort.Strings(values)
 		for _, v := range values {
-			parts = append(parts, Escape(k)+"="+Escape(v))
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			writeEscaped(&b, k)
+			b.WriteByte('=')
+			writeEscaped(&b, v)
 		}
 	}
-	return strings.Join(parts, "&")
+	return b.String()
 }
 
 // Escape keeps A-Z a-z 0-9 - _ . ~ and writes every other byte as %XX (upper-case hex).
 func Escape(s string) string {
-	const hexDigits = "0123456789ABCDEF"
 	var b strings.Builder
+	writeEscaped(&b, s)
+	return b.String()
+}
+
+func writeEscaped(b *strings.Builder, s string) {
+	const hexDigits = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if isUnreserved(c) {
@@ -172,7 +251,6 @@ func Escape(s string) string {
 		b.WriteByte(hexDigits[c>>4])
 		b.WriteByte(hexDigits[c&15])
 	}
-	return b.String()
 }
 
 func isUnreserved(c byte) bool {
@@ -182,8 +260,16 @@ func isUnreserved(c byte) bool {
 
 // StringToSign is "SDK-HMAC-SHA256\n{X-Sdk-Date}\n{hex sha256(canonical request)}".
 func StringToSign(canonicalRequest, sdkDate string) string {
+	return string(appendStringToSign(nil, canonicalRequest, sdkDate))
+}
+
+func appendStringToSign(dst []byte, canonicalRequest, sdkDate string) []byte {
 	sum := sha256.Sum256([]byte(canonicalRequest))
-	return Algorithm + "\n" + sdkDate + "\n" + hex.EncodeToString(sum[:])
+	dst = append(dst, Algorithm...)
+	dst = append(dst, '\n')
+	dst = append(dst, sdkDate...)
+	dst = append(dst, '\n')
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // Signature is hex HMAC-SHA256(secretKey, stringToSign).
@@ -192,6 +278,33 @@ func Signature(secretKey, stringToSign string) string {
 	mac.Write([]byte(stringToSign))
 	return hex.EncodeToString(mac.Sum(nil))
 }
+
+// signatureHex appends hex HMAC-SHA256(secretKey, StringToSign(canonical, date)) to dst,
+// building the string to sign in a stack buffer.
+func signatureHex(dst []byte, secretKey, canonical, date string) []byte {
+	var stsBuf [128]byte
+	sts := appendStringToSign(stsBuf[:0], canonical, date)
+	m, _ := macPool.Get().(*keyedMAC)
+	if m == nil || m.key != secretKey {
+		m = &keyedMAC{key: secretKey, mac: hmac.New(sha256.New, []byte(secretKey))}
+	} else {
+		m.mac.Reset()
+	}
+	m.mac.Write(sts)
+	var sum [sha256.Size]byte
+	dst = hex.AppendEncode(dst, m.mac.Sum(sum[:0]))
+	macPool.Put(m)
+	return dst
+}
+
+// keyedMAC is an HMAC-SHA256 keyed with one SK. Reset brings it back to the keyed state,
+// so a call reuses it instead of hashing the key into two new digests.
+type keyedMAC struct {
+	key string
+	mac hash.Hash
+}
+
+var macPool sync.Pool // of *keyedMAC; one whose key is not the SK in use is replaced
 
 // Authorization is a parsed SDK-HMAC-SHA256 Authorization header.
 type Authorization struct {

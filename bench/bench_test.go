@@ -98,6 +98,21 @@ func benchScrape(b *testing.B, mode string, n int, env ...string) {
 		b.ReportMetric(ms(ideal), "ideal-ms")
 		b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.wall) / float64(ideal) }), "x-ideal")
 	}
+	// The yardsticks of this run, measured right after it, so that each run gives its own
+	// ratio (the machine's speed drifts between runs): the bare GET for cold CPU per task,
+	// the plain registry served by promhttp for the warm scrape.
+	switch mode {
+	case modeCold:
+		bare, _ := bareGETYardstick(b, sim.url, min(n, 1000), yardstickRounds)
+		b.ReportMetric(bare, "bare-us/req")
+		b.ReportMetric(medianOf(samples, func(s sample) float64 { return us(s.cpu) / float64(n) })/bare, "x-bare")
+	case modeWarm:
+		if len(env) == 0 {
+			plainWall, _, _ := plainHTTPYardstick(b, n, yardstickRounds)
+			b.ReportMetric(plainWall, "plain-ms")
+			b.ReportMetric(medianOf(samples, func(s sample) float64 { return ms(s.wall) })/plainWall, "x-plain")
+		}
+	}
 	if mode == modeDiscovery {
 		b.ReportMetric(ms(refresh), "refresh-ms")
 		b.ReportMetric(float64(listCalls), "SearchTask/refresh")
@@ -137,64 +152,81 @@ func BenchmarkTwoScrapers(b *testing.B) {
 	}
 }
 
+// yardstickRounds is how many times a run of BenchmarkScrape measures its yardstick.
+const yardstickRounds = 3
+
 // BenchmarkBareGET is the yardstick of the exporter's CPU per task: the client CPU time
 // of a bare net/http GET of ShowTask from the same simulator (a keep-alive pool of 32,
 // 32 at a time, the body read and dropped, no signing, no decoding), per request.
+// BenchmarkScrape/cold measures it again after each of its runs (bare-us/req).
 func BenchmarkBareGET(b *testing.B) {
 	const n = 1000
 	b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
 		sim := startSim(b, n, shapeSeeded)
-		client := &http.Client{Transport: &http.Transport{
-			MaxIdleConns: benchConcurrency, MaxIdleConnsPerHost: benchConcurrency, IdleConnTimeout: time.Minute,
-		}}
-		defer client.CloseIdleConnections()
-		urls := make([]string, n)
-		for i := range urls {
-			urls[i] = sim.url + "/v2/" + benchProject + "/ies/task/" + simulator.TaskID(i)
-		}
-		round := func() error {
-			var next sync.Mutex
-			k := 0
-			errs := make(chan error, benchConcurrency)
-			var wg sync.WaitGroup
-			for range benchConcurrency {
-				wg.Go(func() {
-					for {
-						next.Lock()
-						i := k
-						k++
-						next.Unlock()
-						if i >= len(urls) {
-							return
-						}
-						if err := bareGET(client, urls[i]); err != nil {
-							errs <- err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			return <-errs
-		}
-		if err := round(); err != nil { // opens the connections
-			b.Fatal(err)
-		}
-		runtime.GC()
 		var walls, cpus []float64
 		for b.Loop() {
-			cpu0, start := selfCPU(), time.Now()
-			if err := round(); err != nil {
-				b.Fatal(err)
-			}
-			walls = append(walls, ms(time.Since(start)))
-			cpus = append(cpus, us(selfCPU()-cpu0)/n)
+			cpu, wall := bareGETYardstick(b, sim.url, n, 1)
+			walls, cpus = append(walls, wall), append(cpus, cpu)
 		}
 		b.ReportMetric(median(walls), "wall-ms")
 		b.ReportMetric(median(cpus), "cpu-us/req")
 		b.ReportMetric(loadAverage(), "load1")
 	})
+}
+
+// bareGETYardstick GETs ShowTask of the simulator's first n tasks, rounds times after a
+// round that opens the connections, and returns the median client CPU per request (µs)
+// and wall time of a round (ms).
+func bareGETYardstick(b *testing.B, simURL string, n, rounds int) (cpuPerReq, wallMS float64) {
+	b.Helper()
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: benchConcurrency, MaxIdleConnsPerHost: benchConcurrency, IdleConnTimeout: time.Minute,
+	}}
+	defer client.CloseIdleConnections()
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = simURL + "/v2/" + benchProject + "/ies/task/" + simulator.TaskID(i)
+	}
+	round := func() error {
+		var next sync.Mutex
+		k := 0
+		errs := make(chan error, benchConcurrency)
+		var wg sync.WaitGroup
+		for range benchConcurrency {
+			wg.Go(func() {
+				for {
+					next.Lock()
+					i := k
+					k++
+					next.Unlock()
+					if i >= len(urls) {
+						return
+					}
+					if err := bareGET(client, urls[i]); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		return <-errs
+	}
+	if err := round(); err != nil { // opens the connections
+		b.Fatal(err)
+	}
+	runtime.GC()
+	var walls, cpus []float64
+	for range rounds {
+		cpu0, start := selfCPU(), time.Now()
+		if err := round(); err != nil {
+			b.Fatal(err)
+		}
+		walls = append(walls, ms(time.Since(start)))
+		cpus = append(cpus, us(selfCPU()-cpu0)/float64(n))
+	}
+	return median(cpus), median(walls)
 }
 
 func bareGET(client *http.Client, url string) error {
@@ -254,25 +286,13 @@ func BenchmarkPlainRegistry(b *testing.B) {
 		b.Run(fmt.Sprintf("http/tasks=%d", n), func(b *testing.B) {
 			skipLarge(b, n)
 			plain := startChild(b, rolePlain, envTasks+"="+strconv.Itoa(n))
-			pid := plain.cmd.Process.Pid
-			url := plain.url + "/metrics"
-			expectTasks(b, get(b, url), n)
+			expectTasks(b, get(b, plain.url+"/metrics"), n)
 			var samples []sample
 			for b.Loop() {
-				cpu0, err := processCPU(pid)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := get(b, url)
-				cpu1, err := processCPU(pid)
-				if err != nil {
-					b.Fatal(err)
-				}
-				expectTasks(b, r, n)
-				samples = append(samples, sample{scrapeResult: r, cpu: cpu1 - cpu0})
+				samples = append(samples, scrapePlain(b, plain, n))
 			}
 			reportScrapes(b, samples, n)
-			rss, err := peakRSS(pid)
+			rss, err := peakRSS(plain.cmd.Process.Pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -280,6 +300,43 @@ func BenchmarkPlainRegistry(b *testing.B) {
 			b.ReportMetric(loadAverage(), "load1")
 		})
 	}
+}
+
+// scrapePlain scrapes the plain registry child once, as the exporter is scraped.
+func scrapePlain(b *testing.B, plain *child, n int) sample {
+	b.Helper()
+	pid := plain.cmd.Process.Pid
+	cpu0, err := processCPU(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := get(b, plain.url+"/metrics")
+	cpu1, err := processCPU(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	expectTasks(b, r, n)
+	return sample{scrapeResult: r, cpu: cpu1 - cpu0}
+}
+
+// plainHTTPYardstick starts the plain registry of n tasks in a process of its own,
+// scrapes it once to warm it, then rounds times, and returns the median scrape wall
+// (ms), its CPU per task (µs) and its peak RSS (MiB). The child stops on return.
+func plainHTTPYardstick(b *testing.B, n, rounds int) (wallMS, cpuPerTask, rssMiB float64) {
+	b.Helper()
+	plain := startChild(b, rolePlain, envTasks+"="+strconv.Itoa(n))
+	defer plain.stop()
+	expectTasks(b, get(b, plain.url+"/metrics"), n)
+	var samples []sample
+	for range rounds {
+		samples = append(samples, scrapePlain(b, plain, n))
+	}
+	rss, err := peakRSS(plain.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return medianOf(samples, func(s sample) float64 { return ms(s.wall) }),
+		medianOf(samples, func(s sample) float64 { return us(s.cpu) / float64(n) }), float64(rss) / mib
 }
 
 type countingWriter struct{ n int }
@@ -307,10 +364,10 @@ func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
 	}
 }
 
-// recommendedMemLimit is the GOMEMLIMIT that docs/benchmarks.md recommends for about
-// 10,000 tasks: the peak RSS stays under 64 MiB in every mode. Lower limits do not lower
-// the peak further (the live heap of a 10,000-task scrape sets it) and cost more CPU.
-// METASTUDIO_BENCH_GOMEMLIMIT measures another.
+// recommendedMemLimit is the GOMEMLIMIT that docs/benchmarks.md recommended for about
+// 10,000 tasks before the exposition was pre-rendered (the peak RSS then stayed under 64
+// MiB in every mode). It has not been measured since. METASTUDIO_BENCH_GOMEMLIMIT measures
+// another.
 const recommendedMemLimit = "48MiB"
 
 func memLimit() string {

@@ -37,6 +37,8 @@ type Collector struct {
 
 	mu      sync.Mutex
 	targets targetCache
+
+	renders renderCache // the tasks' series as text, kept while their values last
 }
 
 // targetCache holds the targets of one discovery list and second (the lookback moves).
@@ -49,7 +51,8 @@ type targetCache struct {
 
 // New returns a Collector for cfg that exports the tasks of shard. discovery may be nil.
 func New(cfg *config.Config, refresher *Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger}
+	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger,
+		renders: renderCache{statusNames: cfg.StatusNames}}
 }
 
 // Config is the config this Collector scrapes with.
@@ -160,17 +163,29 @@ func (c *Collector) scrape(ctx context.Context, ids []string) []result {
 
 // Collect runs one scrape of this shard's tasks under ctx and sends every series to ch.
 func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
-	start := time.Now()
-	for _, r := range c.scrape(ctx, c.Watched()) {
-		c.emit(ch, r)
+	results, duration := c.run(ctx)
+	for _, r := range results {
+		c.emitValues(ch, r)
 	}
-	c.refresher.Prune(c.Listed)
-	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
+	ch <- duration
 }
 
-// emit sends a task's series: its values, or scrape_success 0 alone.
-func (c *Collector) emit(ch chan<- prometheus.Metric, r result) bool {
-	c.track(r.id, r.err)
+// run scrapes this shard's tasks under ctx, logs their failures and prunes the table. It
+// returns the results and the scrape_duration_seconds series.
+func (c *Collector) run(ctx context.Context) ([]result, prometheus.Metric) {
+	start := time.Now()
+	results := c.scrape(ctx, c.Watched())
+	for _, r := range results {
+		c.track(r.id, r.err)
+	}
+	c.refresher.Prune(c.Listed)
+	return results, prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
+}
+
+// emitValues sends a task's series (its values, or scrape_success 0 alone) through
+// client_golang: the path of protobuf answers, and of the tests that compare it with the
+// pre-rendered text (render.go).
+func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
 	if r.err != nil {
 		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
 		return false
@@ -191,13 +206,27 @@ func (c *Collector) Listed(id string) bool {
 // Probe gets one task from the refresher under ctx, like a scrape, and sends its series
 // with probe_success and probe_duration_seconds.
 func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.Metric) {
+	r, probe := c.probe(ctx, id)
+	c.emitValues(ch, r)
+	for _, m := range probe {
+		ch <- m
+	}
+}
+
+// probe gets one task for a /probe and logs how it fared. It returns the result and the
+// probe_success and probe_duration_seconds series.
+func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 	start := time.Now()
+	r := c.refresher.Get(ctx, []string{id}, c.policy(!c.Listed(id)))[0]
+	c.track(r.id, r.err)
 	success := 0.0
-	if c.emit(ch, c.refresher.Get(ctx, []string{id}, c.policy(!c.Listed(id)))[0]) {
+	if r.err == nil {
 		success = 1
 	}
-	ch <- prometheus.MustNewConstMetric(probeSuccessDesc, prometheus.GaugeValue, success)
-	ch <- prometheus.MustNewConstMetric(probeDurationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
+	return r, replay{
+		prometheus.MustNewConstMetric(probeSuccessDesc, prometheus.GaugeValue, success),
+		prometheus.MustNewConstMetric(probeDurationDesc, prometheus.GaugeValue, time.Since(start).Seconds()),
+	}
 }
 
 func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, t *metastudio.Task) {
@@ -309,50 +338,54 @@ func ScrapeTimeout(r *http.Request, max time.Duration) time.Duration {
 	return min(t, max)
 }
 
-// Handler serves /metrics: each request scrapes under its own deadline, then serves the
-// scrape's series with the process-wide ones of global from a fresh registry, in one pass.
-// The scrape goes first, so the API counters served with it include its calls. current
-// returns the Collector of the running config.
+// Handler serves /metrics: each request scrapes under its own deadline, then answers with
+// the tasks' pre-rendered series and the process-wide ones of global, gathered after the
+// scrape so that the API counters include its calls. A client that asks for protobuf (or
+// filters with name[]) is served through promhttp from the same results. current returns
+// the Collector of the running config.
 func Handler(current func() *Collector, global *Set, logger log.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := current()
 		ctx, cancel := context.WithTimeout(r.Context(), ScrapeTimeout(r, c.cfg.Scrape.Timeout))
 		defer cancel()
-		ch := make(chan prometheus.Metric, 1024)
-		go func() {
-			c.Collect(ctx, ch)
-			close(ch)
-		}()
-		var series replay
-		for m := range ch {
-			series = append(series, m)
-		}
-		reg := prometheus.NewRegistry()
-		for _, c := range []prometheus.Collector{series, global} {
-			if err := reg.Register(c); err != nil {
-				level.Error(logger).Log("msg", "Registering the series of a scrape", "err", err)
+		format, text := textFormat(r)
+		results, duration := c.run(ctx)
+		if !text {
+			series := make(replay, 0, 9*len(results)+1)
+			ch := make(chan prometheus.Metric, 1024)
+			go func() {
+				for _, r := range results {
+					c.emitValues(ch, r)
+				}
+				close(ch)
+			}()
+			for m := range ch {
+				series = append(series, m)
 			}
+			serveRegistry(w, r, logger, append(series, duration), global)
+			return
 		}
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-			ErrorLog:      errorLogger{logger},
-			ErrorHandling: promhttp.ContinueOnError,
-		}).ServeHTTP(w, r)
+		rs := c.renders.get(results, true)
+		writeExposition(w, r, format, results, rs, gatherExtra(logger, replay{duration}, global), logger)
 	})
 }
 
-// probeCollector binds one probe to the prometheus.Collector interface.
-type probeCollector struct {
-	ctx context.Context
-	c   *Collector
-	id  string
+// serveRegistry answers through promhttp from a fresh registry of cs.
+func serveRegistry(w http.ResponseWriter, r *http.Request, logger log.Logger, cs ...prometheus.Collector) {
+	reg := prometheus.NewRegistry()
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			level.Error(logger).Log("msg", "Registering the series of a scrape", "err", err)
+		}
+	}
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      errorLogger{logger},
+		ErrorHandling: promhttp.ContinueOnError,
+	}).ServeHTTP(w, r)
 }
 
-func (p probeCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (p probeCollector) Collect(ch chan<- prometheus.Metric) { p.c.Probe(p.ctx, p.id, ch) }
-
-// ProbeHandler serves /probe?task=ID, blackbox style: one task's series in a registry of
-// its own, without the exporter-wide metrics. A missing, malformed or refused id is a 400
+// ProbeHandler serves /probe?task=ID, blackbox style: one task's series (pre-rendered, as
+// on /metrics) with the probe's own, without the exporter-wide metrics. A missing, malformed or refused id is a 400
 // and costs no API call; an API failure is a 200 with metastudio_probe_success 0.
 func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -372,9 +405,21 @@ func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), ScrapeTimeout(r, c.cfg.Scrape.Timeout))
 		defer cancel()
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(probeCollector{ctx: ctx, c: c, id: id})
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: errorLogger{logger}, ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
+		format, text := textFormat(r)
+		res, probe := c.probe(ctx, id)
+		if !text {
+			series := make(replay, 0, 12)
+			ch := make(chan prometheus.Metric, 16)
+			c.emitValues(ch, res)
+			close(ch)
+			for m := range ch {
+				series = append(series, m)
+			}
+			serveRegistry(w, r, logger, append(series, probe...))
+			return
+		}
+		results := []result{res}
+		writeExposition(w, r, format, results, c.renders.get(results, false), gatherExtra(logger, probe), logger)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
@@ -180,7 +181,10 @@ func (c *Client) get(ctx context.Context, op, path string, q query, out any) err
 		return &APIError{Operation: op, Err: transportError(ctx, err)}
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	_, readErr := buf.ReadFrom(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	body := buf.Bytes() // decoding copies what it keeps; errors copy their text
 	received := c.now()
 	auth.Observe(c.observer, op, resp, time.Since(start), received, c.sampleDate(resp, received))
 
@@ -212,6 +216,18 @@ func (c *Client) get(ctx context.Context, op, path string, q query, out any) err
 		return apiErr
 	}
 	return nil
+}
+
+// bodyPool holds the buffers answers are read into: a task is a few hundred bytes, read
+// once per call.
+var bodyPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 1024)) }}
+
+// putBody returns a buffer to the pool, unless an odd answer made it large.
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		b.Reset()
+		bodyPool.Put(b)
+	}
 }
 
 // sampleDate reads the answer's Date header for the clock skew when it is due: on every

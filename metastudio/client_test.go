@@ -126,6 +126,10 @@ func TestValue(t *testing.T) {
 		{json: `2.5`, set: true, text: "2.5", num: 2.5, numOK: true, secs: 0.0025, secsOK: true},
 		{json: `" 7 "`, set: true, text: " 7 ", num: 7, numOK: true, secs: 0.007, secsOK: true}, // spaces around a number in a string
 		{json: `"\t42\n"`, set: true, text: "\t42\n", num: 42, numOK: true, secs: 0.042, secsOK: true},
+		{json: `" 42 "`, set: true, text: " 42 ", num: 42, numOK: true, secs: 0.042, secsOK: true},
+		{json: `"导入问答"`, set: true, text: "导入问答"},
+		{json: `"a\"b\u00e9\n"`, set: true, text: "a\"bé\n"},
+		{json: "\"bad \xff utf-8\"", set: true, text: "bad \ufffd utf-8"},
 	}
 	for _, tc := range cases {
 		var v Value
@@ -141,6 +145,13 @@ func TestValue(t *testing.T) {
 		}
 		if s, ok := v.Seconds(); ok != tc.secsOK || s != tc.secs {
 			t.Errorf("%s: Seconds() = %v, %v", tc.json, s, ok)
+		}
+	}
+	// Called directly (not through the decoder), odd bytes are not Set and do not panic.
+	for _, raw := range []string{`"`, `"a`, "\"\x01\""} {
+		var v Value
+		if err := v.UnmarshalJSON([]byte(raw)); err != nil || v.Set {
+			t.Errorf("UnmarshalJSON(%q) = %+v, %v", raw, v, err)
 		}
 	}
 	var task Task

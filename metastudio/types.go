@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Value is one field of a task as the API sent it. The documentation types times, type and
@@ -31,6 +32,15 @@ func (v *Value) UnmarshalJSON(data []byte) error {
 	case 'n', '{', '[':
 		return nil // null, object, array: unusable
 	case '"':
+		// The common string has no escape and is valid UTF-8: its content is the bytes
+		// between the quotes, with no second pass of the JSON decoder. Anything else
+		// (escapes, invalid UTF-8 that becomes U+FFFD) goes through json.Unmarshal.
+		if len(data) >= 2 && data[len(data)-1] == '"' {
+			if inner := data[1 : len(data)-1]; bytes.IndexByte(inner, '\\') < 0 && plainString(inner) {
+				*v = Value{Text: string(inner), Set: true}
+				return nil
+			}
+		}
 		var s string
 		if err := json.Unmarshal(data, &s); err != nil {
 			return nil
@@ -40,6 +50,19 @@ func (v *Value) UnmarshalJSON(data []byte) error {
 	}
 	*v = Value{Text: string(data), Set: true}
 	return nil
+}
+
+// plainString reports whether b, the inside of a JSON string without a backslash, decodes
+// to itself: valid UTF-8 with no control character and no quote.
+func plainString(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == '"' {
+			return false
+		} else if c >= utf8.RuneSelf {
+			return utf8.Valid(b[i:])
+		}
+	}
+	return true
 }
 
 // Number parses the value as a finite, non-negative number. ok is false for null, absent,
