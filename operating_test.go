@@ -255,29 +255,6 @@ func TestProbeDuringCoolDown(t *testing.T) {
 	}
 }
 
-func TestShardsSplitEveryTaskOnce(t *testing.T) {
-	ids := make([]string, 1000)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%032x", i*7919+13)
-	}
-	for count := 1; count <= 5; count++ {
-		for _, id := range ids {
-			owners := 0
-			for index := 0; index < count; index++ {
-				if (collector.Shard{Index: index, Count: count}).Owns(id) {
-					owners++
-				}
-			}
-			if owners != 1 {
-				t.Fatalf("task %s has %d owners among %d shards", id, owners, count)
-			}
-		}
-	}
-	if !(collector.Shard{}).Owns(ids[0]) {
-		t.Error("the zero Shard (no sharding) must own every task")
-	}
-}
-
 func TestSDAndShards(t *testing.T) {
 	_, url := opsSim(t)
 	tasks := []string{"done1", "done2", "run1"}

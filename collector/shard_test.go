@@ -16,12 +16,12 @@ func fnv1a64(s string) uint64 {
 	return h
 }
 
-// TestShardAssignment pins the documented hash: a task belongs to shard FNV-1a-64(id) mod
-// count, for the ids users have (hex ids, names) and counts 2, 3 and 4.
+// TestShardAssignment pins the documented hash: a task belongs to exactly one shard,
+// FNV-1a-64(id) mod count, for the ids users have (hex ids, names) and counts 1 to 5.
 func TestShardAssignment(t *testing.T) {
 	ids := []string{"fd1c56acbb2c4b1aa24ba37df99f3129", "0123456789abcdef0123456789abcdef", "t1", "t2", "import-2026_11",
 		"a", "b", "c", "d", "e", "f", "zz", "task-42", "ABCDEF"}
-	for _, count := range []int{2, 3, 4} {
+	for _, count := range []int{1, 2, 3, 4, 5} {
 		for _, id := range ids {
 			want := int(fnv1a64(id) % uint64(count))
 			for index := range count {
