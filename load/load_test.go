@@ -33,7 +33,7 @@ func BenchmarkLoad(b *testing.B) {
 	reportOnly := os.Getenv("LOAD_REPORT_ONLY") == "1"
 	ids := runningTasks()
 	dir := b.TempDir()
-	exporterBin, simBin := buildBinaries(b, dir)
+	exporterBin, simBin := testkit.BuildBinaries(b, "..", dir)
 
 	skBytes := make([]byte, 20)
 	_, _ = rand.Read(skBytes)
@@ -44,7 +44,7 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	simAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
 	expAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
-	sim := startProc(b, dir, "metastudio-sim", simBin, []string{
+	sim := testkit.StartProc(b, dir, "metastudio-sim", simBin, []string{
 		"--web.listen-address=" + simAddr,
 		"--project-id=" + projectID,
 		"--ak=" + accessKey,
@@ -53,17 +53,17 @@ func BenchmarkLoad(b *testing.B) {
 		"--rate-limit=" + strconv.Itoa(gatewayRate),
 		"--rate-burst=" + strconv.Itoa(gatewayBurst),
 	}, []string{"METASTUDIO_SIM_SK=" + sk})
-	waitTCP(b, sim, simAddr)
+	testkit.WaitTCP(b, sim, simAddr)
 
 	cfgFile := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgFile, []byte(exporterConfig(simAddr, projectID, accessKey, skFile, ids)), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	exp := startProc(b, dir, "metastudio_exporter", exporterBin, []string{
+	exp := testkit.StartProc(b, dir, "metastudio_exporter", exporterBin, []string{
 		"--config.file=" + cfgFile,
 		"--web.listen-address=" + expAddr,
 	}, nil)
-	waitHTTP(b, exp, "http://"+expAddr+"/-/ready")
+	testkit.WaitHTTP(b, exp, "http://"+expAddr+"/-/ready")
 
 	out := func(format string, a ...any) { fmt.Printf("load: "+format+"\n", a...) }
 	out("%d running tasks (of %d seeded), simulator latency %s, gateway %d/s (burst %d); exporter "+
@@ -77,7 +77,7 @@ func BenchmarkLoad(b *testing.B) {
 	b.ResetTimer()
 	records, snaps := run(b, "http://"+expAddr, "http://"+simAddr+simulator.StatsPath)
 	b.StopTimer()
-	expStop, simStop := exp.stop(), sim.stop()
+	expStop, simStop := exp.Stop(), sim.Stop()
 
 	// The window: the snapshots at warmUp and at runFor (the last).
 	start, end := snaps[int(warmUp/snapEvery)], snaps[len(snaps)-1]
@@ -128,7 +128,7 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 	if expStop != "exit 0 on SIGTERM" {
-		b.Errorf("exporter: %s\n%s", expStop, exp.tail())
+		b.Errorf("exporter: %s\n%s", expStop, exp.Tail())
 	}
 	if missed > 0 && !reportOnly {
 		b.Errorf("%d of issue 10's targets missed (LOAD_REPORT_ONLY=1 only reports them)", missed)

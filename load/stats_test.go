@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
@@ -67,21 +67,6 @@ func runningTasks() []string {
 		}
 	}
 	return ids
-}
-
-// quantile is the q-quantile (0..1) of xs, interpolated linearly between the closest
-// ranks; NaN for no values. Copied from soak/stats_test.go: test packages cannot import
-// each other.
-func quantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	pos := q * float64(len(s)-1)
-	lo := int(math.Floor(pos))
-	hi := int(math.Ceil(pos))
-	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
 }
 
 // expo is what the harness reads from one /metrics answer.
@@ -252,8 +237,8 @@ func measure(records []scrape, from, to time.Duration, first, start, end snapsho
 		}
 		f.finished = max(f.finished, r.expo.finished)
 	}
-	f.p50, f.p99 = quantile(lat, 0.5), quantile(lat, 0.99)
-	f.maxLatency = quantile(lat, 1)
+	f.p50, f.p99 = testkit.Quantile(lat, 0.5), testkit.Quantile(lat, 0.99)
+	f.maxLatency = testkit.Quantile(lat, 1)
 	f.calls = between(start, end)
 	f.uncalledWindow = len(unanswered(ids, start, end))
 	f.uncalledRun = len(unanswered(ids, first, end))
@@ -345,7 +330,7 @@ func timeline(records []scrape, snaps []snapshot) []timelineRow {
 				}
 			}
 		}
-		row.rateLimit = quantile(limits, 0.5)
+		row.rateLimit = testkit.Quantile(limits, 0.5)
 		rows = append(rows, row)
 	}
 	return rows

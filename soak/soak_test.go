@@ -153,7 +153,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		fmt.Printf("soak: keeping %s (SOAK_KEEP=1)\n", dir)
 	}
-	exporterBin, simBin := buildBinaries(b, dir)
+	exporterBin, simBin := testkit.BuildBinaries(b, "..", dir)
 
 	skBytes := make([]byte, 20)
 	_, _ = rand.Read(skBytes)
@@ -164,7 +164,7 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	simAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
 	expAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
-	sim := startProc(b, dir, "metastudio-sim", simBin, []string{
+	sim := testkit.StartProc(b, dir, "metastudio-sim", simBin, []string{
 		"--web.listen-address=" + simAddr,
 		"--project-id=" + projectID,
 		"--ak=" + accessKey,
@@ -180,17 +180,17 @@ func BenchmarkSoak(b *testing.B) {
 		// task's answers, so the report can say whether a task was never fetched.
 		"--rate-limit=" + strconv.Itoa(countingGateway), "--rate-burst=" + strconv.Itoa(countingGateway),
 	}, []string{"METASTUDIO_SIM_SK=" + sk})
-	waitTCP(b, sim, simAddr)
+	testkit.WaitTCP(b, sim, simAddr)
 
 	cfgFile := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgFile, []byte(exporterConfig(simAddr, skFile)), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	exp := startProc(b, dir, "metastudio_exporter", exporterBin, []string{
+	exp := testkit.StartProc(b, dir, "metastudio_exporter", exporterBin, []string{
 		"--config.file=" + cfgFile,
 		"--web.listen-address=" + expAddr,
 	}, nil)
-	waitHTTP(b, exp, "http://"+expAddr+"/-/ready")
+	testkit.WaitHTTP(b, exp, "http://"+expAddr+"/-/ready")
 
 	f := st.faults
 	fmt.Printf("soak: %d tasks, simulator latency %s, faults %g %% (500 %g %%, 429 %g %%, slow %s %g %%, malformed %g %%)\n",
@@ -205,8 +205,8 @@ func BenchmarkSoak(b *testing.B) {
 	b.StopTimer()
 	reportFirstPass(b, "http://"+simAddr, started.Add(-warmUp))
 
-	expStop, simStop := exp.stop(), sim.stop()
-	res.report(b, expStop, simStop, exp.log)
+	expStop, simStop := exp.Stop(), sim.Stop()
+	res.report(b, expStop, simStop, exp.Log)
 	b.ReportMetric(0, "ns/op") // one run of a fixed duration: ns/op means nothing
 }
 
@@ -278,29 +278,29 @@ func monitor(client *http.Client, base string) (exposition, error) {
 	return summarize(resp.Body)
 }
 
-func idleSample(b *testing.B, exp *proc, base string) (exposition, int) {
+func idleSample(b *testing.B, exp *testkit.Proc, base string) (exposition, int) {
 	b.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
 	e, err := monitor(client, base)
 	if err != nil {
-		b.Fatalf("monitor scrape: %v\n%s", err, exp.tail())
+		b.Fatalf("monitor scrape: %v\n%s", err, exp.Tail())
 	}
-	r, err := readResources(exp.pid())
+	r, err := readResources(exp.Pid())
 	if err != nil {
 		b.Fatal(err)
 	}
 	return e, r.fds
 }
 
-func runSoak(b *testing.B, exp *proc, base string, st settings) *soakResult {
+func runSoak(b *testing.B, exp *testkit.Proc, base string, st settings) *soakResult {
 	dur := st.dur
 	res := &soakResult{dur: dur, window: min(time.Minute, (dur / 3).Round(time.Second)), loadStart: loadAverage()}
 
 	// The idle baseline: one scrape to authenticate and fill the keep-alive pool, then
 	// the goroutines of an exporter with no scrape in flight.
 	if _, err := monitor(&http.Client{Timeout: 5 * time.Second}, base); err != nil {
-		b.Fatalf("first scrape: %v\n%s", err, exp.tail())
+		b.Fatalf("first scrape: %v\n%s", err, exp.Tail())
 	}
 	time.Sleep(2 * time.Second)
 	res.idleBefore, res.idleFDsBefore = idleSample(b, exp, base)
@@ -385,7 +385,7 @@ func runSoak(b *testing.B, exp *proc, base string, st settings) *soakResult {
 	res.atStartAt = since(time.Now())
 	tick := time.NewTicker(time.Second)
 	for now := time.Now(); now.Before(end); now = <-tick.C {
-		r, err := readResources(exp.pid())
+		r, err := readResources(exp.Pid())
 		if err != nil {
 			res.resErr = err
 			break
@@ -468,7 +468,7 @@ func (res *soakResult) report(b *testing.B, expStop, simStop, expLog string) {
 			}
 		}
 		rate := 100 * float64(ok) / float64(len(rs))
-		p50, p99, pmax := quantile(lat, 0.5), quantile(lat, 0.99), slices.Max(lat)
+		p50, p99, pmax := testkit.Quantile(lat, 0.5), testkit.Quantile(lat, 0.99), slices.Max(lat)
 		out("%-8s %5d requests, %6.2f %% successful (200, a parseable exposition, within %s); latency p50 %.3f s, p99 %.3f s, max %.3f s",
 			name, len(rs), rate, promTimeout, p50, p99, pmax)
 		var own, overhead []float64
@@ -480,8 +480,8 @@ func (res *soakResult) report(b *testing.B, expStop, simStop, expLog string) {
 		}
 		out("%-8s   the exporter's own %s_duration_seconds p50 %.3f s, p99 %.3f s, max %.3f s (deadline %.1f s); "+
 			"the rest of the latency (gathering, encoding, transfer) p50 %.3f s, p99 %.3f s, max %.3f s",
-			name, map[int]string{kindMetrics: "scrape", kindProbe: "probe"}[k], quantile(own, 0.5), quantile(own, 0.99), maxOr(own),
-			(promTimeout - timeoutOffset).Seconds(), quantile(overhead, 0.5), quantile(overhead, 0.99), maxOr(overhead))
+			name, map[int]string{kindMetrics: "scrape", kindProbe: "probe"}[k], testkit.Quantile(own, 0.5), testkit.Quantile(own, 0.99), maxOr(own),
+			(promTimeout - timeoutOffset).Seconds(), testkit.Quantile(overhead, 0.5), testkit.Quantile(overhead, 0.99), maxOr(overhead))
 		for msg, n := range errs {
 			out("%-8s   %d failed: %s", name, n, msg)
 		}
@@ -514,7 +514,7 @@ func (res *soakResult) report(b *testing.B, expStop, simStop, expLog string) {
 	}
 	out("tasks with scrape_success 0 per /metrics scrape: mean %.1f (last %s: mean %.1f, max %.0f); finished tasks %.0f..%.0f",
 		mean(failed), res.window, mean(failedLast), maxOr(failedLast), minOr(finished), maxOr(finished))
-	out("data age in the last %s: mean per scrape %.1f s (median), max %.0f s", res.window, quantile(meanAge, 0.5), maxOr(maxAge))
+	out("data age in the last %s: mean per scrape %.1f s (median), max %.0f s", res.window, testkit.Quantile(meanAge, 0.5), maxOr(maxAge))
 	b.ReportMetric(mean(failed), "failed_tasks/scrape")
 	var probeOK []float64
 	for _, r := range byKind[kindProbe] {
@@ -652,8 +652,8 @@ func (res *soakResult) timeline(out func(string, ...any)) {
 			prevCalls = slices.Max(calls)
 		}
 		out("  %5.0f-%-5.0fs %3d answers: %5.0f API calls (%5.2f/s), rate limit median %5.2f min %5.2f, failing tasks median %4.0f, goroutines median %4.0f, VmRSS median %5.1f MiB",
-			from.Seconds(), to.Seconds(), len(calls), n, n/(to-from).Seconds(), quantile(limit, 0.5), minOr(limit),
-			quantile(failed, 0.5), quantile(goroutines, 0.5), quantile(rss, 0.5)/mib)
+			from.Seconds(), to.Seconds(), len(calls), n, n/(to-from).Seconds(), testkit.Quantile(limit, 0.5), minOr(limit),
+			testkit.Quantile(failed, 0.5), testkit.Quantile(goroutines, 0.5), testkit.Quantile(rss, 0.5)/mib)
 	}
 }
 
@@ -678,7 +678,7 @@ func (res *soakResult) inFlight(from, to time.Duration) [numKinds]float64 {
 	}
 	var out [numKinds]float64
 	for k := range out {
-		out[k] = quantile(counts[k], 0.5)
+		out[k] = testkit.Quantile(counts[k], 0.5)
 	}
 	return out
 }

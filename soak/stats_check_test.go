@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // Quick tests of the soak's helpers: `go test ./soak/` runs these and no benchmark.
@@ -12,14 +14,14 @@ import (
 func TestQuantile(t *testing.T) {
 	xs := []float64{5, 1, 4, 2, 3}
 	for _, c := range []struct{ q, want float64 }{{0, 1}, {0.5, 3}, {1, 5}, {0.25, 2}, {0.9, 4.6}} {
-		if got := quantile(xs, c.q); math.Abs(got-c.want) > 1e-9 {
-			t.Errorf("quantile(%v) = %v, want %v", c.q, got, c.want)
+		if got := testkit.Quantile(xs, c.q); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("testkit.Quantile(%v) = %v, want %v", c.q, got, c.want)
 		}
 	}
 	if xs[0] != 5 {
 		t.Error("quantile sorted its argument")
 	}
-	if !math.IsNaN(quantile(nil, 0.5)) {
+	if !math.IsNaN(testkit.Quantile(nil, 0.5)) {
 		t.Error("quantile of nothing is not NaN")
 	}
 }

@@ -10,21 +10,9 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-)
 
-// quantile is the q-quantile (0..1) of xs, interpolated linearly between the closest
-// ranks; NaN for no values. xs is not modified.
-func quantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	pos := q * float64(len(s)-1)
-	lo := int(math.Floor(pos))
-	hi := int(math.Ceil(pos))
-	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
-}
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+)
 
 func mean(xs []float64) float64 {
 	if len(xs) == 0 {
@@ -74,13 +62,13 @@ func flatness(points []point, window, span time.Duration, minNoise float64) tren
 			last = append(last, p.v)
 		}
 	}
-	t.firstMedian, t.lastMedian = quantile(first, 0.5), quantile(last, 0.5)
+	t.firstMedian, t.lastMedian = testkit.Quantile(first, 0.5), testkit.Quantile(last, 0.5)
 	t.growth = t.lastMedian - t.firstMedian
 	spread := func(xs []float64) float64 {
 		if len(xs) == 0 {
 			return 0
 		}
-		return quantile(xs, 0.9) - quantile(xs, 0.1)
+		return testkit.Quantile(xs, 0.9) - testkit.Quantile(xs, 0.1)
 	}
 	t.noise = max(spread(first), spread(last), minNoise)
 	t.beyond = math.Abs(t.growth) > t.noise

@@ -5,9 +5,11 @@ package testkit
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -114,4 +116,18 @@ func Need(tb testing.TB, name string) string {
 	}
 	tb.Skipf("%s is not installed, so this test cannot run here (%s)", name, how)
 	return ""
+}
+
+// Quantile is the q-quantile (0..1) of xs, interpolated linearly between the closest
+// ranks; NaN for no values. xs is not modified.
+func Quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	lo := int(math.Floor(pos))
+	hi := int(math.Ceil(pos))
+	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
 }

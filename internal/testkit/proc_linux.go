@@ -1,6 +1,4 @@
-//go:build linux
-
-package load
+package testkit
 
 import (
 	"context"
@@ -15,43 +13,41 @@ import (
 	"time"
 )
 
-// The helpers of this file are copied from soak/proc_test.go (test packages cannot import
-// each other), with testing.TB for *testing.B.
-
-// buildBinaries builds the exporter and the simulator into dir, as `make build` does
-// (static, -trimpath), so that the benchmark needs nothing built beforehand.
-func buildBinaries(b testing.TB, dir string) (exporter, sim string) {
-	b.Helper()
+// BuildBinaries builds the exporter and the simulator into dir, as `make build` does
+// (static, -trimpath), from the module at root (a path relative to the test's package), so
+// that a benchmark that runs them needs nothing built beforehand.
+func BuildBinaries(tb testing.TB, root, dir string) (exporter, sim string) {
+	tb.Helper()
 	exporter = filepath.Join(dir, "metastudio_exporter")
 	sim = filepath.Join(dir, "metastudio-sim")
 	for _, t := range []struct{ out, pkg string }{{exporter, "."}, {sim, "./cmd/metastudio-sim"}} {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", t.out, t.pkg)
-		cmd.Dir = ".." // the module root; go test runs in the package's directory
+		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("go build %s: %v\n%s", t.pkg, err, out)
+			tb.Fatalf("go build %s: %v\n%s", t.pkg, err, out)
 		}
 	}
 	return exporter, sim
 }
 
-// proc is a child process whose output goes to a log file.
-type proc struct {
-	name string
+// Proc is a child process whose output goes to a log file.
+type Proc struct {
+	Name string
+	Log  string // the log file's path
 	cmd  *exec.Cmd
-	log  string
 	done chan struct{}
 	err  error // of Wait, once done is closed
 }
 
-// startProc starts bin; it is stopped by stop, by the benchmark's cleanup whatever
-// happens, and by the kernel (SIGKILL) if the benchmark process dies first.
-func startProc(b testing.TB, dir, name, bin string, args, env []string) *proc {
-	b.Helper()
+// StartProc starts bin in dir; it is stopped by Stop, by the test's cleanup whatever
+// happens, and by the kernel (SIGKILL) if the test process dies first.
+func StartProc(tb testing.TB, dir, name, bin string, args, env []string) *Proc {
+	tb.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
@@ -60,19 +56,23 @@ func startProc(b testing.TB, dir, name, bin string, args, env []string) *proc {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		b.Fatalf("starting %s: %v", name, err)
+		tb.Fatalf("starting %s: %v", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Proc{Name: name, cmd: cmd, Log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
 		close(p.done)
 	}()
-	b.Cleanup(func() { p.stop() })
+	tb.Cleanup(func() { p.Stop() })
 	return p
 }
 
-func (p *proc) exited() bool {
+// Pid is the process's id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -81,10 +81,10 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, then SIGKILL after 5 s, and waits for the process to end. It says how
+// Stop sends SIGTERM, then SIGKILL after 5 s, and waits for the process to end. It says how
 // it ended: "exit 0 on SIGTERM" is the clean shutdown.
-func (p *proc) stop() string {
-	if p.exited() {
+func (p *Proc) Stop() string {
+	if p.Exited() {
 		return fmt.Sprintf("had already exited (%v)", p.err)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
@@ -101,9 +101,9 @@ func (p *proc) stop() string {
 	}
 }
 
-// tail is the end of the process's log, for error messages.
-func (p *proc) tail() string {
-	data, _ := os.ReadFile(p.log)
+// Tail is the end of the process's log, for error messages.
+func (p *Proc) Tail() string {
+	data, _ := os.ReadFile(p.Log)
 	s := string(data)
 	if len(s) > 2000 {
 		s = "..." + s[len(s)-2000:]
@@ -111,9 +111,9 @@ func (p *proc) tail() string {
 	return s
 }
 
-// waitHTTP polls url until it answers 200, the process exits, or 30 s pass.
-func waitHTTP(b testing.TB, p *proc, url string) {
-	b.Helper()
+// WaitHTTP polls url until it answers 200, the process exits, or 30 s pass.
+func WaitHTTP(tb testing.TB, p *Proc, url string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -128,17 +128,17 @@ func waitHTTP(b testing.TB, p *proc, url string) {
 		}
 		select {
 		case <-p.done:
-			b.Fatalf("%s exited (%v) before serving %s:\n%s", p.name, p.err, url, p.tail())
+			tb.Fatalf("%s exited (%v) before serving %s:\n%s", p.Name, p.err, url, p.Tail())
 		case <-ctx.Done():
-			b.Fatalf("%s did not answer 200 on %s within 30 s (last error %v):\n%s", p.name, url, err, p.tail())
+			tb.Fatalf("%s did not answer 200 on %s within 30 s (last error %v):\n%s", p.Name, url, err, p.Tail())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// waitTCP polls addr until it accepts a connection, the process exits, or 30 s pass.
-func waitTCP(b testing.TB, p *proc, addr string) {
-	b.Helper()
+// WaitTCP polls addr until it accepts a connection, the process exits, or 30 s pass.
+func WaitTCP(tb testing.TB, p *Proc, addr string) {
+	tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -146,11 +146,11 @@ func waitTCP(b testing.TB, p *proc, addr string) {
 			c.Close()
 			return
 		}
-		if p.exited() {
-			b.Fatalf("%s exited (%v) before listening on %s:\n%s", p.name, p.err, addr, p.tail())
+		if p.Exited() {
+			tb.Fatalf("%s exited (%v) before listening on %s:\n%s", p.Name, p.err, addr, p.Tail())
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%s does not listen on %s after 30 s: %v", p.name, addr, err)
+			tb.Fatalf("%s does not listen on %s after 30 s: %v", p.Name, addr, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
