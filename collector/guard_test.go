@@ -324,8 +324,13 @@ func TestGuardRefreshesTokenCredentialsOnce(t *testing.T) {
 	guard.wake = func() { woken <- struct{}{} }
 	guard.done(admitted(t, guard), nil)
 	guard.done(admitted(t, guard), errUnauthorized) // revoked
-	<-creds.refreshed
-	<-woken
+	for _, ch := range []chan struct{}{creds.refreshed, woken} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a refused token was not refreshed")
+		}
+	}
 	if err := guard.coolingDown(); err != nil {
 		t.Fatalf("a refused token must be refreshed, not cooled down: %v", err)
 	}
