@@ -69,7 +69,7 @@ func BenchmarkInProcess(b *testing.B) {
 
 // newInProcessExporter builds the exporter's /metrics handler from config text, the way
 // the binary builds it: the API metrics and the Go and process collectors in a global
-// registry, the AK guard, the rate limit, the fetcher and a collector (no discovery, no
+// registry, the AK guard, the rate, the refresher and a collector (no discovery, no
 // reload, no sharding). Keep it in step with the exporter's wiring.
 func newInProcessExporter(tb testing.TB, cfgText string) http.Handler {
 	tb.Helper()
