@@ -54,6 +54,16 @@ func (s *steppingClock) after(d time.Duration) <-chan time.Time {
 	return ch
 }
 
+// release lets the parked resolver go on, and run freely until until.
+func (s *steppingClock) release(until time.Time) {
+	s.mu.Lock()
+	s.limit = until
+	parked := s.parked
+	s.parked = nil
+	s.mu.Unlock()
+	parked <- s.Now()
+}
+
 // runUntil lets the resolver run until its clock would pass t, and waits until it parks.
 func (s *steppingClock) runUntil(t *testing.T, until time.Time) {
 	t.Helper()
@@ -145,12 +155,7 @@ func TestStartWithWrongPassword(t *testing.T) {
 		t.Errorf("/-/ready answers %d, want 503", code)
 	}
 	settledFile(t, path, iamPassword) // the user fixes the file
-	clock.mu.Lock()
-	clock.limit = start.Add(time.Hour)
-	parked := clock.parked
-	clock.parked = nil
-	clock.mu.Unlock()
-	parked <- clock.Now()
+	clock.release(start.Add(time.Hour))
 	waitReady(t, h)
 	if waited := clock.Now().Sub(start); waited > 15*time.Minute {
 		t.Errorf("the fixed password was tried %s after start, want at once", waited-15*time.Minute+time.Second)
@@ -184,12 +189,7 @@ func TestStartWithWrongSK(t *testing.T) {
 		t.Errorf("%d signed project lookups in 20 minutes: 6 in a row lock the AK", n)
 	}
 	settledFile(t, sk, e2eSK) // the key file is rotated
-	clock.mu.Lock()
-	clock.limit = start.Add(time.Hour)
-	parked := clock.parked
-	clock.parked = nil
-	clock.mu.Unlock()
-	parked <- clock.Now()
+	clock.release(start.Add(time.Hour))
 	waitReady(t, h)
 	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
 		t.Errorf("a scrape once ready:\n%s", out)

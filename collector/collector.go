@@ -170,15 +170,15 @@ func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
 	ch <- duration
 }
 
-// run scrapes this shard's tasks under ctx, logs their failures and prunes the table. It
-// returns the results and the scrape_duration_seconds series.
+// run scrapes this shard's tasks under ctx, logs their failures, and returns the results
+// and the scrape_duration_seconds series. The table is pruned by the refresher's
+// housekeeping (SetWatched), not on the scrape path.
 func (c *Collector) run(ctx context.Context) ([]result, prometheus.Metric) {
 	start := time.Now()
 	results := c.scrape(ctx, c.Watched())
 	for _, r := range results {
 		c.track(r.id, r.err)
 	}
-	c.refresher.Prune(c.Listed)
 	return results, prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
 
