@@ -14,13 +14,18 @@ LDFLAGS = -s -w \
 	-X $(VERSION_PKG).Branch=$(BRANCH) \
 	-X $(VERSION_PKG).BuildUser=make \
 	-X $(VERSION_PKG).BuildDate=$(BUILDDATE)
-BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+# Every build without the race detector is made the way the release binary is (static,
+# -trimpath; GOFLAGS carries -trimpath to go vet and go run): vet, the e2e tests, the binaries
+# the tests build and Helm's build then share one compile of the standard library and the
+# dependencies, which is most of `make test` on a fresh machine.
+STATIC = CGO_ENABLED=0 GOFLAGS='$(strip $(GOFLAGS) -trimpath)'
+BUILD = $(STATIC) $(GO) build -ldflags "$(LDFLAGS)"
 
 DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
 
-.PHONY: mutants all build lint test vet unit bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
+.PHONY: mutants all build lint test vet unit race norace bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
 
 all: build
 
@@ -29,30 +34,36 @@ build:
 	$(BUILD) -o $(SIM_BIN) ./cmd/metastudio-sim
 
 vet:
-	$(GO) vet ./...
+	$(STATIC) $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
 # One package at a time: the timing checks (deadlines, the fault matrix) and the end-to-end
 # test with Prometheus stay meaningful on a 2-core machine.
-# e2e/ runs the exporter, Prometheus and promtool as processes of their own: its test binary
-# needs no race detector, whose build of k8s.io/api would cost minutes on a fresh machine.
-unit:
-	$(GO) test -race -count=1 -p 1 $$($(GO) list ./... | grep -v '/e2e$$')
-	$(GO) test -count=1 ./e2e/
+# e2e/ runs the exporter, Prometheus and promtool as processes of their own, and
+# examples/grafana only generates JSON: their test binaries need no race detector, whose
+# build of k8s.io/api and the Grafana SDK would cost minutes on a fresh machine.
+NORACE_PKGS = ./examples/grafana/ ./e2e/
+unit: race norace
+
+race:
+	$(GO) test -race -count=1 -p 1 $$($(GO) list ./... | grep -v -e '/e2e$$' -e '/examples/grafana$$')
+
+norace:
+	$(STATIC) $(GO) test -count=1 -p 1 $(NORACE_PKGS)
 
 # Static analysis: go vet and staticcheck (pinned; fetched from the Go module proxy).
 STATICCHECK_VERSION ?= v0.8.2
 lint:
-	$(GO) vet ./...
+	$(STATIC) $(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# Every test, the way CI runs it.
-# Helm is built (go run, about 4 minutes on a fresh machine) while the tests run, then the
-# chart is linted and rendered.
+# Every test, the way CI runs it. go vet compiles what everything else without the race
+# detector reuses; Helm (go run, about 3 minutes on a fresh machine) is then built while the
+# race-detector tests run, before e2e/ needs it; last, the chart is linted and rendered.
 test: vet
 	@$(HELM) version --short >/dev/null 2>&1 & helm=$$!; \
-	$(MAKE) --no-print-directory unit; status=$$?; wait $$helm; \
-	[ $$status -eq 0 ] && $(MAKE) --no-print-directory helm
+	$(MAKE) --no-print-directory race; status=$$?; wait $$helm; \
+	[ $$status -eq 0 ] && $(MAKE) --no-print-directory norace helm
 
 # Benchmarks (docs/benchmarks.md). First the signer, the decoder and the in-process scrape of
 # 1,000 tasks; then the exporter binary against the simulator answering after 50 ms, at
@@ -125,7 +136,7 @@ chart-rules:
 # The Helm chart: helm lint --strict and helm template with each values file of
 # charts/metastudio-exporter/ci/ (helm is built from the Go module proxy: about 4 minutes
 # the first time). e2e/kubernetes_test.go decodes what it renders into Kubernetes' types.
-HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
+HELM ?= $(STATIC) $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
 CHART = charts/metastudio-exporter
 helm:
 	$(HELM) lint --strict $(CHART)
@@ -142,7 +153,7 @@ helm:
 # systemd-analyze skip when they are missing (apt-get install prometheus systemd), and fail
 # instead under CI=true (.ci/run sets it). `make test` runs them too.
 e2e:
-	$(GO) test -race -count=1 -v ./e2e/
+	$(STATIC) $(GO) test -count=1 -v ./e2e/
 
 # Tarballs for installing without containers (see README): the static, version-stamped
 # binary, README.md and examples/ per platform, into $(DIST)/, with their SHA-256 sums.

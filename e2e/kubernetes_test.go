@@ -170,6 +170,7 @@ func helm(t *testing.T, args ...string) string {
 	}
 	cmd := exec.Command(goCmd, append([]string{"run", helmVersion}, args...)...)
 	cmd.Dir = root
+	cmd.Env = staticEnv() // as the Makefile runs it: its build is cached once
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

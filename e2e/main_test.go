@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,7 +71,7 @@ func exporterBinary(t *testing.T) string {
 		builtBinary = filepath.Join(binDir, "metastudio_exporter")
 		cmd := exec.Command(goCmd, "build", "-o", builtBinary, ".")
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = staticEnv()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -79,6 +80,17 @@ func exporterBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return builtBinary
+}
+
+// staticEnv is the environment of every go command the tests run: static and -trimpath,
+// as the Makefile builds everything without the race detector, so that the compile of the
+// standard library and the dependencies is shared with go vet and the release build.
+func staticEnv() []string {
+	flags := os.Getenv("GOFLAGS")
+	if !slices.Contains(strings.Fields(flags), "-trimpath") {
+		flags = strings.TrimSpace(flags + " -trimpath")
+	}
+	return append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS="+flags)
 }
 
 // need is testkit.Need: the path of a command the test cannot run without.
