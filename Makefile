@@ -49,7 +49,7 @@ race:
 	$(GO) test -race -count=1 -p 1 $$($(GO) list ./... | grep -v -e '/e2e$$' -e '/examples/grafana$$')
 
 norace:
-	$(STATIC) $(GO) test -count=1 -p 1 $(NORACE_PKGS)
+	$(STATIC) $(GO) test -count=1 -p 1 -parallel 3 $(NORACE_PKGS)
 
 # Static analysis: go vet and staticcheck (pinned; fetched from the Go module proxy).
 STATICCHECK_VERSION ?= v0.8.2

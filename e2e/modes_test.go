@@ -547,6 +547,7 @@ func TestModesDeriveLabels(t *testing.T) {
 // of the hashmod split included) against an exporter, and compares the targets it keeps and
 // their labels with what the modes derive: the relabelling of this test is Prometheus'.
 func TestDerivedLabelsMatchPrometheus(t *testing.T) {
+	t.Parallel() // with TestPrometheusEndToEnd's modes: each waits on Prometheus, not the CPU
 	prometheus := need(t, "prometheus")
 	exporter := exporterBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -464,7 +464,10 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		{prometheusFile, staticMode(t)},
 		{prometheusProbeFile, probeMode(t, "probe", prometheusProbeFile, probeData)},
 	} {
-		t.Run(c.mode.name, func(t *testing.T) { endToEnd(t, c.file, c.mode) })
+		t.Run(c.mode.name, func(t *testing.T) {
+			t.Parallel() // each mode has its own simulator, exporter and Prometheus
+			endToEnd(t, c.file, c.mode)
+		})
 	}
 }
 
