@@ -52,7 +52,7 @@ type Client struct {
 	endpoint  *url.URL
 	projectID string
 	auth      auth.Authenticator
-	http      *http.Client
+	rt        http.RoundTripper
 	observer  auth.Observer
 	userAgent string
 	now       func() time.Time
@@ -78,12 +78,10 @@ func NewClient(o Options) (*Client, error) {
 		endpoint:  u,
 		projectID: o.ProjectID,
 		auth:      o.Auth,
-		http: &http.Client{
-			Transport: rt,
-			// A redirect would re-send the signature elsewhere, and every rejected
-			// signature counts toward the gateway's AK lock: hand the 3xx back instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// The transport itself, without an http.Client: a call is one request, and a
+		// redirect is handed back, never followed (it would re-send the signature
+		// elsewhere, and every rejected signature counts toward the gateway's AK lock).
+		rt:        rt,
 		observer:  o.Observer,
 		userAgent: o.UserAgent,
 		now:       o.Now,
@@ -114,7 +112,11 @@ func NewTransport(maxConns int) *http.Transport {
 }
 
 // CloseIdleConnections releases the keep-alive pool (on reload or shutdown).
-func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	if t, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
 
 // ShowTask fetches one task: GET /v2/{project_id}/ies/task/{id}.
 func (c *Client) ShowTask(ctx context.Context, id string) (*Task, error) {
@@ -175,7 +177,7 @@ func (c *Client) get(ctx context.Context, op, path string, q query, out any) err
 	}
 
 	start := time.Now()
-	resp, err := c.http.Do(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		auth.Observe(c.observer, op, nil, time.Since(start), c.now(), time.Time{})
 		return &APIError{Operation: op, Err: transportError(ctx, err)}
@@ -211,7 +213,12 @@ func (c *Client) get(ctx context.Context, op, path string, q query, out any) err
 		}
 		return apiErr
 	}
-	if err := decodeObject(body, out); err != nil {
+	if t, ok := out.(*Task); ok {
+		err = decodeTask(body, t) // ShowTask: the hot path
+	} else {
+		err = decodeObject(body, out)
+	}
+	if err != nil {
 		apiErr.Err = err
 		return apiErr
 	}

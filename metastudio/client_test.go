@@ -319,7 +319,7 @@ func BenchmarkDecodeTask(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		var t Task
-		if err := decodeObject(body, &t); err != nil {
+		if err := decodeTask(body, &t); err != nil {
 			b.Fatal(err)
 		}
 	}

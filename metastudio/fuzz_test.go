@@ -36,6 +36,13 @@ var fuzzBodies = []string{
 	`{"total_count":-1,"success_count":"NaN","failure_count":"Inf","begin_time":1e400,"end_time":"-0"}`,
 	`{"total_count":"0x1p4","success_count":" 7 ","failure_count":"1_000","begin_time":0,"end_time":true}`,
 	`{"task_id":{"nested":1},"task_name":["a"],"count":[],"data":null}`,
+	// What ShowTask's one-pass reader must read as encoding/json does: a later duplicate
+	// wins, even null or an object; keys folded to a field; escapes; deep nesting.
+	`{"task_id":"a","task_id":null,"end_time":5,"end_time":{"x":[1]},"total_count":"1","total_count":2}`,
+	`{"TASK_ID":"upper","Task_Name":"mixed","taſk_type":"long s","\u0074ask_status":"escaped key"}`,
+	`{"operator":"a\u00e9\n","user_id":"\ud800","resource":"` + "\x01" + `"}`,
+	`{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"task_id":"deep"}`,
+	` {"task_id":"t","failure_count":-0.5e-3} x`,
 	`{"data":[{},null,{"task_id":1.5e3}],"count":"many"}`,
 	`{"task_name":"\ud800 lone surrogate","operator":"\u0000nul"}`,
 	"{\"task_name\":\"\xff\xfe invalid utf-8\"}",
@@ -63,6 +70,14 @@ func FuzzDecode(f *testing.F) {
 		var task Task
 		if err := decodeObject(body, &task); err == nil {
 			checkTask(t, &task)
+		}
+		// ShowTask's one-pass reader agrees with encoding/json on every body: the same
+		// fields, or an error when encoding/json refuses it.
+		var fast Task
+		if errFast, errJSON := decodeTask(body, &fast), decodeObject(body, &Task{}); (errFast == nil) != (errJSON == nil) {
+			t.Fatalf("decodeTask error %v, encoding/json error %v", errFast, errJSON)
+		} else if errJSON == nil && fast != task {
+			t.Fatalf("decodeTask read %+v\nencoding/json read %+v", fast, task)
 		}
 		var page TaskPage
 		if err := decodeObject(body, &page); err == nil {
