@@ -611,6 +611,10 @@ func (r *Refresher) failQueued(err error) {
 // work makes the calls the dispatcher hands over until ctx ends or there are more
 // workers than the concurrency.
 func (r *Refresher) work(ctx context.Context) {
+	// Each call's deadline hangs off a context of this worker's own, not off the shared
+	// one, so that workers do not contend for one parent's lock at every call.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for {
 		select {
 		case c := <-r.calls:
