@@ -76,12 +76,14 @@ func (r *rendered) lines(f int) string {
 
 // renderTask renders the series of task id with values t. Like NewConstMetric, it drops
 // a series whose label values are not valid UTF-8, rather than failing the scrape.
-func renderTask(id string, t *metastudio.Task, statusNames map[string]string) *rendered {
+// scratch is a buffer reused from task to task; the rendering keeps a copy of its own.
+func renderTask(id string, t *metastudio.Task, statusNames map[string]string, scratch *[]byte) *rendered {
 	r := &rendered{task: t}
 	if !utf8.ValidString(id) {
 		return r // no series can carry this id (NewConstMetric refuses them all)
 	}
-	var b []byte
+	b := (*scratch)[:0]
+	defer func() { *scratch = b }()
 	number := func(f int, v float64, ok bool) {
 		if ok {
 			b = append(b, taskFamilies[f].name...)
@@ -99,7 +101,6 @@ func renderTask(id string, t *metastudio.Task, statusNames map[string]string) *r
 		b = appendEscaped(b, value)
 		b = append(b, '"')
 	}
-	b = make([]byte, 0, 512)
 	v, ok := t.BeginTime.Seconds()
 	number(famBegin, v, ok)
 	r.ends[famDataAge] = uint32(len(b))
@@ -214,8 +215,9 @@ func (c *renderCache) get(results []result, sweep bool) []*rendered {
 		}
 	}
 	c.mu.Unlock()
+	var scratch []byte
 	for _, i := range missing { // rendering needs no lock
-		out[i] = renderTask(results[i].id, results[i].task, c.statusNames)
+		out[i] = renderTask(results[i].id, results[i].task, c.statusNames, &scratch)
 		out[i].seen = scan
 	}
 	c.mu.Lock()
