@@ -75,7 +75,7 @@ test: vet
 # benchstat). bench-quick stops at 1,000 tasks and runs once (< 1 min). BenchmarkMemLimit
 # (GOMEMLIMIT) is no longer part of it: run it by hand.
 BENCH_COUNT ?= 5
-BENCH_TIME ?= 2x
+BENCH_TIME ?= 3x
 BENCH_SCALE = '^Benchmark(Scrape|TwoScrapers|BareGET|PlainRegistry)$$'
 
 bench: build

@@ -24,8 +24,8 @@ var (
 	// are kept in a short list rather than a sync.Pool, which every GC empties (a cold
 	// scrape of 1,000 tasks runs a few): a new writer allocates about 1 MB.
 	gzipWriters = make(chan *gzip.Writer, 2)
-	bufPool   = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
-	orderPool = sync.Pool{New: func() any { return new([]int) }}
+	bufPool     = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+	orderPool   = sync.Pool{New: func() any { return new([]int) }}
 )
 
 // textFormat negotiates the exposition format as promhttp does; ok is false when the
