@@ -161,6 +161,38 @@ func plainManifests(t *testing.T) *objects {
 	return set
 }
 
+// TestHelmIsBuiltOnce checks that the tests run Helm exactly as the Makefile builds it
+// while the race tests run: the same module version and the same configuration (static,
+// -trimpath). Otherwise e2e builds Helm a second time, minutes on a fresh machine.
+func TestHelmIsBuiltOnce(t *testing.T) {
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(makefile), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.ContainsAny(k, "\t:") {
+			vars[strings.TrimSpace(strings.TrimSuffix(k, "?"))] = strings.TrimSpace(v)
+		}
+	}
+	if want := "$(STATIC) $(GO) run " + helmVersion; vars["HELM"] != want {
+		t.Errorf("Makefile: HELM = %q, want %q (as the tests run it)", vars["HELM"], want)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath"} {
+		if !strings.Contains(vars["STATIC"], want) {
+			t.Errorf("Makefile: STATIC = %q lacks %s", vars["STATIC"], want)
+		}
+	}
+	env := staticEnv()
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath"} {
+		if !slices.ContainsFunc(env, func(kv string) bool {
+			return kv == want || strings.HasPrefix(kv, "GOFLAGS=") && slices.Contains(strings.Fields(kv[len("GOFLAGS="):]), want)
+		}) {
+			t.Errorf("the tests' go commands run without %s, unlike the Makefile's", want)
+		}
+	}
+}
+
 // helm runs the pinned Helm from the repository root.
 func helm(t *testing.T, args ...string) string {
 	t.Helper()
