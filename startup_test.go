@@ -200,12 +200,7 @@ func TestStartWithWrongSK(t *testing.T) {
 // startRun runs the binary's run() on a free port; stop returns the exit code.
 func startRun(t *testing.T, getenv config.Getenv, args ...string) (base string, stderr *testkit.Buffer, stop func() int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t)
 	stderr = &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 const (
@@ -461,18 +463,6 @@ func k8sCheckEnv(vars map[string]string) []string {
 	return env
 }
 
-// k8sFreeAddr returns a loopback address nobody listens on at the moment.
-func k8sFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // k8sWithEndpoint returns the config text with endpoint set to url, so that the exporter
 // started by the test never reaches the real cloud.
 func k8sWithEndpoint(t *testing.T, text, url string) []byte {
@@ -631,7 +621,7 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 						t.Fatalf("env %s: the test does not know how the kubelet fills it", e.Name)
 					}
 				}
-				listen := k8sFreeAddr(t)
+				listen := testkit.FreeAddr(t)
 				run := []string{"--web.listen-address=" + listen}
 				for _, a := range c.Args {
 					a = k8sVarRef.ReplaceAllStringFunc(a, func(ref string) string { return env[ref[2:len(ref)-1]] })

@@ -5,14 +5,11 @@ package load
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -33,37 +30,15 @@ func BenchmarkLoad(b *testing.B) {
 	reportOnly := os.Getenv("LOAD_REPORT_ONLY") == "1"
 	ids := runningTasks()
 	dir := b.TempDir()
-	exporterBin, simBin := testkit.BuildBinaries(b, "..", dir)
-
-	skBytes := make([]byte, 20)
-	_, _ = rand.Read(skBytes)
-	sk := hex.EncodeToString(skBytes)
-	skFile := filepath.Join(dir, "sk.txt")
-	if err := os.WriteFile(skFile, []byte(sk+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	simAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
-	expAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
-	sim := testkit.StartProc(b, dir, "metastudio-sim", simBin, []string{
-		"--web.listen-address=" + simAddr,
+	stack := testkit.StartStack(b, "..", dir, []string{
 		"--project-id=" + projectID,
 		"--ak=" + accessKey,
 		"--tasks=" + strconv.Itoa(simTasks),
 		"--latency=" + simLatency.String(),
 		"--rate-limit=" + strconv.Itoa(gatewayRate),
 		"--rate-burst=" + strconv.Itoa(gatewayBurst),
-	}, []string{"METASTUDIO_SIM_SK=" + sk})
-	testkit.WaitTCP(b, sim, simAddr)
-
-	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(exporterConfig(simAddr, projectID, accessKey, skFile, ids)), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	exp := testkit.StartProc(b, dir, "metastudio_exporter", exporterBin, []string{
-		"--config.file=" + cfgFile,
-		"--web.listen-address=" + expAddr,
-	}, nil)
-	testkit.WaitHTTP(b, exp, "http://"+expAddr+"/-/ready")
+	}, func(simAddr, skFile string) string { return exporterConfig(simAddr, projectID, accessKey, skFile, ids) })
+	sim, exp, simAddr, expAddr := stack.Sim, stack.Exporter, stack.SimAddr, stack.ExporterAddr
 
 	out := func(format string, a ...any) { fmt.Printf("load: "+format+"\n", a...) }
 	out("%d running tasks (of %d seeded), simulator latency %s, gateway %d/s (burst %d); exporter "+

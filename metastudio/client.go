@@ -121,7 +121,8 @@ func (c *Client) CloseIdleConnections() {
 // ShowTask fetches one task: GET /v2/{project_id}/ies/task/{id}.
 func (c *Client) ShowTask(ctx context.Context, id string) (*Task, error) {
 	var t Task
-	if err := c.get(ctx, OpShowTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task/"+url.PathEscape(id), nil, &t); err != nil {
+	if err := c.get(ctx, OpShowTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task/"+url.PathEscape(id), nil,
+		func(body []byte) error { return decodeTask(body, &t) }); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -147,18 +148,19 @@ func (c *Client) SearchTask(ctx context.Context, p SearchParams) (*TaskPage, err
 		q.Set("limit", strconv.Itoa(p.Limit))
 	}
 	var page TaskPage
-	if err := c.get(ctx, OpSearchTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task", q, &page); err != nil {
+	if err := c.get(ctx, OpSearchTask, "/v2/"+url.PathEscape(c.projectID)+"/ies/task", q,
+		func(body []byte) error { return decodeObject(body, &page) }); err != nil {
 		return nil, err
 	}
 	return &page, nil
 }
 
 // get sends one authenticated GET and decodes a 2xx answer, which must be a JSON object
-// without an error code, into out. Everything else becomes an error; the call is
+// without an error code, with decode. Everything else becomes an error; the call is
 // observed either way. A call is one request: nothing is retried here, not even after a
 // 401 (the exporter's AK guard decides, since every refused signature counts toward the
 // gateway's AK lock).
-func (c *Client) get(ctx context.Context, op, path string, q query, out any) error {
+func (c *Client) get(ctx context.Context, op, path string, q query, decode func(body []byte) error) error {
 	u := *c.endpoint
 	u.Path = path
 	u.RawQuery = q.encode()
@@ -213,11 +215,7 @@ func (c *Client) get(ctx context.Context, op, path string, q query, out any) err
 		}
 		return apiErr
 	}
-	if t, ok := out.(*Task); ok {
-		err = decodeTask(body, t) // ShowTask: the hot path
-	} else {
-		err = decodeObject(body, out)
-	}
+	err = decode(body)
 	if err != nil {
 		apiErr.Err = err
 		return apiErr

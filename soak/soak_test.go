@@ -5,8 +5,6 @@ package soak
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +12,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,19 +150,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		fmt.Printf("soak: keeping %s (SOAK_KEEP=1)\n", dir)
 	}
-	exporterBin, simBin := testkit.BuildBinaries(b, "..", dir)
-
-	skBytes := make([]byte, 20)
-	_, _ = rand.Read(skBytes)
-	sk := hex.EncodeToString(skBytes)
-	skFile := filepath.Join(dir, "sk.txt")
-	if err := os.WriteFile(skFile, []byte(sk+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	simAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
-	expAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(b))
-	sim := testkit.StartProc(b, dir, "metastudio-sim", simBin, []string{
-		"--web.listen-address=" + simAddr,
+	stack := testkit.StartStack(b, "..", dir, []string{
 		"--project-id=" + projectID,
 		"--ak=" + accessKey,
 		"--tasks=" + strconv.Itoa(numTasks),
@@ -179,18 +164,8 @@ func BenchmarkSoak(b *testing.B) {
 		// A gateway far above the exporter's rate: it throttles nothing and counts each
 		// task's answers, so the report can say whether a task was never fetched.
 		"--rate-limit=" + strconv.Itoa(countingGateway), "--rate-burst=" + strconv.Itoa(countingGateway),
-	}, []string{"METASTUDIO_SIM_SK=" + sk})
-	testkit.WaitTCP(b, sim, simAddr)
-
-	cfgFile := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(exporterConfig(simAddr, skFile)), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	exp := testkit.StartProc(b, dir, "metastudio_exporter", exporterBin, []string{
-		"--config.file=" + cfgFile,
-		"--web.listen-address=" + expAddr,
-	}, nil)
-	testkit.WaitHTTP(b, exp, "http://"+expAddr+"/-/ready")
+	}, func(simAddr, skFile string) string { return exporterConfig(simAddr, skFile) })
+	sim, exp, simAddr, expAddr := stack.Sim, stack.Exporter, stack.SimAddr, stack.ExporterAddr
 
 	f := st.faults
 	fmt.Printf("soak: %d tasks, simulator latency %s, faults %g %% (500 %g %%, 429 %g %%, slow %s %g %%, malformed %g %%)\n",

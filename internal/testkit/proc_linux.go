@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -154,4 +156,39 @@ func WaitTCP(tb testing.TB, p *Proc, addr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Stack is the simulator and the exporter running as processes of their own on loopback,
+// as the load and the soak drive them.
+type Stack struct {
+	Sim, Exporter         *Proc
+	SimAddr, ExporterAddr string // host:port
+}
+
+// StartStack builds both binaries from the module at root into dir and starts the
+// simulator with simArgs (its listen address is added) and a random SK in its environment.
+// It writes that SK to a file and starts the exporter with the config that
+// config(simAddr, skFile) returns, and returns once the exporter is ready.
+func StartStack(tb testing.TB, root, dir string, simArgs []string, config func(simAddr, skFile string) string) *Stack {
+	tb.Helper()
+	exporterBin, simBin := BuildBinaries(tb, root, dir)
+	key := make([]byte, 20)
+	_, _ = rand.Read(key)
+	sk := hex.EncodeToString(key)
+	skFile := filepath.Join(dir, "sk.txt")
+	if err := os.WriteFile(skFile, []byte(sk+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s := &Stack{SimAddr: FreeAddr(tb), ExporterAddr: FreeAddr(tb)}
+	s.Sim = StartProc(tb, dir, "metastudio-sim", simBin, append([]string{"--web.listen-address=" + s.SimAddr}, simArgs...),
+		[]string{"METASTUDIO_SIM_SK=" + sk})
+	WaitTCP(tb, s.Sim, s.SimAddr)
+	cfgFile := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgFile, []byte(config(s.SimAddr, skFile)), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s.Exporter = StartProc(tb, dir, "metastudio_exporter", exporterBin,
+		[]string{"--config.file=" + cfgFile, "--web.listen-address=" + s.ExporterAddr}, nil)
+	WaitHTTP(tb, s.Exporter, "http://"+s.ExporterAddr+"/-/ready")
+	return s
 }
