@@ -6,7 +6,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -28,7 +30,14 @@ import (
 //
 // Each iteration serves GET /metrics (gzip accepted) to a writer that drops the body:
 // the exposition is included, the scraper's side is not. cpu-us/task is this process's
-// CPU time (getrusage) per task; the simulator runs in a child process.
+// CPU time (getrusage) per task; the simulator runs in a child process. live-B/task is
+// the heap that stays alive after the scrapes (after a full GC), per task: what the
+// exporter keeps. With BENCH_HEAPPROFILE=<file>, a heap profile is written at that point
+// (-memprofile comes too late: the exporter is gone by then):
+//
+//	BENCH_HEAPPROFILE=heap.out go test -run '^$' -bench 'InProcess/cold/tasks=10000' \
+//	  -benchtime 2x -memprofilerate 64 -o bench.test ./bench/
+//	go tool pprof -sample_index=inuse_space -top bench.test heap.out
 func BenchmarkInProcess(b *testing.B) {
 	for _, mode := range []string{modeCold, modeWarm} {
 		for _, n := range []int{1000, 10000} {
@@ -39,6 +48,7 @@ func BenchmarkInProcess(b *testing.B) {
 					shape, cfg.finishedTTL = shapeFinished, time.Hour
 				}
 				sim := startSim(b, n, shape)
+				base := liveHeap()
 				h := newInProcessExporter(b, cfg.yaml(sim.url))
 				serve := func() (time.Duration, time.Duration) {
 					req, _ := http.NewRequest(http.MethodGet, "/metrics", nil)
@@ -62,6 +72,11 @@ func BenchmarkInProcess(b *testing.B) {
 				}
 				b.ReportMetric(median(walls), "wall-ms")
 				b.ReportMetric(median(cpus), "cpu-us/task")
+				b.ReportMetric(float64(liveHeap()-base)/float64(n), "live-B/task")
+				if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+					writeHeapProfile(b, path)
+				}
+				runtime.KeepAlive(h)
 			})
 		}
 	}
@@ -126,4 +141,25 @@ func (w *discardResponse) WriteHeader(status int) {
 func (w *discardResponse) Write(p []byte) (int, error) {
 	w.n += len(p)
 	return len(p), nil
+}
+
+// liveHeap is the heap in use after a full collection: what stays alive.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// writeHeapProfile writes the heap profile as of the last GC to path.
+func writeHeapProfile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		tb.Fatal(err)
+	}
 }

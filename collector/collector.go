@@ -37,8 +37,6 @@ type Collector struct {
 
 	mu      sync.Mutex
 	targets targetCache
-
-	renders renderCache // the tasks' series as text, kept while their values last
 }
 
 // targetCache holds the targets of one discovery list and second (the lookback moves).
@@ -51,8 +49,7 @@ type targetCache struct {
 
 // New returns a Collector for cfg that exports the tasks of shard. discovery may be nil.
 func New(cfg *config.Config, refresher *Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger,
-		renders: renderCache{statusNames: cfg.StatusNames}}
+	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger}
 }
 
 // Config is the config this Collector scrapes with.
@@ -77,7 +74,7 @@ func (s Shard) Owns(id string) bool {
 // result is what one scrape knows of one task.
 type result struct {
 	id   string
-	task *metastudio.Task
+	vals *values       // nil when err is set
 	age  time.Duration // how old the values are; 0 for a call made for this scrape
 	err  error         // set when the scrape has no values to show
 }
@@ -110,8 +107,8 @@ func (c *Collector) all() ([]Target, map[string]bool) {
 	}
 	for _, id := range c.cfg.Tasks {
 		resource := ""
-		if t, ok := c.refresher.last(id); ok {
-			resource = t.Resource.Text
+		if v, ok := c.refresher.last(id); ok {
+			resource = v.piece(pResource)
 		}
 		add(id, resource)
 	}
@@ -184,7 +181,7 @@ func (c *Collector) run(ctx context.Context) ([]result, prometheus.Metric) {
 
 // emitValues sends a task's series (its values, or scrape_success 0 alone) through
 // client_golang: the path of protobuf answers, and of the tests that compare it with the
-// pre-rendered text (render.go).
+// text that writeExposition writes.
 func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
 	if r.err != nil {
 		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
@@ -192,7 +189,7 @@ func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
 	}
 	ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, r.id)
 	ch <- prometheus.MustNewConstMetric(dataAgeDesc, prometheus.GaugeValue, r.age.Seconds(), r.id)
-	c.emitTask(ch, r.id, r.task)
+	c.emitTask(ch, r.id, r.vals)
 	return true
 }
 
@@ -229,29 +226,20 @@ func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 	}
 }
 
-func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, t *metastudio.Task) {
-	for _, s := range []struct {
-		desc  *prometheus.Desc
-		value func() (float64, bool)
-	}{
-		{itemsDesc, t.TotalCount.Number},
-		{succeededDesc, t.SuccessCount.Number},
-		{failedDesc, t.FailureCount.Number},
-		{beginDesc, t.BeginTime.Seconds},
-		{endDesc, t.EndTime.Seconds},
-	} {
-		if v, ok := s.value(); ok {
-			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, v, id)
+func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, v *values) {
+	for f, desc := range [nTaskFamilies]*prometheus.Desc{famItems: itemsDesc, famSucceeded: succeededDesc,
+		famFailed: failedDesc, famBegin: beginDesc, famEnd: endDesc} {
+		if desc == nil {
+			continue
+		}
+		if n, err := strconv.ParseFloat(v.piece(numberPieces[f]), 64); err == nil { // "" when none
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, n, id)
 		}
 	}
-	if t.TaskStatus.Set && t.TaskStatus.Text != "" {
-		status := t.TaskStatus.Text
-		if name, ok := c.cfg.StatusNames[status]; ok {
-			status = name
-		}
+	if status, ok := v.status(c.cfg.StatusNames); ok {
 		emit(ch, statusDesc, 1, id, status)
 	}
-	emit(ch, infoDesc, 1, id, t.TaskName.Text, t.Resource.Text, t.TaskType.Text, t.Operator.Text, t.UserID.Text)
+	emit(ch, infoDesc, 1, id, v.piece(pTaskName), v.piece(pResource), v.piece(pTaskType), v.piece(pOperator), v.piece(pUserID))
 }
 
 // emit sends a series whose label values come from the API. JSON decoding already
@@ -365,8 +353,7 @@ func Handler(current func() *Collector, global *Set, logger log.Logger) http.Han
 			serveRegistry(w, r, logger, append(series, duration), global)
 			return
 		}
-		rs := c.renders.get(results, true)
-		writeExposition(w, r, format, results, rs, gatherExtra(logger, replay{duration}, global), logger)
+		writeExposition(w, r, format, results, c.cfg.StatusNames, gatherExtra(logger, replay{duration}, global), logger)
 	})
 }
 
@@ -418,8 +405,7 @@ func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
 			serveRegistry(w, r, logger, append(series, probe...))
 			return
 		}
-		results := []result{res}
-		writeExposition(w, r, format, results, c.renders.get(results, false), gatherExtra(logger, probe), logger)
+		writeExposition(w, r, format, []result{res}, c.cfg.StatusNames, gatherExtra(logger, probe), logger)
 	})
 }
 

@@ -59,11 +59,11 @@ func gatherExtra(logger log.Logger, cs ...prometheus.Collector) []*dto.MetricFam
 	return mfs
 }
 
-// writeExposition answers with the tasks' pre-rendered series and the families of mfs,
+// writeExposition answers with the tasks' series (status_names applied) and the families of mfs,
 // merged in the order of their names as client_golang sorts them, in the text format,
 // gzipped when the client accepts it (a pooled writer). The tasks' lines are in the order
 // of their ids.
-func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Format, results []result, rs []*rendered, mfs []*dto.MetricFamily, logger log.Logger) {
+func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Format, results []result, statusNames map[string]string, mfs []*dto.MetricFamily, logger log.Logger) {
 	h := w.Header()
 	h.Add("Vary", "Accept")
 	h.Add("Vary", "Accept-Encoding")
@@ -117,7 +117,7 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 	}
 	for f := range nTaskFamilies {
 		writeUpTo(taskFamilies[f].name)
-		writeTaskFamily(bw, &scratch, f, results, rs, order)
+		writeTaskFamily(bw, &scratch, f, results, statusNames, order)
 	}
 	writeUpTo("")
 }

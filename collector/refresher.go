@@ -44,14 +44,14 @@ var errNoAnswerYet = &metastudio.APIError{Operation: metastudio.OpShowTask,
 // entry is what the refresher knows of one watched task. Guarded by Refresher.mu.
 type entry struct {
 	id       string
-	task     *metastudio.Task // the last values; nil when none are known
-	fetched  time.Time        // when ShowTask answered them, or SearchTask listed them
-	listed   bool             // the values came from discovery's listing
-	err      error            // the last call's failure; nil after a success (429s aside)
-	answered uint64           // the Refresher.seq of the last answer; 0: none yet
-	at       time.Time        // when that answer came
-	throttle error            // the last 429, for a task with no values to serve instead
-	changed  chan struct{}    // closed at each answer, then replaced
+	vals     *values       // the last values; nil when none are known
+	fetched  time.Time     // when ShowTask answered them, or SearchTask listed them
+	listed   bool          // the values came from discovery's listing
+	err      error         // the last call's failure; nil after a success (429s aside)
+	answered uint64        // the Refresher.seq of the last answer; 0: none yet
+	at       time.Time     // when that answer came
+	throttle error         // the last 429, for a task with no values to serve instead
+	changed  chan struct{} // made by a waiter, closed at the next answer
 
 	queue    *fifo  // the queue it waits in, while queued
 	ticket   uint64 // its place there
@@ -64,6 +64,14 @@ type entry struct {
 }
 
 func (e *entry) queued() bool { return e.queue != nil }
+
+// signal wakes the scrapes that wait for e's next answer. r.mu is held.
+func (e *entry) signal() {
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
+}
 
 // lastAnswer is when the task was last answered or listed; zero when never.
 func (e *entry) lastAnswer() time.Time {
@@ -361,6 +369,9 @@ func (r *Refresher) await(ctx context.Context, e *entry, start uint64, deadline 
 		r.mu.Unlock()
 		return true // its turn comes after the deadline: serve the last values now
 	}
+	if e.changed == nil {
+		e.changed = make(chan struct{})
+	}
 	ch := e.changed
 	r.mu.Unlock()
 	select {
@@ -393,7 +404,7 @@ func (r *Refresher) entry(id string, unlisted bool, now time.Time) *entry {
 	e := r.table[id]
 	switch {
 	case e == nil:
-		e = &entry{id: id, changed: make(chan struct{})}
+		e = &entry{id: id}
 		r.table[id] = e
 		if unlisted {
 			e.unlisted = r.unlisted.PushFront(e)
@@ -426,11 +437,11 @@ func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (result, bool) {
 	switch {
 	case p.MinRefresh > 0 && e.err != nil && now.Sub(e.at) < p.MinRefresh:
 		return result{id: e.id, err: e.err}, true
-	case e.err != nil || e.task == nil:
+	case e.err != nil || e.vals == nil:
 		return result{}, false
 	case p.MinRefresh > 0 && now.Sub(e.fetched) < p.MinRefresh,
-		e.task.Finished() && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
-		return result{id: e.id, task: e.task, age: now.Sub(e.fetched)}, true
+		e.vals.finished && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
+		return result{id: e.id, vals: e.vals, age: now.Sub(e.fetched)}, true
 	}
 	return result{}, false
 }
@@ -441,8 +452,8 @@ func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
 	switch {
 	case e.answered > start && e.err != nil:
 		return result{id: e.id, err: e.err}
-	case e.task != nil: // answered for this scrape, or the last values
-		return result{id: e.id, task: e.task, age: max(now.Sub(e.fetched), 0)}
+	case e.vals != nil: // answered for this scrape, or the last values
+		return result{id: e.id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}
 	case e.inflight:
 		return result{id: e.id, err: errNoAnswerYet}
 	case e.err != nil: // not reached: its last failure stands
@@ -455,7 +466,7 @@ func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
 
 // enqueue queues a task for a call. r.mu is held.
 func (r *Refresher) enqueue(e *entry) {
-	if e.task == nil && e.err == nil && e.answered == 0 {
+	if e.vals == nil && e.err == nil && e.answered == 0 {
 		r.unfetched.push(e)
 	} else {
 		r.stale.push(e)
@@ -603,8 +614,7 @@ func (r *Refresher) failQueued(err error) {
 		r.seq++
 		// Not a call's answer: at is cleared so that min_refresh_interval does not keep it.
 		e.answered, e.err, e.at = r.seq, err, time.Time{}
-		close(e.changed)
-		e.changed = make(chan struct{})
+		e.signal()
 	}
 }
 
@@ -640,13 +650,14 @@ func (r *Refresher) make(ctx context.Context, c call) {
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	var (
 		task *metastudio.Task
+		vals *values
 		page *metastudio.TaskPage
 		err  error
 	)
 	if c.search != nil {
 		page, err = api.SearchTask(cctx, c.search.params)
-	} else {
-		task, err = api.ShowTask(cctx, c.e.id)
+	} else if task, err = api.ShowTask(cctx, c.e.id); err == nil {
+		vals = newValues(task) // the decoded task is not kept
 	}
 	cancel()
 	r.guard.done(c.permit, err)
@@ -667,17 +678,15 @@ func (r *Refresher) make(ctx context.Context, c call) {
 		// scrape.
 		e := c.e
 		e.inflight, e.throttle = false, err
-		close(e.changed)
-		e.changed = make(chan struct{})
+		e.signal()
 	default:
 		e := c.e
 		r.seq++
 		e.inflight, e.answered, e.at, e.err = false, r.seq, r.now(), err
 		if err == nil {
-			e.task, e.fetched, e.listed, e.throttle = task, e.at, false, nil
+			e.vals, e.fetched, e.listed, e.throttle = vals, e.at, false, nil
 		}
-		close(e.changed)
-		e.changed = make(chan struct{})
+		e.signal()
 	}
 	r.mu.Unlock()
 	r.wake()
@@ -685,14 +694,18 @@ func (r *Refresher) make(ctx context.Context, c call) {
 
 // list stores what a SearchTask listing found at at, unless a call answered since.
 func (r *Refresher) list(tasks []*metastudio.Task, at time.Time) {
+	vals := make([]*values, len(tasks))
+	for i, t := range tasks {
+		vals[i] = newValues(t)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, t := range tasks {
+	for i, t := range tasks {
 		e := r.entry(t.TaskID.Text, false, at)
-		if e.task != nil && !e.fetched.Before(at) {
+		if e.vals != nil && !e.fetched.Before(at) {
 			continue // a ShowTask answer newer than the listing
 		}
-		e.task, e.fetched, e.listed = t, at, true
+		e.vals, e.fetched, e.listed = vals[i], at, true
 		if e.at.Before(at) {
 			e.err = nil
 		}
@@ -700,11 +713,11 @@ func (r *Refresher) list(tasks []*metastudio.Task, at time.Time) {
 }
 
 // last returns the last known values of a task.
-func (r *Refresher) last(id string) (*metastudio.Task, bool) {
+func (r *Refresher) last(id string) (*values, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e := r.table[id]; e != nil && e.task != nil {
-		return e.task, true
+	if e := r.table[id]; e != nil && e.vals != nil {
+		return e.vals, true
 	}
 	return nil, false
 }

@@ -270,12 +270,12 @@ func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 	clock.Advance(time.Second)
 	r.Get(context.Background(), []string{"run1"}, Policy{}) // answered after the listing began
 	r.list([]*metastudio.Task{task("run1", true)}, listedAt)
-	if got, _ := r.last("run1"); got.Finished() {
+	if got, _ := r.last("run1"); got.finished {
 		t.Error("the older listing overwrote the newer ShowTask answer")
 	}
 	clock.Advance(time.Second)
 	r.list([]*metastudio.Task{task("run1", true)}, clock.Now())
-	if got, _ := r.last("run1"); !got.Finished() {
+	if got, _ := r.last("run1"); !got.finished {
 		t.Error("a newer listing must replace the values")
 	}
 }

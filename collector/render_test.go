@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http/httptest"
 	"os/exec"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -108,7 +110,7 @@ func renderedAndGathered(t *testing.T, statusNames map[string]string) (rendered,
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	rec := httptest.NewRecorder()
 	format, _ := textFormat(req)
-	writeExposition(rec, req, format, results, c.renders.get(results, true),
+	writeExposition(rec, req, format, results, c.cfg.StatusNames,
 		gatherExtra(log.NewNopLogger(), replay{duration, global}), log.NewNopLogger())
 	return rec.Body.String(), buf.String()
 }
@@ -176,6 +178,11 @@ func TestRenderedSpotChecks(t *testing.T) {
 		`metastudio_task_items{task_id="spaced"} 42`,
 		`metastudio_task_succeeded_items{task_id="spaced"} 1000`,
 		`metastudio_task_begin_timestamp_seconds{task_id="full"} 1.744276967708e+09`,
+		`metastudio_task_end_timestamp_seconds{task_id="full"} 1.744277967708e+09`,
+		`metastudio_task_failed_items{task_id="full"} 10`,
+		`metastudio_task_succeeded_items{task_id="full"} 4990`,
+		`metastudio_task_info{operator="ops",resource="qa_pair",task_id="full",task_name="导入问答 2026",task_type="0",user_id="u1"} 1`,
+		`metastudio_task_items{task_id="big"} 1.2345678901234567e+19`,
 		`metastudio_task_status{status="succeeded",task_id="full"} 1`,
 		`metastudio_task_status{status="x\"y",task_id="escapes"} 1`,
 		`metastudio_task_info{operator="o\\",resource="",task_id="escapes",task_name="a \"quoted\" back\\slash\nnew line",task_type="",user_id=""} 1`,
@@ -195,6 +202,57 @@ func TestRenderedSpotChecks(t *testing.T) {
 		if strings.Contains(rendered, unwanted) {
 			t.Errorf("unwanted %q in:\n%s", unwanted, rendered)
 		}
+	}
+}
+
+// TestProtobufEqualsText: a client that asks for protobuf (served through client_golang
+// from the same values) gets the same task series as one that asks for text.
+func TestProtobufEqualsText(t *testing.T) {
+	ids, api := renderFixture(t)
+	cfg := testConfig(ids...)
+	cfg.Cache.FinishedTTL = 0 // every scrape fetches: data_age 0 on both
+	cfg.StatusNames["RUNNING"] = "running"
+	c := newTestCollector(t, cfg, api, log.NewNopLogger())
+	h := Handler(func() *Collector { return c }, NewSet(), log.NewNopLogger())
+	scrape := func(accept string) map[string]string {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept", accept)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		dec := expfmt.NewDecoder(rec.Body, expfmt.ResponseFormat(rec.Header()))
+		out := map[string]string{}
+		for {
+			var mf dto.MetricFamily
+			if err := dec.Decode(&mf); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("Accept %s: %v", accept, err)
+			}
+			if !strings.HasPrefix(mf.GetName(), "metastudio_task_") {
+				continue
+			}
+			var buf bytes.Buffer
+			if _, err := expfmt.MetricFamilyToText(&buf, &mf); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+			sort.Strings(lines)
+			out[mf.GetName()] = strings.Join(lines, "\n")
+		}
+		return out
+	}
+	text := scrape("text/plain;version=0.0.4")
+	proto := scrape("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+	if len(text) != nTaskFamilies {
+		t.Fatalf("text: %d task families, want %d", len(text), nTaskFamilies)
+	}
+	for name, want := range text {
+		if proto[name] != want {
+			t.Errorf("family %s:\nprotobuf:\n%s\ntext:\n%s", name, proto[name], want)
+		}
+	}
+	if len(proto) != len(text) {
+		t.Errorf("protobuf: %d task families, text %d", len(proto), len(text))
 	}
 }
 
