@@ -324,3 +324,28 @@ func BenchmarkDecodeTask(b *testing.B) {
 		}
 	}
 }
+
+// TestOnePassReadsCommonAnswers: the answers the API sends, escapes in values included,
+// are read in one pass (falling back would cost 4x the CPU) and as encoding/json reads
+// them; keys that encoding/json would unescape or fold are left to it.
+func TestOnePassReadsCommonAnswers(t *testing.T) {
+	for body, onePass := range map[string]bool{
+		`{"task_name":"FAQ \"spring\" export #26","begin_time":1795931209229,"end_time":null,"task_status":"1"}`: true,
+		`{"task_name":"\u5bfc\u5165 \ud83d\ude00","operator":"a\\b\/c","task_id":"t1","x":{"k\"":["\n"]}}`:       true,
+		`{"task_name":"plain","total_count":"42","extra":[1,{"a":null}]}`:                                        true,
+		`{"task_n\u0061me":"escaped key"}`:                 false,
+		`{"Task_Name":"folded key"}`:                       false,
+		`{"task_name":"control ` + "\x01" + ` character"}`: false,
+	} {
+		var fast, slow Task
+		if got := fastTask([]byte(body), &fast); got != onePass {
+			t.Errorf("%s: read in one pass %v, want %v", body, got, onePass)
+			continue
+		}
+		if onePass {
+			if err := decodeObject([]byte(body), &slow); err != nil || fast != slow {
+				t.Errorf("%s: one pass read %+v, encoding/json %+v (%v)", body, fast, slow, err)
+			}
+		}
+	}
+}

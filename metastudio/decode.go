@@ -1,6 +1,9 @@
 package metastudio
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // taskFields maps each field name of a ShowTask answer to its place in Task.
 var taskFields = map[string]func(*Task) *Value{
@@ -20,7 +23,8 @@ var taskFields = map[string]func(*Task) *Value{
 
 // decodeTask decodes a ShowTask answer into t exactly as decodeObject (encoding/json and
 // Value.UnmarshalJSON) does, in one pass over the common answer: an object whose keys
-// are plain lower-case names and whose strings have no escape. Anything else (escapes, keys that encoding/json would match
+// are plain lower-case names. A string value with escapes is decoded by encoding/json
+// alone. Anything else (keys with escapes or that encoding/json would match
 // case-insensitively, deep nesting, invalid JSON) is left to decodeObject, so both agree
 // on every input; FuzzDecode checks it. Each kept field is a string of its own, so that a
 // large unknown field never stays in memory with the task.
@@ -47,8 +51,8 @@ func fastTask(body []byte, t *Task) bool {
 	}
 	for {
 		s.space()
-		key, ok := s.plainString()
-		if !ok || !plainKey(key) {
+		key, plain, ok := s.str()
+		if !ok || !plain || !plainKey(key) {
 			return false
 		}
 		s.space()
@@ -70,6 +74,12 @@ func fastTask(body []byte, t *Task) bool {
 				*v = Value{Text: string(body[start+1 : s.i-1]), Set: true}
 			case kindLiteral:
 				*v = Value{Text: string(body[start:s.i]), Set: true}
+			case kindEscaped: // rare: encoding/json decodes it, as Value.UnmarshalJSON does
+				var text string
+				if json.Unmarshal(body[start:s.i], &text) != nil {
+					return false
+				}
+				*v = Value{Text: text, Set: true}
 			}
 		}
 		s.space()
@@ -101,6 +111,7 @@ type scanner struct {
 
 const (
 	kindString  = iota + 1 // a plain string: valid UTF-8, no escape, no control character
+	kindEscaped            // any other string
 	kindLiteral            // a number, true or false: its text as it stands
 	kindOther              // null, an object or an array: valid, never kept
 )
@@ -133,22 +144,63 @@ func (s *scanner) end() bool {
 	return s.i == len(s.b)
 }
 
-// plainString reads a string without escapes whose content decodes to itself.
-func (s *scanner) plainString() ([]byte, bool) {
+// str reads a string. plain is true when it has no escape and its content decodes to
+// itself (valid UTF-8, no quote); the other valid strings (escapes, invalid UTF-8) are
+// read too, and their content is left to encoding/json.
+func (s *scanner) str() (inner []byte, plain, ok bool) {
 	if !s.byte('"') {
-		return nil, false
+		return nil, false, false
 	}
 	start := s.i
 	end := bytes.IndexByte(s.b[start:], '"')
 	if end < 0 {
-		return nil, false
+		return nil, false, false
 	}
-	inner := s.b[start : start+end]
-	if bytes.IndexByte(inner, '\\') >= 0 || !plainString(inner) {
-		return nil, false
+	if inner = s.b[start : start+end]; bytes.IndexByte(inner, '\\') < 0 && plainString(inner) {
+		s.i = start + end + 1
+		return inner, true, true
 	}
-	s.i = start + end + 1
-	return inner, true
+	for s.i < len(s.b) { // escapes, control characters or invalid UTF-8: byte by byte
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], false, true
+		case c < 0x20:
+			return nil, false, false
+		case c == '\\':
+			if !s.escape() {
+				return nil, false, false
+			}
+		default:
+			s.i++
+		}
+	}
+	return nil, false, false
+}
+
+// escape reads one escape sequence, whose backslash is at i.
+func (s *scanner) escape() bool {
+	s.i++
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		s.i++
+		return true
+	case 'u':
+		if s.i+5 > len(s.b) {
+			return false
+		}
+		for _, c := range s.b[s.i+1 : s.i+5] {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+		s.i += 5
+		return true
+	}
+	return false
 }
 
 // value reads one JSON value and says what it was.
@@ -158,7 +210,10 @@ func (s *scanner) value(depth int) (int, bool) {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		_, ok := s.plainString()
+		_, plain, ok := s.str()
+		if !plain {
+			return kindEscaped, ok
+		}
 		return kindString, ok
 	case c == '{' || c == '[':
 		return kindOther, depth < maxDepth && s.container(depth+1)
@@ -187,7 +242,7 @@ func (s *scanner) container(depth int) bool {
 	for {
 		s.space()
 		if object {
-			if _, ok := s.plainString(); !ok {
+			if _, _, ok := s.str(); !ok {
 				return false
 			}
 			s.space()
