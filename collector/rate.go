@@ -121,12 +121,7 @@ func (r *Rate) measured(now time.Time) float64 {
 // Wait blocks until one call may go out, or ctx ends.
 func (r *Rate) Wait(ctx context.Context) error {
 	for {
-		r.mu.Lock()
-		now := r.now()
-		hold := r.holdUntil.Sub(now)
-		limit := r.inForce(now)
-		r.mu.Unlock()
-		if hold > 0 {
+		if hold := r.turn(); hold > 0 {
 			t := time.NewTimer(hold)
 			select {
 			case <-t.C:
@@ -136,17 +131,38 @@ func (r *Rate) Wait(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		if limit == 0 {
-			r.lim.SetLimit(rate.Inf)
-		} else {
-			r.lim.SetLimit(rate.Limit(limit))
-		}
 		if err := r.lim.Wait(ctx); err != nil {
 			return err
 		}
 		r.count()
 		return nil
 	}
+}
+
+// Now lets one call go out if it may at once (no Retry-After pause, a token at hand),
+// and says whether it did; otherwise the call waits its turn with Wait.
+func (r *Rate) Now() bool {
+	if r.turn() > 0 || !r.lim.Allow() {
+		return false
+	}
+	r.count()
+	return true
+}
+
+// turn sets the limiter to the rate in force and returns how long a Retry-After still
+// pauses every call.
+func (r *Rate) turn() time.Duration {
+	r.mu.Lock()
+	now := r.now()
+	hold := r.holdUntil.Sub(now)
+	limit := r.inForce(now)
+	r.mu.Unlock()
+	if limit == 0 {
+		r.lim.SetLimit(rate.Inf)
+	} else {
+		r.lim.SetLimit(rate.Limit(limit))
+	}
+	return hold
 }
 
 func (r *Rate) count() {

@@ -565,11 +565,26 @@ func (r *Refresher) dispatchOne(ctx context.Context) (time.Duration, bool) {
 		return 0, false
 	}
 	r.mu.Lock()
-	e, s, ok := r.next(true)
+	c, ok := r.take(p)
+	r.mu.Unlock()
 	if !ok {
-		r.mu.Unlock()
 		r.guard.release(p)
 		return 0, false
+	}
+	select {
+	case r.calls <- c:
+		return 0, true
+	case <-ctx.Done():
+		return 0, false
+	}
+}
+
+// take takes the next piece of work for a call under p; false when there is none.
+// r.mu is held.
+func (r *Refresher) take(p permit) (call, bool) {
+	e, s, ok := r.next(true)
+	if !ok {
+		return call{}, false
 	}
 	c := call{e: e, search: s, permit: p, timeout: r.callTimeout}
 	if p.probe {
@@ -579,13 +594,31 @@ func (r *Refresher) dispatchOne(ctx context.Context) (time.Duration, bool) {
 		e.inflight = true
 	}
 	r.inflight++
-	r.mu.Unlock()
-	select {
-	case r.calls <- c:
-		return 0, true
-	case <-ctx.Done():
-		return 0, false
+	return c, true
+}
+
+// takeNow takes the next call for a worker that has just made one, when that call may go
+// out at once: the guard admits it and the rate has a token at hand. A busy refresher's
+// workers thus go from call to call without the dispatcher's hand-off; anything that has
+// to wait (the rate, a cool-down, a probe) is left to the dispatcher. The order is the
+// queue's either way. r.mu is held.
+func (r *Refresher) takeNow(ctx context.Context) (call, bool) {
+	if _, _, work := r.next(false); !work || r.inflight >= r.concurrency || r.workers > r.concurrency || ctx.Err() != nil {
+		return call{}, false
 	}
+	p, ok, _, err := r.guard.admit()
+	if err != nil || !ok {
+		return call{}, false
+	}
+	if !r.rate.Now() {
+		r.guard.release(p)
+		return call{}, false
+	}
+	c, ok := r.take(p)
+	if !ok {
+		r.guard.release(p)
+	}
+	return c, ok
 }
 
 // probeTimeout is the deadline of the guard's probe: at most maxProbeTimeout and a
@@ -628,7 +661,9 @@ func (r *Refresher) work(ctx context.Context) {
 	for {
 		select {
 		case c := <-r.calls:
-			r.make(ctx, c)
+			for ok := true; ok; {
+				c, ok = r.make(ctx, c)
+			}
 			r.mu.Lock()
 			extra := r.workers > r.concurrency
 			if extra {
@@ -644,8 +679,9 @@ func (r *Refresher) work(ctx context.Context) {
 	}
 }
 
-// make runs one call and records its answer.
-func (r *Refresher) make(ctx context.Context, c call) {
+// make runs one call and records its answer. It returns the next call to make when one
+// may go out at once (takeNow).
+func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 	api := r.API()
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	var (
@@ -688,8 +724,14 @@ func (r *Refresher) make(ctx context.Context, c call) {
 		}
 		e.signal()
 	}
+	next, ok := r.takeNow(ctx)
+	_, _, work := r.next(false)
+	spare := work && r.inflight < r.concurrency // after a probe, say: the others fan out
 	r.mu.Unlock()
-	r.wake()
+	if !ok || spare {
+		r.wake() // the dispatcher has a free worker for what is queued
+	}
+	return next, ok
 }
 
 // list stores what a SearchTask listing found at at, unless a call answered since.

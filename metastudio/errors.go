@@ -146,11 +146,11 @@ func errorFields(body []byte) (code, msg, requestID string, ok bool) {
 		Message   Value `json:"message"`
 		RequestID Value `json:"request_id"`
 	}
-	trimmed := bytes.TrimSpace(body)
-	// Most answers name neither key: they are not decoded twice.
-	if !bytes.Contains(trimmed, []byte(`"error_code"`)) && !bytes.Contains(trimmed, []byte(`"code"`)) {
+	// Most answers name neither key ("error_code", "code"): one look, no second decoding.
+	if !bytes.Contains(body, []byte(`code"`)) {
 		return "", "", "", false
 	}
+	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &fields) != nil {
 		return "", "", "", false
 	}
