@@ -81,13 +81,26 @@ func benchScrape(b *testing.B, mode string, n int, env ...string) {
 		time.Sleep(300 * time.Millisecond) // the list is stored after its last page
 		_, listCalls = sim.requests(b)
 	}
+	var bare *bareGETClient
+	if mode == modeCold {
+		bare = newBareGET(b, sim.url, min(n, 1000))
+	}
 	first := measure(b, e, sim, 1)
 	expectTasks(b, first.scrapeResult, n)
 	var samples []sample
+	var bareCPU, xBare []float64
 	for b.Loop() {
 		s := measure(b, e, sim, 1)
 		expectTasks(b, s.scrapeResult, n)
 		samples = append(samples, s)
+		if bare != nil {
+			// The yardstick right after each scrape, so that each scrape has its own
+			// ratio: this shared machine's speed drifts within seconds.
+			b.StopTimer()
+			cpu, _ := bare.round(b)
+			b.StartTimer()
+			bareCPU, xBare = append(bareCPU, cpu), append(xBare, us(s.cpu)/float64(n)/cpu)
+		}
 	}
 	reportScrapes(b, samples, n)
 	b.ReportMetric(loadAverage(), "load1")
@@ -98,14 +111,13 @@ func benchScrape(b *testing.B, mode string, n int, env ...string) {
 		b.ReportMetric(ms(ideal), "ideal-ms")
 		b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.wall) / float64(ideal) }), "x-ideal")
 	}
-	// The yardsticks of this run, measured right after it, so that each run gives its own
-	// ratio (the machine's speed drifts between runs): the bare GET for cold CPU per task,
-	// the plain registry served by promhttp for the warm scrape.
+	// The yardsticks of this run, so that each run gives its own ratio: the bare GET after
+	// each cold scrape (x-bare is the median of the scrapes' ratios), the plain registry
+	// served by promhttp right after the warm scrapes.
 	switch mode {
 	case modeCold:
-		bare, _ := bareGETYardstick(b, sim.url, min(n, 1000), yardstickRounds)
-		b.ReportMetric(bare, "bare-us/req")
-		b.ReportMetric(medianOf(samples, func(s sample) float64 { return us(s.cpu) / float64(n) })/bare, "x-bare")
+		b.ReportMetric(median(bareCPU), "bare-us/req")
+		b.ReportMetric(median(xBare), "x-bare")
 	case modeWarm:
 		if len(env) == 0 {
 			plainWall, _, _ := plainHTTPYardstick(b, n, yardstickRounds)
@@ -152,20 +164,21 @@ func BenchmarkTwoScrapers(b *testing.B) {
 	}
 }
 
-// yardstickRounds is how many times a run of BenchmarkScrape measures its yardstick.
+// yardstickRounds is how many times a warm run of BenchmarkScrape scrapes the plain registry.
 const yardstickRounds = 3
 
 // BenchmarkBareGET is the yardstick of the exporter's CPU per task: the client CPU time
 // of a bare net/http GET of ShowTask from the same simulator (a keep-alive pool of 32,
 // 32 at a time, the body read and dropped, no signing, no decoding), per request.
-// BenchmarkScrape/cold measures it again after each of its runs (bare-us/req).
+// BenchmarkScrape/cold measures it again after each of its scrapes (bare-us/req).
 func BenchmarkBareGET(b *testing.B) {
 	const n = 1000
 	b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
 		sim := startSim(b, n, shapeSeeded)
+		bare := newBareGET(b, sim.url, n)
 		var walls, cpus []float64
 		for b.Loop() {
-			cpu, wall := bareGETYardstick(b, sim.url, n, 1)
+			cpu, wall := bare.round(b)
 			walls, cpus = append(walls, wall), append(cpus, cpu)
 		}
 		b.ReportMetric(median(walls), "wall-ms")
@@ -174,59 +187,60 @@ func BenchmarkBareGET(b *testing.B) {
 	})
 }
 
-// bareGETYardstick GETs ShowTask of the simulator's first n tasks, rounds times after a
-// round that opens the connections, and returns the median client CPU per request (µs)
-// and wall time of a round (ms).
-func bareGETYardstick(b *testing.B, simURL string, n, rounds int) (cpuPerReq, wallMS float64) {
+// bareGETClient GETs ShowTask of the simulator's first n tasks, as the bare GET does.
+type bareGETClient struct {
+	client *http.Client
+	urls   []string
+}
+
+// newBareGET returns a bare GET client whose connections are open (one round made).
+func newBareGET(b *testing.B, simURL string, n int) *bareGETClient {
 	b.Helper()
-	client := &http.Client{Transport: &http.Transport{
+	c := &bareGETClient{client: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: benchConcurrency, MaxIdleConnsPerHost: benchConcurrency, IdleConnTimeout: time.Minute,
-	}}
-	defer client.CloseIdleConnections()
-	urls := make([]string, n)
-	for i := range urls {
-		urls[i] = simURL + "/v2/" + benchProject + "/ies/task/" + simulator.TaskID(i)
+	}}}
+	b.Cleanup(c.client.CloseIdleConnections)
+	c.urls = make([]string, n)
+	for i := range c.urls {
+		c.urls[i] = simURL + "/v2/" + benchProject + "/ies/task/" + simulator.TaskID(i)
 	}
-	round := func() error {
-		var next sync.Mutex
-		k := 0
-		errs := make(chan error, benchConcurrency)
-		var wg sync.WaitGroup
-		for range benchConcurrency {
-			wg.Go(func() {
-				for {
-					next.Lock()
-					i := k
-					k++
-					next.Unlock()
-					if i >= len(urls) {
-						return
-					}
-					if err := bareGET(client, urls[i]); err != nil {
-						errs <- err
-						return
-					}
+	c.round(b)
+	runtime.GC()
+	return c
+}
+
+// round GETs every task, 32 at a time, and returns the client CPU per request (µs) and
+// the wall time (ms).
+func (c *bareGETClient) round(b *testing.B) (cpuPerReq, wallMS float64) {
+	b.Helper()
+	cpu0, start := selfCPU(), time.Now()
+	var next sync.Mutex
+	k := 0
+	errs := make(chan error, benchConcurrency)
+	var wg sync.WaitGroup
+	for range benchConcurrency {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				i := k
+				k++
+				next.Unlock()
+				if i >= len(c.urls) {
+					return
 				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		return <-errs
+				if err := bareGET(c.client, c.urls[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
 	}
-	if err := round(); err != nil { // opens the connections
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	runtime.GC()
-	var walls, cpus []float64
-	for range rounds {
-		cpu0, start := selfCPU(), time.Now()
-		if err := round(); err != nil {
-			b.Fatal(err)
-		}
-		walls = append(walls, ms(time.Since(start)))
-		cpus = append(cpus, us(selfCPU()-cpu0)/float64(n))
-	}
-	return median(cpus), median(walls)
+	return us(selfCPU()-cpu0) / float64(len(c.urls)), ms(time.Since(start))
 }
 
 func bareGET(client *http.Client, url string) error {
