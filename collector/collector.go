@@ -327,10 +327,10 @@ func ScrapeTimeout(r *http.Request, max time.Duration) time.Duration {
 }
 
 // Handler serves /metrics: each request scrapes under its own deadline, then answers with
-// the tasks' pre-rendered series and the process-wide ones of global, gathered after the
-// scrape so that the API counters include its calls. A client that asks for protobuf (or
-// filters with name[]) is served through promhttp from the same results. current returns
-// the Collector of the running config.
+// the tasks' series (written from their kept values, render.go) and the process-wide ones
+// of global, gathered after the scrape so that the API counters include its calls. A
+// client that asks for protobuf (or filters with name[]) is served through promhttp from
+// the same results. current returns the Collector of the running config.
 func Handler(current func() *Collector, global *Set, logger log.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := current()
@@ -371,9 +371,10 @@ func serveRegistry(w http.ResponseWriter, r *http.Request, logger log.Logger, cs
 	}).ServeHTTP(w, r)
 }
 
-// ProbeHandler serves /probe?task=ID, blackbox style: one task's series (pre-rendered, as
-// on /metrics) with the probe's own, without the exporter-wide metrics. A missing, malformed or refused id is a 400
-// and costs no API call; an API failure is a 200 with metastudio_probe_success 0.
+// ProbeHandler serves /probe?task=ID, blackbox style: one task's series (written as on
+// /metrics) with the probe's own, without the exporter-wide metrics. A missing, malformed
+// or refused id is a 400 and costs no API call; an API failure is a 200 with
+// metastudio_probe_success 0.
 func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := current()

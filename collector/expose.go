@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-// The writers of the pre-rendered exposition, reused across scrapes.
+// The writers of the tasks' exposition, reused across scrapes.
 var (
 	// gzip at BestSpeed: about a third of the default level's CPU for an exposition about
 	// 10 % larger; on a warm scrape, compression is most of the work left. The writers
@@ -30,7 +30,7 @@ var (
 
 // textFormat negotiates the exposition format as promhttp does; ok is false when the
 // client asks for something other than the text format (protobuf), or filters families
-// with name[], which the pre-rendered path leaves to promhttp.
+// with name[], which the text path leaves to promhttp.
 func textFormat(r *http.Request) (expfmt.Format, bool) {
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 	if format.FormatType() != expfmt.TypeTextPlain {

@@ -17,7 +17,7 @@ const namespace = "metastudio"
 // cached ends the HELP of the series that may come from the cache.
 const cached = " A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds)."
 
-// The help of the per-task families, shared by their descriptors and the pre-rendered
+// The help of the per-task families, shared by their descriptors and the text
 // exposition (render.go).
 const (
 	itemsHelp     = "Items in the task: total_count of ShowTask." + cached
