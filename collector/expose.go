@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -25,7 +26,7 @@ var (
 	// scrape of 1,000 tasks runs a few): a new writer allocates about 1 MB.
 	gzipWriters = make(chan *gzip.Writer, 2)
 	bufPool     = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
-	orderPool   = sync.Pool{New: func() any { return new([]int) }}
+	orderPool   = sync.Pool{New: func() any { return new([]taskLine) }}
 )
 
 // textFormat negotiates the exposition format as promhttp does; ok is false when the
@@ -96,17 +97,19 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 		bufPool.Put(bw)
 	}()
 
-	op := orderPool.Get().(*[]int)
+	op := orderPool.Get().(*[]taskLine)
 	defer orderPool.Put(op)
-	order := (*op)[:0]
+	tasks := (*op)[:0]
 	for i := range results {
-		order = append(order, i)
+		r := &results[i]
+		if utf8.ValidString(r.id) { // else no series can carry it (NewConstMetric refuses them all)
+			tasks = append(tasks, taskLine{r: r, id: escaped(r.id)})
+		}
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(results[a].id, results[b].id) })
-	*op = order
+	slices.SortFunc(tasks, func(a, b taskLine) int { return strings.Compare(a.r.id, b.r.id) })
+	*op = tasks
 
 	enc := expfmt.NewEncoder(bw, format)
-	var scratch []byte
 	next := 0 // the next family of mfs
 	writeUpTo := func(name string) {
 		for ; next < len(mfs) && (name == "" || mfs[next].GetName() < name); next++ {
@@ -117,7 +120,7 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 	}
 	for f := range nTaskFamilies {
 		writeUpTo(taskFamilies[f].name)
-		writeTaskFamily(bw, &scratch, f, results, statusNames, order)
+		writeTaskFamily(bw, f, tasks, statusNames)
 	}
 	writeUpTo("")
 }

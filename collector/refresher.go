@@ -148,11 +148,13 @@ type Policy struct {
 // (/metrics, /probe) ask it for their tasks as of their start and wait on their own
 // deadline; they never plan calls. A task that is not fresh enough is queued once,
 // however many scrapes ask for it: never-fetched tasks first, then in the order they were
-// asked for, which over consecutive scrapes is stalest first. One dispatcher takes the
-// queue in order, clears each call with the AK guard and the adaptive rate, and hands it
-// to a fixed pool of scrape.concurrency workers. A call has its own timeout
-// (scrape.timeout, or the guard's probe deadline) and ends with no waiter's departure.
-// One Refresher lives as long as the process; reloads reconfigure it.
+// asked for, which over consecutive scrapes is stalest first. A fixed pool of
+// scrape.concurrency workers makes the calls, in the queue's order, each cleared by the AK
+// guard and the adaptive rate: a worker that has made a call takes the next one itself
+// when it may go out at once, and one dispatcher hands out the calls that have to wait
+// (for the rate, a cool-down or a probe) and those of idle workers. A call has its own
+// timeout (scrape.timeout, or the guard's probe deadline) and ends with no waiter's
+// departure. One Refresher lives as long as the process; reloads reconfigure it.
 type Refresher struct {
 	guard  *Guard
 	rate   *Rate

@@ -151,9 +151,9 @@ func (v *values) status(names map[string]string) (string, bool) {
 	return status, utf8.ValidString(status)
 }
 
-// appendLine appends family f's line of task id, or nothing when the task has no such
-// series. Like NewConstMetric, it leaves out a series whose label values are not valid
-// UTF-8 rather than failing the scrape. The id is valid (the caller checks).
+// appendLine appends family f's line of a task whose id, escaped, is id, or nothing when
+// the task has no such series. Like NewConstMetric, it leaves out a series whose label
+// values are not valid UTF-8 rather than failing the scrape.
 func (v *values) appendLine(b []byte, f int, id string, statusNames map[string]string) []byte {
 	label := func(name, value string) {
 		b = append(b, name...)
@@ -172,9 +172,9 @@ func (v *values) appendLine(b []byte, f int, id string, statusNames map[string]s
 		label("operator", v.piece(pOperator))
 		b = append(b, ',')
 		label("resource", v.piece(pResource))
-		b = append(b, ',')
-		label("task_id", id)
-		b = append(b, ',')
+		b = append(b, `,task_id="`...)
+		b = append(b, id...)
+		b = append(b, `",`...)
 		label("task_name", v.piece(pTaskName))
 		b = append(b, ',')
 		label("task_type", v.piece(pTaskType))
@@ -189,62 +189,74 @@ func (v *values) appendLine(b []byte, f int, id string, statusNames map[string]s
 		b = append(b, taskFamilies[f].name...)
 		b = append(b, '{')
 		label("status", status)
-		b = append(b, ',')
-		label("task_id", id)
-		return append(b, "} 1\n"...)
+		b = append(b, `,task_id="`...)
+		b = append(b, id...)
+		return append(b, "\"} 1\n"...)
 	}
 	number := v.piece(numberPieces[f])
 	if number == "" {
 		return b
 	}
-	b = append(b, taskFamilies[f].name...)
-	b = append(b, `{task_id="`...)
-	b = appendEscaped(b, id)
+	b = append(b, linePrefixes[f]...)
+	b = append(b, id...)
 	b = append(b, `"} `...)
 	b = append(b, number...)
 	return append(b, '\n')
 }
 
+// linePrefixes is the start of each family's line for a series with the task_id label
+// alone: `name{task_id="`.
+var linePrefixes = func() (p [nTaskFamilies]string) {
+	for f, fam := range taskFamilies {
+		p[f] = fam.name + `{task_id="`
+	}
+	return p
+}()
+
+// taskLine is a task as the exposition writes it: its result and its id, escaped.
+type taskLine struct {
+	r  *result
+	id string
+}
+
 // writeTaskFamily writes family f of the tasks in order: HELP and TYPE before the first
-// line, and nothing at all when no task has a series in it.
-func writeTaskFamily(w *bufio.Writer, scratch *[]byte, f int, results []result, statusNames map[string]string, order []int) {
+// line, and nothing at all when no task has a series in it. Lines are built in the
+// writer's own buffer.
+func writeTaskFamily(w *bufio.Writer, f int, tasks []taskLine, statusNames map[string]string) {
 	header := false
-	for _, i := range order {
-		r := &results[i]
-		b := (*scratch)[:0]
-		switch {
-		case !utf8.ValidString(r.id): // no series can carry it (NewConstMetric refuses them all)
-		case f == famSuccess || f == famDataAge:
-			b = appendFresh(b, f, r)
-		case r.vals != nil:
-			b = r.vals.appendLine(b, f, r.id, statusNames)
-		}
-		*scratch = b
-		if len(b) == 0 {
-			continue
-		}
+	for _, t := range tasks {
+		b := w.AvailableBuffer()
 		if !header {
-			_, _ = w.WriteString(familyHeaders[f])
-			header = true
+			b = append(b, familyHeaders[f]...)
 		}
+		start := len(b)
+		switch {
+		case f == famSuccess || f == famDataAge:
+			b = appendFresh(b, f, t)
+		case t.r.vals != nil:
+			b = t.r.vals.appendLine(b, f, t.id, statusNames)
+		}
+		if len(b) == start {
+			continue // no series: nor the header yet
+		}
+		header = true
 		_, _ = w.Write(b)
 	}
 }
 
 // appendFresh appends a series written on every scrape: scrape_success, or the data_age
 // of a task with values.
-func appendFresh(b []byte, f int, r *result) []byte {
-	if f == famDataAge && r.err != nil {
+func appendFresh(b []byte, f int, t taskLine) []byte {
+	if f == famDataAge && t.r.err != nil {
 		return b
 	}
-	b = append(b, taskFamilies[f].name...)
-	b = append(b, `{task_id="`...)
-	b = appendEscaped(b, r.id)
+	b = append(b, linePrefixes[f]...)
+	b = append(b, t.id...)
 	b = append(b, `"} `...)
 	switch {
 	case f == famDataAge:
-		b = appendFloat(b, r.age.Seconds())
-	case r.err == nil:
+		b = appendFloat(b, t.r.age.Seconds())
+	case t.r.err == nil:
 		b = append(b, '1')
 	default:
 		b = append(b, '0')
@@ -252,12 +264,31 @@ func appendFresh(b []byte, f int, r *result) []byte {
 	return append(b, '\n')
 }
 
+// escaped is a label value escaped as the text format wants.
+func escaped(s string) string {
+	if needsEscape(s) {
+		return valueEscaper.Replace(s)
+	}
+	return s
+}
+
 // appendEscaped appends a label value escaped as the text format wants.
 func appendEscaped(b []byte, s string) []byte {
-	if strings.ContainsAny(s, "\\\n\"") {
+	if needsEscape(s) {
 		return append(b, valueEscaper.Replace(s)...)
 	}
 	return append(b, s...)
+}
+
+// needsEscape reports whether a label value has a character to escape. (A plain loop:
+// strings.ContainsAny builds its set on every call, and this runs for every line.)
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\n' || c == '"' {
+			return true
+		}
+	}
+	return false
 }
 
 // appendFloat writes a value as client_golang's text encoder does.
