@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -140,6 +141,9 @@ func (f *fileSet) readAgain() {
 }
 
 func (f *fileSet) stat() ([]os.FileInfo, error) {
+	if !slices.ContainsFunc(f.parts, func(p part) bool { return p.path != "" }) {
+		return nil, nil // fixed values: nothing to look at
+	}
 	infos := make([]os.FileInfo, len(f.parts))
 	for i, p := range f.parts {
 		if p.path == "" {
