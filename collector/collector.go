@@ -227,13 +227,12 @@ func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 }
 
 func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, v *values) {
-	for f, desc := range [nTaskFamilies]*prometheus.Desc{famItems: itemsDesc, famSucceeded: succeededDesc,
-		famFailed: failedDesc, famBegin: beginDesc, famEnd: endDesc} {
-		if desc == nil {
-			continue
-		}
-		if n, err := strconv.ParseFloat(v.piece(numberPieces[f]), 64); err == nil { // "" when none
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, n, id)
+	for _, n := range [...]struct {
+		desc  *prometheus.Desc
+		piece int
+	}{{itemsDesc, pItems}, {succeededDesc, pSucceeded}, {failedDesc, pFailed}, {beginDesc, pBegin}, {endDesc, pEnd}} {
+		if f, err := strconv.ParseFloat(v.piece(n.piece), 64); err == nil { // "" when none
+			ch <- prometheus.MustNewConstMetric(n.desc, prometheus.GaugeValue, f, id)
 		}
 	}
 	if status, ok := v.status(c.cfg.StatusNames); ok {
