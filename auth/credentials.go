@@ -83,6 +83,7 @@ const settleTime = time.Second
 // once the files have settled. Between changes it costs one stat per file.
 type fileSet struct {
 	parts  []part
+	files  bool          // some part is read from a file
 	settle time.Duration // file modification times are real time, so this is too
 
 	mu     sync.Mutex
@@ -93,7 +94,8 @@ type fileSet struct {
 }
 
 func newFileSet(parts ...part) *fileSet {
-	return &fileSet{parts: parts, settle: settleTime}
+	files := slices.ContainsFunc(parts, func(p part) bool { return p.path != "" })
+	return &fileSet{parts: parts, files: files, settle: settleTime}
 }
 
 // get returns the current values and their generation.
@@ -141,7 +143,7 @@ func (f *fileSet) readAgain() {
 }
 
 func (f *fileSet) stat() ([]os.FileInfo, error) {
-	if !slices.ContainsFunc(f.parts, func(p part) bool { return p.path != "" }) {
+	if !f.files {
 		return nil, nil // fixed values: nothing to look at
 	}
 	infos := make([]os.FileInfo, len(f.parts))

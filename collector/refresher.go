@@ -728,9 +728,9 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 	}
 	next, ok := r.takeNow(ctx)
 	_, _, work := r.next(false)
-	spare := work && r.inflight < r.concurrency // after a probe, say: the others fan out
+	spare := work && r.inflight < r.concurrency // what takeNow left (a wait, a probe's fan-out)
 	r.mu.Unlock()
-	if !ok || spare {
+	if spare {
 		r.wake() // the dispatcher has a free worker for what is queued
 	}
 	return next, ok

@@ -1,9 +1,6 @@
 package metastudio
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import "bytes"
 
 // taskFields maps each field name of a ShowTask answer to its place in Task.
 var taskFields = map[string]func(*Task) *Value{
@@ -74,12 +71,8 @@ func fastTask(body []byte, t *Task) bool {
 				*v = Value{Text: string(body[start+1 : s.i-1]), Set: true}
 			case kindLiteral:
 				*v = Value{Text: string(body[start:s.i]), Set: true}
-			case kindEscaped: // rare: encoding/json decodes it, as Value.UnmarshalJSON does
-				var text string
-				if json.Unmarshal(body[start:s.i], &text) != nil {
-					return false
-				}
-				*v = Value{Text: text, Set: true}
+			case kindEscaped: // rare: read as decodeObject reads every value
+				_ = v.UnmarshalJSON(body[start:s.i])
 			}
 		}
 		s.space()
