@@ -306,11 +306,26 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	}
 }
 
-// TestDiscoveryEndToEnd: discovery lists the simulator's tasks with SearchTask, pages
-// through them, and only tasks in progress cost a ShowTask call.
+// TestDiscoveryEndToEnd: discovery lists the simulator's tasks with SearchTask by time
+// windows, whatever the server's paging, and the tasks in progress are kept fresh by
+// listings, not by ShowTask calls.
 func TestDiscoveryEndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		paging, mode string
+		perAnswer    int
+	}{
+		{simulator.PagingIgnored, "none", 10},
+		{simulator.PagingRows, "rows", 100},
+		{simulator.PagingPages, "pages", 100},
+	} {
+		t.Run(tc.paging, func(t *testing.T) { discoveryEndToEnd(t, tc.paging, tc.mode, tc.perAnswer) })
+	}
+}
+
+func discoveryEndToEnd(t *testing.T, paging, mode string, perAnswer int) {
 	sim := simulator.New(simulator.Options{
 		Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject, Tasks: 250, FieldStyle: "mixed",
+		SearchPaging: paging,
 	})
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
@@ -326,6 +341,16 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 	h, err := newHandler(ctx, cfg, "/metrics", log.NewNopLogger(), time.Now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The first listing, before any scrape: its calls stop once it is done.
+	pages := int64(-1)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		n := sim.Requests(simulator.OpSearchTask)
+		if n > 0 && n == pages {
+			break
+		}
+		pages = n
+		time.Sleep(300 * time.Millisecond)
 	}
 	var families map[string]string
 	deadline := time.Now().Add(20 * time.Second)
@@ -348,15 +373,28 @@ func TestDiscoveryEndToEnd(t *testing.T) {
 	if success != atoi(t, n) {
 		t.Errorf("%d tasks have values, discovery lists %s", success, n)
 	}
-	pages := sim.Requests(simulator.OpSearchTask)
-	if pages < 3 { // 250 tasks, 100 a page
-		t.Errorf("%d SearchTask calls: paging did not follow count", pages)
+	// Paging ignored (the simulator's default, the strictest reading of the docs): 10 rows
+	// an answer, every task found by narrowing the time window. Paging honoured: proven,
+	// then used.
+	found := atoi(t, n)
+	if bound := (found+perAnswer-1)/perAnswer*3/2 + 10; pages < int64(found/perAnswer) || pages > int64(bound) {
+		t.Errorf("%d SearchTask calls for %d tasks at %d rows an answer, want %d to %d", pages, found, perAnswer, found/perAnswer, bound)
 	}
-	before := sim.Requests(simulator.OpShowTask)
+	if !strings.Contains(families["metastudio_discovery_missed_tasks"], "metastudio_discovery_missed_tasks 0") ||
+		!strings.Contains(families["metastudio_discovery_paging"], `metastudio_discovery_paging{mode="`+mode+`"} 1`) {
+		t.Errorf("discovery's figures:\n%s\n%s", families["metastudio_discovery_missed_tasks"], families["metastudio_discovery_paging"])
+	}
+	// A scrape of the running tasks is answered by listings, not by a ShowTask per task.
+	before, searches := sim.Requests(simulator.OpShowTask), sim.Requests(simulator.OpSearchTask)
 	families = scrape(t, h, "5")
-	finished := len(strings.Split(families["metastudio_task_end_timestamp_seconds"], "\n"))
-	if calls := sim.Requests(simulator.OpShowTask) - before; calls != int64(success-finished) {
-		t.Errorf("a scrape made %d ShowTask calls; only the %d unfinished tasks should need one", calls, success-finished)
+	if calls := sim.Requests(simulator.OpShowTask) - before; calls != 0 {
+		t.Errorf("a scrape made %d ShowTask calls; listings must answer for the running tasks", calls)
+	}
+	if calls := sim.Requests(simulator.OpSearchTask) - searches; calls == 0 || calls > int64((found+perAnswer-1)/perAnswer*3/2+10) {
+		t.Errorf("a scrape made %d SearchTask calls", calls)
+	}
+	if got := strings.Count(families["metastudio_task_scrape_success"], "} 1"); got != success {
+		t.Errorf("%d tasks have values in the second scrape, want %d", got, success)
 	}
 }
 

@@ -68,7 +68,8 @@ type exporter struct {
 
 	// Owned by the reload goroutine (and newExporter before it starts).
 	client          clientConfig
-	project         string // project_id resolved for client
+	credentials     auth.Authenticator // built for client
+	project         string             // project_id resolved for client
 	discovery       *collector.Discovery
 	stopDiscovery   context.CancelFunc
 	discoveryWaiter sync.WaitGroup
@@ -116,6 +117,7 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	)
 	e.apiMetrics = collector.NewAPIMetrics(e.global, o.logger)
 	e.guard = collector.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
+	e.guard.SetClock(e.clock)
 	e.rate = collector.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
 	e.refresher = collector.NewRefresher(nil, e.guard, e.rate, o.now, o.logger)
 	e.refresher.SetWatched(func(id string) bool { return e.current.Load().Listed(id) })
@@ -169,8 +171,16 @@ func (e *exporter) apply(cfg *config.Config) error {
 			old.CloseIdleConnections()
 		}
 		e.refresher.SetAPI(api)
-		e.guard.Reset(credentials, cfg.Credentials.FailureBackoff)
-		e.client, e.project, e.pending = client, project, nil
+		// The AK guard and the IAM password gate are kept unless the credentials' source
+		// or values changed: a reload that changes the endpoint, the region, the rate or
+		// the concurrency must not walk a wrong key into the gateway's lock.
+		if e.credentials != nil && sameIdentity(client.Credentials, e.client.Credentials) {
+			auth.Inherit(credentials, e.credentials)
+			e.guard.Adopt(credentials, cfg.Credentials.FailureBackoff)
+		} else {
+			e.guard.Reset(credentials, cfg.Credentials.FailureBackoff)
+		}
+		e.client, e.credentials, e.project, e.pending = client, credentials, project, nil
 		e.ready.Store(true)
 	}
 	cfg.ProjectID = e.project
@@ -179,6 +189,13 @@ func (e *exporter) apply(cfg *config.Config) error {
 	e.configureDiscovery(cfg.Discovery)
 	e.current.Store(collector.New(cfg, e.refresher, e.discovery, e.shard, e.logger))
 	return nil
+}
+
+// sameIdentity reports whether two credential configs are the same source with the same
+// values: only failure_backoff, which is no part of them, may differ.
+func sameIdentity(a, b config.Credentials) bool {
+	a.FailureBackoff, b.FailureBackoff = 0, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // configureDiscovery starts, reconfigures or stops the background listing.

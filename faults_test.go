@@ -854,7 +854,9 @@ func TestFaultThrottleStorm(t *testing.T) {
 		id := fmt.Sprintf("throttled%d", i)
 		tasks = append(tasks, id)
 		r.running(id)
-		r.sim.SetFault(id, simulator.FaultThrottled())
+		// A 429 that states no quota: the adaptive rate answers it (a stated quota paces).
+		r.sim.SetFault(id, simulator.Fault{Status: 429, ContentType: "application/json",
+			Body: `{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached","request_id":"r1"}`})
 	}
 	r.running("control")
 	r.finished("done")

@@ -152,10 +152,15 @@ func (e *exporter) credentialsFor(cfg *config.Config, client clientConfig) (auth
 		e.resolvedCredentials, e.resolvedFor, e.resolvedProject = nil, clientConfig{}, ""
 		return credentials, project, nil
 	}
-	credentials := auth.New(cfg.Credentials, auth.Options{
-		Now: e.now, Clock: e.clock, IAMEndpoint: client.IAMEndpoint, Region: cfg.Region, ProjectID: cfg.ProjectID,
-		Observer: e.apiMetrics, FetchFailures: e.fetchFailures,
-	})
+	credentials := e.credentials
+	same := e.client
+	same.Endpoint, same.Concurrency, same.Credentials.FailureBackoff = client.Endpoint, client.Concurrency, client.Credentials.FailureBackoff
+	if credentials == nil || !reflect.DeepEqual(client, same) { // else the same credentials, scoped the same
+		credentials = auth.New(cfg.Credentials, auth.Options{
+			Now: e.now, Clock: e.clock, IAMEndpoint: client.IAMEndpoint, Region: cfg.Region, ProjectID: cfg.ProjectID,
+			Observer: e.apiMetrics, FetchFailures: e.fetchFailures,
+		})
+	}
 	if cfg.ProjectID != "" {
 		return credentials, cfg.ProjectID, nil
 	}

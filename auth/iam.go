@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -309,4 +310,30 @@ func ResolveProject(ctx context.Context, a Authenticator, o Options) (string, er
 		return "", fmt.Errorf("%s: IAM's project %q has no id", OpIAMProjects, o.Region)
 	}
 	return parsed.Projects[0].ID, nil
+}
+
+// Inherit carries the password gate of prev over to next when both are IAM tokens of the
+// same user with the same password: a reload that changed the IAM endpoint or the region,
+// but not the credentials, must not let a refused password be tried again early. Other
+// credentials carry nothing.
+func Inherit(next, prev Authenticator) {
+	n, ok := next.(*IAMToken)
+	p, ok2 := prev.(*IAMToken)
+	if !ok || !ok2 || n == p || n.domain != p.domain || n.user != p.user {
+		return
+	}
+	pw, gen, err := p.password.get()
+	npw, ngen, nerr := n.password.get()
+	if err != nil || nerr != nil || !equal(pw, npw) {
+		return
+	}
+	p.mu.Lock()
+	refusals, refusal, refusedGen := slices.Clone(p.refusals), p.refusal, p.refusedGen
+	p.mu.Unlock()
+	if refusedGen != gen {
+		return
+	}
+	n.mu.Lock()
+	n.refusedGen, n.refusals, n.refusal = ngen, refusals, refusal
+	n.mu.Unlock()
 }

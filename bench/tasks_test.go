@@ -42,7 +42,7 @@ func taskFields(i int, now time.Time, running bool) map[string]any {
 	total := int64(200 + (i*37)%4801)
 	failure := int64((i * 7) % 50)
 	success := total - failure
-	status := int64(simulator.StatusSucceeded)
+	status := int64(simulator.StatusFinished)
 	if running {
 		success, status = total/2-failure, simulator.StatusRunning
 	}

@@ -155,7 +155,12 @@ func (c *Collector) policy(unlisted bool) Policy {
 
 // scrape gets ids from the refresher for a scrape that ends with ctx.
 func (c *Collector) scrape(ctx context.Context, ids []string) []result {
-	return c.refresher.Get(ctx, ids, c.policy(false))
+	p := c.policy(false)
+	if c.discovery != nil { // running discovered tasks may be answered by one listing
+		p.Since = c.refresher.Mark()
+		c.discovery.Freshen(ctx, p.Since, ids, p)
+	}
+	return c.refresher.Get(ctx, ids, p)
 }
 
 // Collect runs one scrape of this shard's tasks under ctx and sends every series to ch.

@@ -225,8 +225,8 @@ func TestDeadlineServesWhatIsKnown(t *testing.T) {
 			t.Errorf("task %d has values, but nothing was ever answered", i)
 		}
 	}
-	// The credentials were never verified: one probe alone, with a quarter of the
-	// deadline, then a pause of a second before the next.
+	// The credentials were never verified: one probe alone, with a deadline of its own,
+	// and the scrape answers at its own deadline.
 	if got := api.calls.Load(); got != 1 {
 		t.Errorf("%d calls were started; before the credentials are verified one probe goes out alone", got)
 	}

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -14,14 +15,19 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// pageSize is the limit asked of SearchTask; the API's own default is 10.
-const pageSize = 100
-
 var (
 	discoveryTasksDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "tasks"),
-		"Tasks that discovery's last good SearchTask listing found (begun within discovery.lookback, at most discovery.max_tasks).", nil, nil)
+		"Tasks that discovery's last SearchTask listing found (begun within discovery.lookback, at most discovery.max_tasks), and running tasks found before.", nil, nil)
 	discoveryLastSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "last_success_timestamp_seconds"),
 		"When discovery last listed the tasks successfully, in seconds since the epoch; 0 before the first success.", nil, nil)
+	discoveryMissedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "missed_tasks"),
+		"Tasks that SearchTask counted but no answer returned in the last complete listing: more tasks began in one millisecond than one answer delivers. 0 when the listing was complete; tasks left out by discovery.max_tasks do not count.", nil, nil)
+	discoveryCappedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "capped"),
+		"1 if the last listing stopped at discovery.max_tasks with more tasks to list, else 0.", nil, nil)
+	discoveryErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "errors_total"),
+		"SearchTask answers that discovery could not use, by reason: call_failed (no answer), no_count, count_below_rows, row_without_id, duplicate_id (a malformed answer).", []string{"reason"}, nil)
+	discoveryPagingDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "paging"),
+		"1 for how SearchTask was seen to treat offset and limit: rows (a row offset), pages (a page index) or none (ignored or not to be trusted: windows are narrowed instead); absent until a listing needed more than one answer.", []string{"mode"}, nil)
 )
 
 // Discovered is a task that SearchTask listed.
@@ -32,24 +38,39 @@ type Discovered struct {
 }
 
 // Discovery lists the tasks that began within the lookback with SearchTask, in the
-// background every refresh_interval, through the refresher (its guard and rate; each page
-// with its own timeout). Listed values feed the refresher's table, so a finished task found
-// by discovery needs no ShowTask call; a listing never overwrites a newer ShowTask answer.
-// A failed refresh keeps the last good list.
+// background every refresh_interval, through the refresher (its queue, guard and rate;
+// each call with its own timeout), with the documented time filters only (see lister).
+// Listed values feed the refresher's table as fetches: a finished task found by discovery
+// needs no ShowTask call, and a scrape that waits for running discovered tasks is answered
+// by a listing when that costs fewer calls than ShowTask would (Freshen). A running task
+// stays discovered until it ends, even once its begin time falls out of the lookback. A
+// listing that failed keeps what was known.
 type Discovery struct {
 	refresher *Refresher
 	logger    log.Logger
+	ctx       context.Context // Run's: the life of freshening passes
 
 	mu          sync.Mutex
 	cfg         config.Discovery
 	tasks       []Discovered
 	lastSuccess time.Time
 	version     uint64 // changes with every new list
+	paging      string // what answers proved; "" before any window needed two answers
+	missed      int
+	capped      bool
+	errors      map[string]float64
+	pass        *pass // the freshening pass in progress
+}
+
+// pass is a freshening listing, shared by the scrapes that wait for it.
+type pass struct {
+	begun Mark
+	done  chan struct{}
 }
 
 // NewDiscovery returns a Discovery for cfg; Run starts it.
 func NewDiscovery(cfg config.Discovery, refresher *Refresher, logger log.Logger) *Discovery {
-	return &Discovery{cfg: cfg, refresher: refresher, logger: logger}
+	return &Discovery{cfg: cfg, refresher: refresher, logger: logger, ctx: context.Background(), errors: map[string]float64{}}
 }
 
 // Configure takes a new discovery section (a reload); the next refresh uses it.
@@ -67,6 +88,9 @@ func (d *Discovery) config() config.Discovery {
 
 // Run refreshes the list now and then every refresh_interval until ctx ends.
 func (d *Discovery) Run(ctx context.Context) {
+	d.mu.Lock()
+	d.ctx = ctx
+	d.mu.Unlock()
 	for {
 		d.Refresh(ctx)
 		select {
@@ -77,73 +101,198 @@ func (d *Discovery) Run(ctx context.Context) {
 	}
 }
 
-// Tasks returns the listed tasks that began within the lookback, newest first.
+// Tasks returns the listed tasks that began within the lookback, and those still running
+// that began before it, newest first.
 func (d *Discovery) Tasks() []Discovered {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	cutoff := d.refresher.now().Add(-d.cfg.Lookback)
-	out := make([]Discovered, 0, len(d.tasks))
-	for _, t := range d.tasks {
-		if t.Begin.IsZero() || !t.Begin.Before(cutoff) {
+	tasks := d.tasks
+	d.mu.Unlock()
+	out := make([]Discovered, 0, len(tasks))
+	for _, t := range tasks {
+		if t.Begin.IsZero() || !t.Begin.Before(cutoff) || d.refresher.running(t.ID) {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-// Refresh lists the tasks once. It pages with offset and limit, follows count, and stops
-// at a page that brings nothing new, so that a server that ignores offset, or whose count
-// lies, cannot make it loop.
+// newLister returns a lister for cfg whose answers feed the refresher's table.
+func (d *Discovery) newLister(ctx context.Context, cfg config.Discovery, max int) *lister {
+	var sent Stamp
+	d.mu.Lock()
+	paging := d.paging
+	d.mu.Unlock()
+	return &lister{
+		search: func(_ context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+			page, stamp, err := d.refresher.Search(ctx, p)
+			sent = stamp
+			return page, err
+		},
+		base:   metastudio.SearchParams{Resources: cfg.Resources, BusinessID: cfg.BusinessID},
+		max:    max,
+		paging: paging,
+		rows:   func(tasks []*metastudio.Task) { d.refresher.list(tasks, sent) },
+		seen:   map[string]bool{},
+	}
+}
+
+// learn keeps what a lister found out about paging and counts its error. d.mu is held.
+func (d *Discovery) learn(l *lister, err error) {
+	if l.paging != "" && l.paging != d.paging {
+		level.Info(d.logger).Log("msg", "SearchTask paging detected", "paging", l.paging)
+		d.paging = l.paging
+	}
+	var le *listError
+	if errors.As(err, &le) {
+		d.errors[le.reason]++
+	}
+}
+
+// Refresh lists the tasks once: every task that began within the lookback, newest first,
+// up to max_tasks. A window that failed ends the pass: the tasks it found are added to the
+// previous list, and missed_tasks keeps its previous figure.
 func (d *Discovery) Refresh(ctx context.Context) {
 	cfg := d.config()
 	now := d.refresher.now()
-	params := metastudio.SearchParams{
-		Resources: cfg.Resources, BusinessID: cfg.BusinessID,
-		BeginTime: now.Add(-cfg.Lookback).UnixMilli(), Limit: pageSize,
+	l := d.newLister(ctx, cfg, cfg.MaxTasks)
+	err := l.window(ctx, now.Add(-cfg.Lookback).UnixMilli(), now.UnixMilli())
+	found := make([]Discovered, 0, len(l.found))
+	known := map[string]bool{}
+	for _, t := range l.found {
+		found = append(found, discovered(t))
+		known[t.TaskID.Text] = true
 	}
-	seen := map[string]bool{}
-	var found []Discovered
-	for {
-		page, err := d.refresher.Search(ctx, params)
-		if err != nil {
-			level.Warn(d.logger).Log(append([]any{"msg", "Discovery failed; keeping the last list", "offset", params.Offset}, errorKeys(err)...)...)
-			return
-		}
-		fresh := 0
-		var listed []*metastudio.Task
-		for i := range page.Data {
-			t := &page.Data[i]
-			id := t.TaskID.Text
-			if !config.ValidID(id) || seen[id] {
-				continue
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.learn(l, err)
+	if err != nil {
+		level.Warn(d.logger).Log(append([]any{"msg", "Discovery failed; keeping the last list and adding what was found", "found", len(found)}, errorKeys(err)...)...)
+		for _, t := range d.tasks {
+			if !known[t.ID] {
+				found = append(found, t)
 			}
-			seen[id] = true
-			fresh++
-			begin := time.Time{}
-			if s, ok := t.BeginTime.Seconds(); ok {
-				begin = time.UnixMilli(int64(s * 1000))
-			}
-			found = append(found, Discovered{ID: id, Resource: t.Resource.Text, Begin: begin})
-			listed = append(listed, t)
 		}
-		d.refresher.list(listed, now)
-		params.Offset += len(page.Data)
-		count, ok := page.Count.Number()
-		if fresh == 0 || len(page.Data) == 0 || (ok && float64(params.Offset) >= count) {
-			break
+	} else {
+		if l.capped && !d.capped {
+			level.Warn(d.logger).Log("msg", "Discovery stopped at discovery.max_tasks; older tasks are not watched", "max_tasks", cfg.MaxTasks)
 		}
+		if l.missed > 0 && l.missed != d.missed {
+			level.Warn(d.logger).Log("msg", "SearchTask counted tasks that no answer returned: more began in one millisecond than one answer delivers", "missed", l.missed)
+		}
+		d.missed, d.capped, d.lastSuccess = l.missed, l.capped, d.refresher.now()
 	}
 	slices.SortStableFunc(found, func(a, b Discovered) int { return b.Begin.Compare(a.Begin) })
 	if len(found) > cfg.MaxTasks {
-		level.Warn(d.logger).Log("msg", "Discovery found more tasks than discovery.max_tasks; keeping the newest",
-			"found", len(found), "max_tasks", cfg.MaxTasks)
 		found = found[:cfg.MaxTasks]
 	}
-	d.mu.Lock()
-	d.tasks, d.lastSuccess = found, d.refresher.now()
+	d.tasks = found
 	d.version++
+	level.Debug(d.logger).Log("msg", "Discovery listed tasks", "tasks", len(found), "calls", l.calls, "paging", d.paging)
+}
+
+// discovered is what the list keeps of a listed task.
+func discovered(t *metastudio.Task) Discovered {
+	begin := time.Time{}
+	if ms, ok := t.BeginTime.Number(); ok && ms > 0 {
+		begin = time.UnixMilli(int64(ms))
+	}
+	return Discovered{ID: t.TaskID.Text, Resource: t.Resource.Text, Begin: begin}
+}
+
+// Freshen answers the running discovered tasks among ids with a listing sent after since,
+// when the tasks that a scrape under p would have to call for outnumber the calls that
+// listing their window costs; it waits for that listing at most until ctx ends. The
+// listing is shared by every scrape that waits for it, and goes on when they leave.
+func (d *Discovery) Freshen(ctx context.Context, since Mark, ids []string, p Policy) {
+	lo, ok := d.window(ids, p)
+	if !ok {
+		return
+	}
+	for {
+		d.mu.Lock()
+		ps := d.pass
+		if ps == nil {
+			ps = &pass{begun: d.refresher.Mark(), done: make(chan struct{})}
+			d.pass = ps
+			go d.runPass(ps, lo)
+		}
+		d.mu.Unlock()
+		select {
+		case <-ps.done:
+		case <-ctx.Done():
+			return
+		}
+		if ps.begun >= since {
+			return
+		}
+	}
+}
+
+// window returns the begin time (epoch ms) of the oldest running discovered task among ids
+// that needs a call under p, when listing the window from it to now costs fewer calls
+// than calling those tasks.
+func (d *Discovery) window(ids []string, p Policy) (lo int64, ok bool) {
+	d.mu.Lock()
+	tasks, paging, cfg := d.tasks, d.paging, d.cfg
 	d.mu.Unlock()
-	level.Debug(d.logger).Log("msg", "Discovery listed tasks", "tasks", len(found))
+	if len(tasks) == 0 {
+		return 0, false
+	}
+	begins := make(map[string]time.Time, len(tasks))
+	for _, t := range tasks {
+		begins[t.ID] = t.Begin
+	}
+	cutoff := d.refresher.now().Add(-cfg.Lookback)
+	var dated []string // discovered tasks within the lookback
+	for _, id := range ids {
+		if b, found := begins[id]; found && !b.IsZero() && !b.Before(cutoff) {
+			dated = append(dated, id)
+		}
+	}
+	stale := d.refresher.staleRunning(dated, p)
+	if len(stale) == 0 {
+		return 0, false
+	}
+	oldest := begins[stale[0]]
+	for _, id := range stale {
+		if b := begins[id]; b.Before(oldest) {
+			oldest = b
+		}
+	}
+	inWindow := 0 // the tasks that listing the window returns, as far as the list knows
+	for _, t := range tasks {
+		if !t.Begin.Before(oldest) {
+			inWindow++
+		}
+	}
+	perAnswer := 10
+	if paging == pagingRows || paging == pagingPages {
+		perAnswer = pageLimit
+	}
+	calls := (inWindow+perAnswer-1)/perAnswer + 1
+	if paging == "" && inWindow > perAnswer {
+		calls += 2 // the first listing of a window larger than one answer tells the paging
+	}
+	return oldest.UnixMilli(), calls < len(stale)
+}
+
+// runPass lists the window from lo to now once, for Freshen.
+func (d *Discovery) runPass(ps *pass, lo int64) {
+	d.mu.Lock()
+	ctx, cfg := d.ctx, d.cfg
+	d.mu.Unlock()
+	l := d.newLister(ctx, cfg, cfg.MaxTasks)
+	err := l.window(ctx, lo, d.refresher.now().UnixMilli())
+	d.mu.Lock()
+	d.learn(l, err)
+	d.pass = nil
+	d.mu.Unlock()
+	close(ps.done)
+	if err != nil {
+		level.Debug(d.logger).Log(append([]any{"msg", "Listing the running tasks failed; ShowTask answers for them"}, errorKeys(err)...)...)
+	}
 }
 
 // listVersion changes whenever the list does.
@@ -155,20 +304,41 @@ func (d *Discovery) listVersion() uint64 {
 
 // Describe implements prometheus.Collector.
 func (d *Discovery) Describe(ch chan<- *prometheus.Desc) {
-	ch <- discoveryTasksDesc
-	ch <- discoveryLastSuccessDesc
+	for _, desc := range []*prometheus.Desc{discoveryTasksDesc, discoveryLastSuccessDesc, discoveryMissedDesc,
+		discoveryCappedDesc, discoveryErrorsDesc, discoveryPagingDesc} {
+		ch <- desc
+	}
 }
 
 // Collect implements prometheus.Collector.
 func (d *Discovery) Collect(ch chan<- prometheus.Metric) {
 	n := len(d.Tasks())
 	d.mu.Lock()
-	last := d.lastSuccess
-	d.mu.Unlock()
+	defer d.mu.Unlock()
 	ts := 0.0
-	if !last.IsZero() {
-		ts = float64(last.UnixNano()) / 1e9
+	if !d.lastSuccess.IsZero() {
+		ts = float64(d.lastSuccess.UnixNano()) / 1e9
 	}
-	ch <- prometheus.MustNewConstMetric(discoveryTasksDesc, prometheus.GaugeValue, float64(n))
-	ch <- prometheus.MustNewConstMetric(discoveryLastSuccessDesc, prometheus.GaugeValue, ts)
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(discoveryTasksDesc, float64(n))
+	gauge(discoveryLastSuccessDesc, ts)
+	gauge(discoveryMissedDesc, float64(d.missed))
+	gauge(discoveryCappedDesc, boolFloat(d.capped))
+	for _, reason := range []string{reasonCall, reasonNoCount, reasonCountBelowRows, reasonRowWithoutID, reasonDuplicateID} {
+		ch <- prometheus.MustNewConstMetric(discoveryErrorsDesc, prometheus.CounterValue, d.errors[reason], reason)
+	}
+	if d.paging != "" {
+		for _, mode := range pagingModes {
+			gauge(discoveryPagingDesc, boolFloat(mode == d.paging), mode)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

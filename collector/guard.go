@@ -66,6 +66,8 @@ type Guard struct {
 	logger log.Logger
 	wake   func() // tells the refresher that the state changed
 
+	clock *auth.Clock // the API's clock, whose correction explains a refusal; may be nil
+
 	mu         sync.Mutex
 	base       time.Duration
 	creds      auth.Authenticator
@@ -79,6 +81,7 @@ type Guard struct {
 	backoff    time.Duration
 	pauseUntil time.Time // the next probe after one that verified nothing
 	pause      time.Duration
+	explained  bool    // a refusal was put down to the clock since the last verified call
 	authOK     float64 // -1 until the first definite answer
 }
 
@@ -89,8 +92,12 @@ func NewGuard(base time.Duration, creds auth.Authenticator, now func() time.Time
 	return g
 }
 
-// Reset starts a new epoch: the credentials or the endpoint changed (a reload). The next
-// call goes out alone, and no cool-down runs.
+// SetClock gives the guard the API's clock: a refusal that came with a new clock
+// correction is put down to the clock once, and re-probed at once with the corrected time.
+func (g *Guard) SetClock(c *auth.Clock) { g.clock = c }
+
+// Reset starts a new epoch: the credentials' source or values changed (a reload). The
+// next call goes out alone, and no cool-down runs.
 func (g *Guard) Reset(creds auth.Authenticator, base time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -101,10 +108,26 @@ func (g *Guard) Reset(creds auth.Authenticator, base time.Duration) {
 	g.newEpoch()
 }
 
+// Adopt takes credentials of the same identity and values (a reload that changed
+// something else: the endpoint, the rate, credentials.failure_backoff): what the guard
+// learned stays, a cool-down included. base applies from the next cool-down on.
+func (g *Guard) Adopt(creds auth.Authenticator, base time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.base = base
+	if creds == g.creds {
+		return // the same credentials: a change of their files is still noticed
+	}
+	g.creds = creds
+	if v, ok := creds.(auth.Versioned); ok {
+		g.credGen = v.Generation()
+	}
+}
+
 // newEpoch forgets everything learned about the credentials. g.mu is held.
 func (g *Guard) newEpoch() {
 	g.epoch++
-	g.verified, g.probing, g.refreshing, g.refreshed = false, false, false, false
+	g.verified, g.probing, g.refreshing, g.refreshed, g.explained = false, false, false, false, false
 	g.until, g.pauseUntil = time.Time{}, time.Time{}
 	g.backoff, g.pause = g.base, firstProbePause
 }
@@ -132,8 +155,9 @@ func (g *Guard) coolingDown() error {
 
 // permit lets one call go out.
 type permit struct {
-	epoch uint64
-	probe bool
+	epoch      uint64
+	probe      bool
+	correction time.Duration // the clock correction the call is signed with
 }
 
 // admit decides on one more call. It returns a permit; or ErrAuthBackoff during a
@@ -142,6 +166,29 @@ func (g *Guard) admit() (p permit, ok bool, wait time.Duration, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.sync()
+	return g.admitLocked()
+}
+
+// admitNow is admit for a call that goes out at once or not at all. It does not look for
+// changed credential files (a stat can be slow: the caller holds the refresher's lock);
+// admit, coolingDown and done do.
+func (g *Guard) admitNow() (permit, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, ok, _, err := g.admitLocked()
+	return p, ok && err == nil
+}
+
+// valid reports whether a permit that was held for a while still holds: same credentials,
+// no cool-down.
+func (g *Guard) valid(p permit) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return p.epoch == g.epoch && !g.now().Before(g.until)
+}
+
+// admitLocked is admit; g.mu is held.
+func (g *Guard) admitLocked() (p permit, ok bool, wait time.Duration, err error) {
 	now := g.now()
 	if left := g.until.Sub(now); left > 0 {
 		return permit{}, false, left, fmt.Errorf("%w (%s left)", ErrAuthBackoff, left.Round(time.Second))
@@ -151,14 +198,22 @@ func (g *Guard) admit() (p permit, ok bool, wait time.Duration, err error) {
 	}
 	switch {
 	case g.verified:
-		return permit{epoch: g.epoch}, true, 0, nil
+		return permit{epoch: g.epoch, correction: g.correction()}, true, 0, nil
 	case g.probing || g.refreshing:
 		return permit{}, false, 0, nil
 	case now.Before(g.pauseUntil):
 		return permit{}, false, g.pauseUntil.Sub(now), nil
 	}
 	g.probing = true
-	return permit{epoch: g.epoch, probe: true}, true, 0, nil
+	return permit{epoch: g.epoch, probe: true, correction: g.correction()}, true, 0, nil
+}
+
+// correction is the clock correction that calls are signed with now.
+func (g *Guard) correction() time.Duration {
+	if g.clock == nil {
+		return 0
+	}
+	return g.clock.Correction()
 }
 
 // release gives back a permit that was not used.
@@ -174,6 +229,7 @@ func (g *Guard) release(p permit) {
 func (g *Guard) done(p permit, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.sync()
 	if p.epoch != g.epoch {
 		return // older credentials: their outcome says nothing about these
 	}
@@ -181,15 +237,29 @@ func (g *Guard) done(p permit, err error) {
 		g.probing = false
 	}
 	switch {
+	case refused(err) && g.skewExplains(p):
+		// The refusal's Date moved the clock correction: the call was signed with a wrong
+		// time, not wrong credentials. The next call, signed with the corrected time, goes
+		// out at once as the probe; a skew costs one failed call, not a cool-down.
+		g.authOK, g.verified, g.explained, g.pauseUntil = 0, false, true, time.Time{}
+		level.Warn(g.logger).Log("msg", "The API refused a call signed with a clock that was off; trying once more with the corrected time",
+			"correction", g.correction(), "error_code", reasonOf(err))
 	case refused(err):
 		g.refused(err)
 	case verifies(err):
 		g.authOK, g.verified, g.backoff, g.pause, g.refreshed = 1, true, g.base, firstProbePause, false
-		g.pauseUntil = time.Time{}
+		g.pauseUntil, g.explained = time.Time{}, false
 	case p.probe && !throttled(err): // verified nothing: the next probe waits, so that slow answers do not stream
 		g.pauseUntil = g.now().Add(g.pause)
 		g.pause = min(2*g.pause, max(g.backoff, firstProbePause))
 	}
+}
+
+// skewExplains reports whether the clock correction moved by more than the tolerance
+// since the call under p was signed, for the first time since the last verified call.
+// g.mu is held.
+func (g *Guard) skewExplains(p permit) bool {
+	return !g.explained && (g.correction()-p.correction).Abs() > auth.SkewTolerance
 }
 
 // refused handles a refusal: one refresh of token credentials, else a cool-down. g.mu is held.
@@ -198,7 +268,7 @@ func (g *Guard) refused(err error) {
 	if g.now().Before(g.until) || g.refreshing {
 		return // a call that was already in flight: the cool-down or refresh runs already
 	}
-	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed && apiRefused(err) {
+	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed && tokenRejected(err) {
 		g.refreshing, g.refreshed = true, true
 		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
 			"error_code", reasonOf(err), "err", err)
@@ -239,11 +309,12 @@ func verifies(err error) bool {
 	return err == nil || (errors.As(err, &apiErr) && apiErr.Verifies())
 }
 
-// apiRefused reports whether the API itself refused the credentials it was sent (not IAM
-// or the metadata service refusing to issue them): a token worth replacing.
-func apiRefused(err error) bool {
+// tokenRejected reports whether the API itself refused the token it was sent (not IAM or
+// the metadata service refusing to issue one, nor a token of another project): a token
+// worth replacing.
+func tokenRejected(err error) bool {
 	var apiErr *metastudio.APIError
-	return errors.As(err, &apiErr) && apiErr.StatusCode != 0
+	return errors.As(err, &apiErr) && apiErr.TokenRejected()
 }
 
 // throttled reports whether err is a 429: the rate, not the guard, answers it.

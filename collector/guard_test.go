@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
@@ -349,5 +350,140 @@ func TestGuardRefreshesTokenCredentialsOnce(t *testing.T) {
 	}
 	if left := guard.until.Sub(clock.Now()); left != 2*time.Minute {
 		t.Errorf("the second cool-down lasts %s, want 2m: the exporter's own refresh must not reset the doubling", left)
+	}
+}
+
+// TestGuardAuthCodes: the answers MetaStudio documents for tokens. A token rejected in the
+// header (400 MSS.00010008) is refreshed like a 401; a token of another project (400
+// MSS.00010009) is a refusal that no refresh mends; neither verifies the credentials.
+func TestGuardAuthCodes(t *testing.T) {
+	cases := []struct {
+		name    string
+		err     error
+		refresh bool // one refresh, no cool-down; else a cool-down at once
+	}{
+		{"401 APIGW.0301", errUnauthorized, true},
+		{"403 MSS.000000004", &metastudio.APIError{StatusCode: 403, Code: "MSS.000000004"}, true},
+		{"400 MSS.00010008 invalid token", &metastudio.APIError{StatusCode: 400, Code: "MSS.00010008", Message: "Invalid token in the header"}, true},
+		{"400 MSS.00010009 token of another project", &metastudio.APIError{StatusCode: 400, Code: "MSS.00010009", Message: "urlTenantId is not equal tokenTenantId"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := testkit.NewClock(time.Unix(0, 0))
+			creds := &refreshable{refreshed: make(chan struct{}, 1)}
+			guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
+			guard.done(admitted(t, guard), nil)
+			guard.done(admitted(t, guard), tc.err)
+			if ok := testutil.ToFloat64(authOKGauge{guard}); ok != 0 {
+				t.Errorf("metastudio_auth_ok %v after %s, want 0", ok, tc.name)
+			}
+			if tc.refresh {
+				select {
+				case <-creds.refreshed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the rejected token was not refreshed")
+				}
+				if err := guard.coolingDown(); err != nil {
+					t.Errorf("a rejected token must be refreshed before any cool-down: %v", err)
+				}
+				return
+			}
+			if err := guard.coolingDown(); err == nil {
+				t.Error("a token of another project must start the cool-down")
+			}
+			if n := creds.refreshes.Load(); n != 0 {
+				t.Errorf("%d refreshes for a token of another project, want 0", n)
+			}
+		})
+	}
+}
+
+// authOKGauge exports only the guard's metastudio_auth_ok, for testutil.ToFloat64.
+type authOKGauge struct{ g *Guard }
+
+func (a authOKGauge) Describe(ch chan<- *prometheus.Desc) { ch <- authOKDesc }
+func (a authOKGauge) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric, 4)
+	a.g.Collect(all)
+	close(all)
+	for m := range all {
+		if m.Desc() == authOKDesc {
+			ch <- m
+		}
+	}
+}
+
+// TestGuardClockSkewCostsOneCall: the API's clock is 20 minutes ahead. The first call is
+// refused, and its Date moves the clock correction: the refusal is put down to the clock,
+// and the next call, signed with the corrected time, goes out at once as the probe. A
+// second refusal is the credentials' and cools down.
+func TestGuardClockSkewCostsOneCall(t *testing.T) {
+	clock := testkit.NewClock(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
+	apiClock := auth.NewClock(clock.Now)
+	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
+	guard.SetClock(apiClock)
+	p := admitted(t, guard)
+	apiClock.Sample(clock.Now().Add(20*time.Minute), clock.Now()) // the 401's Date
+	guard.done(p, errUnauthorized)
+	if err := guard.coolingDown(); err != nil {
+		t.Fatalf("a refusal explained by the clock started a cool-down: %v", err)
+	}
+	p, ok, wait, err := guard.admit()
+	if !ok || err != nil || wait != 0 || !p.probe {
+		t.Fatalf("after a refusal explained by the clock: ok=%v wait=%s err=%v probe=%v; want a probe at once", ok, wait, err, p.probe)
+	}
+	guard.done(p, errUnauthorized) // the corrected time did not help: the key is wrong
+	if err := guard.coolingDown(); err == nil {
+		t.Fatal("a second refusal with the clock already corrected must cool down")
+	}
+	// Once the cool-down is over, a refusal with an unchanged correction is no excuse.
+	clock.Advance(time.Minute)
+	guard.done(admitted(t, guard), errUnauthorized)
+	if err := guard.coolingDown(); err == nil {
+		t.Fatal("a refusal without a change of the clock must cool down")
+	}
+}
+
+// TestGuardAdoptKeepsTheCoolDown: credentials of the same identity and values (a reload
+// that changed the endpoint or the rate) keep the cool-down and its doubling; Reset (new
+// credentials) ends it.
+func TestGuardAdoptKeepsTheCoolDown(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(0, 0))
+	guard := NewGuard(time.Minute, &versioned{}, clock.Now, log.NewNopLogger())
+	guard.done(admitted(t, guard), errUnauthorized)
+	guard.Adopt(&versioned{}, time.Minute)
+	if err := guard.coolingDown(); err == nil {
+		t.Fatal("Adopt ended the cool-down")
+	}
+	clock.Advance(time.Minute)
+	guard.done(admitted(t, guard), errUnauthorized)
+	if left := guard.until.Sub(clock.Now()); left != 2*time.Minute {
+		t.Errorf("the cool-down after Adopt lasts %s, want 2m (doubled)", left)
+	}
+	guard.Reset(&versioned{}, time.Minute)
+	if err := guard.coolingDown(); err != nil {
+		t.Errorf("Reset (new credentials) must end the cool-down: %v", err)
+	}
+}
+
+// TestGuardPermitLapsesInACoolDown: a permit that the rate held while a cool-down began,
+// or while the credentials changed, no longer lets its call out.
+func TestGuardPermitLapsesInACoolDown(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(0, 0))
+	guard := NewGuard(time.Minute, nil, clock.Now, log.NewNopLogger())
+	guard.done(admitted(t, guard), nil)
+	held, other := admitted(t, guard), admitted(t, guard)
+	if !guard.valid(held) {
+		t.Fatal("a fresh permit is not valid")
+	}
+	guard.done(other, errUnauthorized)
+	if guard.valid(held) {
+		t.Error("a permit stays valid during a cool-down")
+	}
+	clock.Advance(time.Minute)
+	p := admitted(t, guard)
+	guard.Reset(&versioned{}, time.Minute)
+	if guard.valid(p) {
+		t.Error("a permit of the old credentials stays valid after Reset")
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
 // The adaptive rate's constants. A simulation against a 30/s token bucket used 81–84 % of
@@ -22,11 +24,35 @@ const (
 	unlimitedCalm = time.Minute
 )
 
+// The gateway's stated quotas. A 429 whose message states "limit:N,time:P" with P up to
+// maxPacedPeriod paces calls to N per P. The quota is the gateway's configuration, which
+// changes seldom, and pacing to it draws no further 429 to confirm it: it stays in force
+// for quotaMemory after the 429 that stated it, and is then learnt again at the cost of
+// one 429 (a few, for the calls in flight together). A quota raised in the console thus
+// takes effect within quotaMemory; MetaStudioAPIThrottled (a 429 in every 5 minutes for
+// 10 minutes) does not fire on it. A quota used up for longer (a longer P, or APIGW.0501)
+// pauses every call: pauseFirst, doubling on each further such answer up to pauseMax,
+// back to pauseFirst once a call succeeds.
+const (
+	quotaMemory    = 30 * time.Minute
+	maxPacedPeriod = time.Minute
+	pauseFirst     = 5 * time.Minute
+	pauseMax       = time.Hour
+	// recentCalls is how many of the last calls are remembered to count them against a
+	// stated quota; a quota of more calls per period is counted over a proportionally
+	// shorter window.
+	recentCalls = 1024
+)
+
 var (
 	rateLimitDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "rate_limit_per_second"),
-		"The rate of MetaStudio calls in force: scrape.max_requests_per_second, or less while the rate adapts after a 429 (never below scrape.min_requests_per_second); 0 means no limit.", nil, nil)
+		"The rate of MetaStudio calls in force: scrape.max_requests_per_second, or less while the rate adapts after a 429 (never below scrape.min_requests_per_second), or the quota a 429 stated (its limit per time, even below the minimum) when that is lower; 0 means no limit.", nil, nil)
 	throttledDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "throttled_total"),
-		"MetaStudio answers of 429 (APIGW.0308): each cuts the adaptive rate, at most once a second.", nil, nil)
+		"MetaStudio answers of 429 (APIGW.0308) or of a used-up quota (APIGW.0501): each slows or pauses the calls.", nil, nil)
+	quotaExhaustedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "quota_exhausted"),
+		"1 if the API gateway's last word on the call quota is that it is used up (APIGW.0501, or a 429 stating a quota over more than a minute), until a call succeeds again; else 0.", nil, nil)
+	quotaPauseDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "quota_pause_seconds"),
+		"Seconds left of the pause of every MetaStudio call that a used-up quota began; 0 when calls are not paused.", nil, nil)
 )
 
 // Rate is the process-wide adaptive limit on MetaStudio calls, shared by every scrape and
@@ -40,8 +66,12 @@ var (
 //   - a Retry-After pauses every call for as long as it says, up to maxRetryAfter, even
 //     below the floor.
 //
+// A 429 that states its quota is not guessed at: calls are paced to it, whatever the
+// floor, and a quota used up for longer pauses them all (see quotaMemory).
+//
 // A 429 is never retried by the caller: the refresher keeps the task queued. The state
-// survives reloads that keep the limits.
+// survives reloads that keep the limits; the stated quota and a pause survive every
+// reload, as they are the gateway's.
 type Rate struct {
 	now func() time.Time
 
@@ -52,9 +82,17 @@ type Rate struct {
 	lim       *rate.Limiter
 	cut       float64   // the rate right after the last cut; 0 while not adapting
 	cutAt     time.Time // when it was cut
-	holdUntil time.Time // Retry-After
+	holdUntil time.Time // Retry-After, or a stated quota that our own calls do not explain
 	throttled float64
 	sent      [20]struct{ slot, n int64 } // calls per 100 ms slot, for the measured rate
+
+	quota      metastudio.Quota // the stated quota paced to (Limit > 0), until quotaUntil
+	quotaUntil time.Time
+	recent     [recentCalls]time.Time // when the last calls went out, a ring
+	calls      int                    // calls recorded in recent, in all
+	pauseUntil time.Time              // a used-up quota pauses every call until then
+	nextPause  time.Duration          // the next pause; 0 means pauseFirst
+	exhausted  bool                   // a used-up quota and no call succeeded since
 }
 
 const slotLen = measureWindow / 20
@@ -134,27 +172,28 @@ func (r *Rate) Wait(ctx context.Context) error {
 		if err := r.lim.Wait(ctx); err != nil {
 			return err
 		}
-		r.count()
-		return nil
+		if r.take() {
+			return nil
+		}
+		// Another call took the quota's last room, or a pause began, meanwhile.
 	}
 }
 
-// Now lets one call go out if it may at once (no Retry-After pause, a token at hand),
-// and says whether it did; otherwise the call waits its turn with Wait.
+// Now lets one call go out if it may at once (no pause, room in a stated quota, a token
+// at hand), and says whether it did; otherwise the call waits its turn with Wait.
 func (r *Rate) Now() bool {
 	if r.turn() > 0 || !r.lim.Allow() {
 		return false
 	}
-	r.count()
-	return true
+	return r.take()
 }
 
-// turn sets the limiter to the rate in force and returns how long a Retry-After still
-// pauses every call.
+// turn sets the limiter to the adaptive rate in force and returns how long every call is
+// still held: by a Retry-After, a pause, or a stated quota.
 func (r *Rate) turn() time.Duration {
 	r.mu.Lock()
 	now := r.now()
-	hold := r.holdUntil.Sub(now)
+	hold := r.heldUntil(now).Sub(now)
 	limit := r.inForce(now)
 	r.mu.Unlock()
 	if limit == 0 {
@@ -165,29 +204,143 @@ func (r *Rate) turn() time.Duration {
 	return hold
 }
 
+// take records a call that goes out now, unless a hold began since turn. The check and the
+// record are one step, so that calls that go out together cannot overrun a stated quota.
+func (r *Rate) take() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if r.heldUntil(now).After(now) {
+		return false
+	}
+	r.record(now)
+	return true
+}
+
 func (r *Rate) count() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	slot := r.now().UnixNano() / int64(slotLen)
+	r.record(r.now())
+}
+
+// record counts a call sent at now. r.mu is held.
+func (r *Rate) record(now time.Time) {
+	slot := now.UnixNano() / int64(slotLen)
 	s := &r.sent[slot%int64(len(r.sent))]
 	if s.slot != slot {
 		s.slot, s.n = slot, 0
 	}
 	s.n++
+	r.recent[r.calls%len(r.recent)] = now
+	r.calls++
 }
 
-// Throttled takes a 429: it cuts the rate (at most once every cutEvery) and honours
-// retryAfter when the answer carried one.
-func (r *Rate) Throttled(retryAfter time.Duration) {
+// heldUntil is when the next call may go out: after a Retry-After, after a pause, and, under
+// a stated quota, once the quota's window has room and the pace allows. r.mu is held.
+func (r *Rate) heldUntil(now time.Time) time.Time {
+	t := r.holdUntil
+	if r.pauseUntil.After(t) {
+		t = r.pauseUntil
+	}
+	k, window, gap, ok := r.pacing(now)
+	if !ok || r.calls == 0 {
+		return t
+	}
+	if next := r.recent[(r.calls-1)%len(r.recent)].Add(gap); next.After(t) {
+		t = next
+	}
+	if r.calls >= k {
+		if free := r.recent[(r.calls-k)%len(r.recent)].Add(window); free.After(t) {
+			t = free
+		}
+	}
+	return t
+}
+
+// pacing is the stated quota in force as at most k calls in any window, each at least gap
+// after the one before; ok is false when no quota is stated. r.mu is held.
+func (r *Rate) pacing(now time.Time) (k int, window, gap time.Duration, ok bool) {
+	if r.quota.Limit <= 0 || !now.Before(r.quotaUntil) {
+		return 0, 0, 0, false
+	}
+	k = int(min(max(r.quota.Limit, 1), recentCalls))
+	period := float64(r.quota.Period)
+	// A limit far below one call per period would overflow a Duration: an hour is plenty.
+	window = time.Duration(min(period*float64(k)/r.quota.Limit, float64(pauseMax)))
+	gap = time.Duration(min(period/r.quota.Limit, float64(pauseMax)))
+	return k, window, gap, true
+}
+
+// since counts the recorded calls sent after t. r.mu is held.
+func (r *Rate) since(t time.Time) int {
+	n := 0
+	for i := r.calls - 1; i >= 0 && i >= r.calls-len(r.recent) && r.recent[i%len(r.recent)].After(t); i-- {
+		n++
+	}
+	return n
+}
+
+// Throttled takes a throttling answer (metastudio.APIError.Throttled). Its Retry-After
+// holds every call. A quota it states paces calls to that quota; a quota used up for
+// longer than maxPacedPeriod pauses them all; any other 429 cuts the adaptive rate (at
+// most once every cutEvery). e may be nil: a 429 that says nothing more.
+func (r *Rate) Throttled(e *metastudio.APIError) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.throttled++
 	now := r.now()
-	if retryAfter > 0 {
-		if until := now.Add(min(retryAfter, maxRetryAfter)); until.After(r.holdUntil) {
-			r.holdUntil = until
+	var q metastudio.Quota
+	stated := false
+	if e != nil {
+		if e.RetryAfter > 0 {
+			r.hold(now.Add(min(e.RetryAfter, maxRetryAfter)))
 		}
+		q, stated = e.Quota()
 	}
+	switch {
+	case stated && (q.UsedUp || q.Period > maxPacedPeriod):
+		r.pause(now)
+	case stated:
+		r.pace(q, now)
+	default:
+		r.cutRate(now)
+	}
+}
+
+// hold holds every call until until, unless a longer hold is on. r.mu is held.
+func (r *Rate) hold(until time.Time) {
+	if until.After(r.holdUntil) {
+		r.holdUntil = until
+	}
+}
+
+// pause stops every call for the next pause, unless one is on: the answers of calls that
+// were in flight together extend nothing. r.mu is held.
+func (r *Rate) pause(now time.Time) {
+	r.exhausted = true
+	if now.Before(r.pauseUntil) {
+		return
+	}
+	d := r.nextPause
+	if d == 0 {
+		d = pauseFirst
+	}
+	r.pauseUntil, r.nextPause = now.Add(d), min(2*d, pauseMax)
+}
+
+// pace paces calls to the stated quota q from now on, counting the calls already sent in
+// its window. If they are fewer than it allows, someone else shares the quota (another
+// exporter, another program with the same account): the window is taken as full, and
+// every call waits for it to pass. r.mu is held.
+func (r *Rate) pace(q metastudio.Quota, now time.Time) {
+	r.quota, r.quotaUntil = q, now.Add(quotaMemory)
+	if k, window, _, _ := r.pacing(now); r.since(now.Add(-window)) < k {
+		r.hold(now.Add(window))
+	}
+}
+
+// cutRate cuts the adaptive rate after a 429 that states no quota. r.mu is held.
+func (r *Rate) cutRate(now time.Time) {
 	if r.cut != 0 && now.Sub(r.cutAt) < cutEvery {
 		return
 	}
@@ -201,24 +354,68 @@ func (r *Rate) Throttled(retryAfter time.Duration) {
 	}
 }
 
-// Limit is the rate in force; 0 means none.
+// Answered takes a call that the gateway let through (a 2xx, or an answer of the service
+// itself): the quota is not used up (any more), and the next used-up answer pauses for
+// pauseFirst again. Such an answer during a pause (a call that was in flight when it
+// began) changes nothing.
+func (r *Rate) Answered() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exhausted && !r.now().Before(r.pauseUntil) {
+		r.exhausted, r.nextPause = false, 0
+	}
+}
+
+// Held is how long every call is still held: by a pause, a Retry-After or a stated
+// quota's pace; 0 when a call may go out as far as they are concerned (the adaptive
+// rate's tokens aside).
+func (r *Rate) Held() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	return max(r.heldUntil(now).Sub(now), 0)
+}
+
+// Limit is the rate in force: the adaptive rate, or a stated quota's limit per period
+// when that is lower; 0 means none.
 func (r *Rate) Limit() float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.inForce(r.now())
+	return r.limit(r.now())
+}
+
+// limit is Limit at now. r.mu is held.
+func (r *Rate) limit(now time.Time) float64 {
+	limit := r.inForce(now)
+	if _, _, _, ok := r.pacing(now); ok {
+		if q := r.quota.Limit / r.quota.Period.Seconds(); limit == 0 || q < limit {
+			limit = q
+		}
+	}
+	return limit
 }
 
 // Describe implements prometheus.Collector.
 func (r *Rate) Describe(ch chan<- *prometheus.Desc) {
 	ch <- rateLimitDesc
 	ch <- throttledDesc
+	ch <- quotaExhaustedDesc
+	ch <- quotaPauseDesc
 }
 
 // Collect implements prometheus.Collector.
 func (r *Rate) Collect(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
-	limit, n := r.inForce(r.now()), r.throttled
+	now := r.now()
+	limit, n := r.limit(now), r.throttled
+	exhausted := 0.0
+	if r.exhausted {
+		exhausted = 1
+	}
+	pause := max(r.pauseUntil.Sub(now), 0).Seconds()
 	r.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(rateLimitDesc, prometheus.GaugeValue, limit)
 	ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, n)
+	ch <- prometheus.MustNewConstMetric(quotaExhaustedDesc, prometheus.GaugeValue, exhausted)
+	ch <- prometheus.MustNewConstMetric(quotaPauseDesc, prometheus.GaugeValue, pause)
 }

@@ -55,8 +55,9 @@ type entry struct {
 
 	queue    *fifo  // the queue it waits in, while queued
 	ticket   uint64 // its place there
-	inflight bool
-	waiters  int // scrapes that wait for its next answer
+	inflight int    // its calls in flight: one, or two across a client swap
+	callGen  uint64 // the client generation of its latest call
+	waiters  int    // scrapes that wait for its next answer
 
 	unlisted *list.Element // its place among the unlisted tasks; nil when listed
 	wanted   time.Time     // when a scrape or probe last asked for it
@@ -64,6 +65,10 @@ type entry struct {
 }
 
 func (e *entry) queued() bool { return e.queue != nil }
+
+// calling reports whether a call of client generation gen is in flight for e: only such a
+// call can answer a wait that began under gen.
+func (e *entry) calling(gen uint64) bool { return e.inflight > 0 && e.callGen == gen }
 
 // signal wakes the scrapes that wait for e's next answer. r.mu is held.
 func (e *entry) signal() {
@@ -142,6 +147,19 @@ type Policy struct {
 	FinishedTTL time.Duration // cache.finished_ttl
 	MinRefresh  time.Duration // scrape.min_refresh_interval
 	Unlisted    bool          // a /probe of a task that no config lists
+	// Since is a Mark taken when the scrape began (0: when Get is called): answers and
+	// listings after it are fresh for the scrape.
+	Since Mark
+}
+
+// Mark is a point in the answer sequence.
+type Mark uint64
+
+// Mark returns the point of now in the answer sequence, for Policy.Since.
+func (r *Refresher) Mark() Mark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Mark(r.seq + 1)
 }
 
 // Refresher owns the task table and makes every MetaStudio call of the process. Scrapes
@@ -165,26 +183,66 @@ type Refresher struct {
 
 	mu          sync.Mutex
 	api         API
+	gen         uint64 // the client's generation: SetAPI adds one
 	concurrency int
 	callTimeout time.Duration
 	watched     func(id string) bool // the tasks some config lists; nil: keep all
 	table       map[string]*entry
 	unlisted    *list.List
 	searches    []*search
-	unfetched   fifo // tasks never fetched
-	stale       fifo // the others, in the order they were asked for
+	listed      queues // the tasks some config or discovery lists
+	probed      queues // the unlisted tasks that /probe asked for
+	probedLast  bool   // the last call taken was of an unlisted task
 	seq         uint64
 	inflight    int
 	workers     int
-	scrapes     map[*time.Time]struct{} // the deadlines of the scrapes that wait
 	ctx         context.Context
 	wg          sync.WaitGroup
 }
 
-// call is one unit of work for a worker.
+// queues are the queues of one class of tasks: those never fetched go first, then the
+// others in the order they were asked for.
+type queues struct {
+	unfetched, stale fifo
+}
+
+// peek returns the first task queued, or nil.
+func (q *queues) peek() *entry {
+	if e := q.unfetched.peek(); e != nil {
+		return e
+	}
+	return q.stale.peek()
+}
+
+// pop takes the first task queued, or nil.
+func (q *queues) pop() *entry {
+	if e := q.unfetched.pop(); e != nil {
+		return e
+	}
+	return q.stale.pop()
+}
+
+// waiting is at most the number of tasks queued.
+func (q *queues) waiting() uint64 {
+	return q.unfetched.next - q.unfetched.headTicket() + q.stale.next - q.stale.headTicket()
+}
+
+// ahead is at most the number of tasks queued before e, which waits in one of q.
+func (q *queues) ahead(e *entry) uint64 {
+	n := e.ticket - e.queue.headTicket()
+	if e.queue == &q.stale {
+		n += q.unfetched.next - q.unfetched.headTicket()
+	}
+	return n
+}
+
+// call is one unit of work for a worker. The client is the one in use when the call was
+// taken: a call never goes out with a client that its permit was not given for.
 type call struct {
 	e       *entry  // a ShowTask, or
 	search  *search // a SearchTask page
+	api     API
+	gen     uint64 // api's generation
 	permit  permit
 	timeout time.Duration
 }
@@ -192,12 +250,21 @@ type call struct {
 // search is a SearchTask page that discovery asked for.
 type search struct {
 	params metastudio.SearchParams
+	sent   Stamp
 	done   chan searchResult // buffered: the worker never blocks on a caller that left
 }
 
 type searchResult struct {
 	page *metastudio.TaskPage
+	sent Stamp
 	err  error
+}
+
+// Stamp is when a listing call was sent: its place in the answer sequence and the time.
+// A listing answers, for each task it returns, every scrape that began before it was sent.
+type Stamp struct {
+	seq uint64
+	at  time.Time
 }
 
 // NewRefresher returns a Refresher that calls api through guard and rate. Start runs it.
@@ -206,7 +273,7 @@ func NewRefresher(api API, guard *Guard, rate *Rate, now func() time.Time, logge
 		guard: guard, rate: rate, now: now, logger: logger,
 		wakeCh: make(chan struct{}, 1), calls: make(chan call),
 		api: api, concurrency: 1, callTimeout: 10 * time.Second,
-		table: map[string]*entry{}, unlisted: list.New(), scrapes: map[*time.Time]struct{}{},
+		table: map[string]*entry{}, unlisted: list.New(),
 	}
 	guard.mu.Lock()
 	guard.wake = r.wake
@@ -267,10 +334,13 @@ func (r *Refresher) resize() {
 }
 
 // SetAPI replaces the client (a reload that changed the endpoint or credentials). What is
-// known of the tasks survives.
+// known of the tasks survives. A wait that begins from now on is answered by this client
+// only: a task whose call by the old client is still in flight may be called again by the
+// new one, and the old call's answer is discarded.
 func (r *Refresher) SetAPI(api API) {
 	r.mu.Lock()
 	r.api = api
+	r.gen++
 	r.mu.Unlock()
 	r.wake()
 }
@@ -308,19 +378,24 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 	deadline, hasDeadline := ctx.Deadline()
 
 	r.mu.Lock()
-	start, now := r.seq, r.now()
+	start, now, gen := r.seq, r.now(), r.gen
+	if p.Since > 0 {
+		start = uint64(p.Since) - 1
+	}
 	var pending, queue []*entry
 	var where []int
 	for i, id := range ids {
 		e := r.entry(id, p.Unlisted, now)
 		switch res, ok := r.fresh(e, p, now); {
+		case e.answered > start && e.err == nil && e.vals != nil: // listed since the scrape began
+			results[i] = result{id: id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}
 		case ok:
 			results[i] = res
 		case backoff != nil:
 			results[i] = result{id: id, err: backoff}
 		default:
 			e.waiters++
-			if !e.queued() && !e.inflight {
+			if !e.queued() && !e.calling(gen) {
 				queue = append(queue, e)
 			}
 			pending, where = append(pending, e), append(where, i)
@@ -332,9 +407,6 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 	for _, e := range queue {
 		r.enqueue(e)
 	}
-	if len(pending) > 0 && hasDeadline {
-		r.scrapes[&deadline] = struct{}{}
-	}
 	r.mu.Unlock()
 	if len(pending) == 0 {
 		return results
@@ -342,14 +414,13 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 	r.wake()
 
 	for _, e := range pending {
-		if !r.await(ctx, e, start, deadline, hasDeadline) {
+		if !r.await(ctx, e, start, gen, deadline, hasDeadline) {
 			break
 		}
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.scrapes, &deadline)
 	for k, e := range pending { // ages as of the scrape's start: 0 for values fetched for it
 		e.waiters--
 		if e.waiters == 0 && e.queue != nil { // nobody waits any more: it leaves the queue
@@ -357,13 +428,15 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 		}
 		results[where[k]] = r.outcome(e, start, now)
 	}
+	r.evict() // what the cap spared while it was waited for
 	return results
 }
 
-// await waits for e's answer after start. It returns false when ctx ended.
-func (r *Refresher) await(ctx context.Context, e *entry, start uint64, deadline time.Time, hasDeadline bool) bool {
+// await waits for e's answer after start by the client of generation gen. It returns
+// false when ctx ended.
+func (r *Refresher) await(ctx context.Context, e *entry, start, gen uint64, deadline time.Time, hasDeadline bool) bool {
 	r.mu.Lock()
-	if e.answered > start || (!e.queued() && !e.inflight) {
+	if e.answered > start || (!e.queued() && !e.calling(gen)) {
 		r.mu.Unlock()
 		return true
 	}
@@ -378,26 +451,28 @@ func (r *Refresher) await(ctx context.Context, e *entry, start uint64, deadline 
 	r.mu.Unlock()
 	select {
 	case <-ch:
-		return r.await(ctx, e, start, deadline, hasDeadline)
+		return r.await(ctx, e, start, gen, deadline, hasDeadline)
 	case <-ctx.Done():
 		return false
 	}
 }
 
 // reachable estimates whether a queued task's turn comes within left at the rate in force.
-// r.mu is held.
+// The other class of tasks takes at most every other call. r.mu is held.
 func (r *Refresher) reachable(e *entry, left time.Duration) bool {
+	if r.rate.Held() > left { // a quota's pause or pace, or a Retry-After
+		return false
+	}
 	limit, tokens := r.rate.Limit(), r.rate.lim.Tokens()
 	if limit <= 0 {
 		return true
 	}
-	ahead := e.ticket - e.queue.headTicket()
-	for _, q := range []*fifo{&r.unfetched} {
-		if q == e.queue {
-			break
-		}
-		ahead += q.next - q.headTicket()
+	own, other := &r.listed, &r.probed
+	if e.unlisted != nil && (e.queue == &r.probed.unfetched || e.queue == &r.probed.stale) {
+		own, other = other, own
 	}
+	ahead := own.ahead(e)
+	ahead += min(other.waiting(), ahead+1)
 	return (float64(ahead)+1-tokens)/limit <= left.Seconds()
 }
 
@@ -410,9 +485,7 @@ func (r *Refresher) entry(id string, unlisted bool, now time.Time) *entry {
 		r.table[id] = e
 		if unlisted {
 			e.unlisted = r.unlisted.PushFront(e)
-			for r.unlisted.Len() > maxUnlisted {
-				r.drop(r.unlisted.Back().Value.(*entry))
-			}
+			r.evict()
 		}
 	case e.unlisted != nil && unlisted:
 		r.unlisted.MoveToFront(e.unlisted)
@@ -422,6 +495,24 @@ func (r *Refresher) entry(id string, unlisted bool, now time.Time) *entry {
 	}
 	e.wanted = now
 	return e
+}
+
+// evict drops the least recently probed unlisted tasks beyond maxUnlisted. A task that a
+// scrape waits for or that has a call in flight stays, and so does the newest: the table
+// may exceed the cap while they last. r.mu is held.
+func (r *Refresher) evict() {
+	over := r.unlisted.Len() - maxUnlisted
+	if over <= 0 {
+		return
+	}
+	for el := r.unlisted.Back(); over > 0 && el != nil && el != r.unlisted.Front(); {
+		prev := el.Prev()
+		if e := el.Value.(*entry); e.waiters == 0 && e.inflight == 0 {
+			r.drop(e)
+			over--
+		}
+		el = prev
+	}
 }
 
 // drop removes an entry from the table. r.mu is held.
@@ -456,7 +547,7 @@ func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
 		return result{id: e.id, err: e.err}
 	case e.vals != nil: // answered for this scrape, or the last values
 		return result{id: e.id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}
-	case e.inflight:
+	case e.inflight > 0:
 		return result{id: e.id, err: errNoAnswerYet}
 	case e.err != nil: // not reached: its last failure stands
 		return result{id: e.id, err: e.err}
@@ -468,18 +559,22 @@ func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
 
 // enqueue queues a task for a call. r.mu is held.
 func (r *Refresher) enqueue(e *entry) {
+	q := &r.listed
+	if e.unlisted != nil {
+		q = &r.probed
+	}
 	if e.vals == nil && e.err == nil && e.answered == 0 {
-		r.unfetched.push(e)
+		q.unfetched.push(e)
 	} else {
-		r.stale.push(e)
+		q.stale.push(e)
 	}
 }
 
-// Search lists one page with SearchTask, cleared by the same guard and rate as ShowTask.
-// The call has its own timeout; ctx bounds only the wait.
-func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+// Search lists one page with SearchTask, cleared by the same guard and rate as ShowTask,
+// and says when the call was sent. The call has its own timeout; ctx bounds only the wait.
+func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, Stamp, error) {
 	if err := r.guard.coolingDown(); err != nil {
-		return nil, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}
+		return nil, Stamp{}, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}
 	}
 	s := &search{params: p, done: make(chan searchResult, 1)}
 	r.mu.Lock()
@@ -488,14 +583,15 @@ func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*met
 	r.wake()
 	select {
 	case res := <-s.done:
-		return res.page, res.err
+		return res.page, res.sent, res.err
 	case <-ctx.Done():
-		return nil, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: ctx.Err()}
+		return nil, Stamp{}, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: ctx.Err()}
 	}
 }
 
-// next takes the next piece of work: a search, then a never-fetched and a stale task.
-// r.mu is held.
+// next takes the next piece of work: a search, then a task. Unlisted tasks (/probe of ids
+// no config lists) take at most every other call while listed tasks wait, so that probes
+// of ever new ids cannot starve the configured and discovered tasks. r.mu is held.
 func (r *Refresher) next(take bool) (*entry, *search, bool) {
 	if len(r.searches) > 0 {
 		s := r.searches[0]
@@ -504,16 +600,16 @@ func (r *Refresher) next(take bool) (*entry, *search, bool) {
 		}
 		return nil, s, true
 	}
-	for _, q := range []*fifo{&r.unfetched, &r.stale} {
-		if take {
-			if e := q.pop(); e != nil {
-				return e, nil, true
-			}
-		} else if q.peek() != nil {
-			return nil, nil, true
-		}
+	listed, probed := r.listed.peek() != nil, r.probed.peek() != nil
+	if !take || (!listed && !probed) {
+		return nil, nil, listed || probed
 	}
-	return nil, nil, false
+	q := &r.listed
+	if probed && (!listed || !r.probedLast) {
+		q = &r.probed
+	}
+	r.probedLast = q == &r.probed
+	return q.pop(), nil, true
 }
 
 // dispatch hands the queue's work to the workers in order, each call cleared by the guard
@@ -566,6 +662,12 @@ func (r *Refresher) dispatchOne(ctx context.Context) (time.Duration, bool) {
 		r.guard.release(p)
 		return 0, false
 	}
+	// The rate may have held the permit for a while: a cool-down that began, or
+	// credentials that changed, meanwhile void it.
+	if !r.guard.valid(p) {
+		r.guard.release(p)
+		return 0, false
+	}
 	r.mu.Lock()
 	c, ok := r.take(p)
 	r.mu.Unlock()
@@ -588,12 +690,16 @@ func (r *Refresher) take(p permit) (call, bool) {
 	if !ok {
 		return call{}, false
 	}
-	c := call{e: e, search: s, permit: p, timeout: r.callTimeout}
+	c := call{e: e, search: s, api: r.api, gen: r.gen, permit: p, timeout: r.callTimeout}
 	if p.probe {
-		c.timeout = r.probeTimeout()
+		c.timeout = min(maxProbeTimeout, r.callTimeout)
 	}
 	if e != nil {
-		e.inflight = true
+		e.inflight++
+		e.callGen = r.gen
+	} else {
+		r.seq++
+		s.sent = Stamp{seq: r.seq, at: r.now()}
 	}
 	r.inflight++
 	return c, true
@@ -608,8 +714,8 @@ func (r *Refresher) takeNow(ctx context.Context) (call, bool) {
 	if _, _, work := r.next(false); !work || r.inflight >= r.concurrency || r.workers > r.concurrency || ctx.Err() != nil {
 		return call{}, false
 	}
-	p, ok, _, err := r.guard.admit()
-	if err != nil || !ok {
+	p, ok := r.guard.admitNow()
+	if !ok {
 		return call{}, false
 	}
 	if !r.rate.Now() {
@@ -621,16 +727,6 @@ func (r *Refresher) takeNow(ctx context.Context) (call, bool) {
 		r.guard.release(p)
 	}
 	return c, ok
-}
-
-// probeTimeout is the deadline of the guard's probe: at most maxProbeTimeout and a
-// quarter of the shortest time a waiting scrape has left. r.mu is held.
-func (r *Refresher) probeTimeout() time.Duration {
-	t := min(maxProbeTimeout, r.callTimeout)
-	for d := range r.scrapes {
-		t = min(t, max(time.Until(*d)/4, 10*time.Millisecond))
-	}
-	return t
 }
 
 // failQueued answers every queued task and search with err (a cool-down began).
@@ -684,7 +780,7 @@ func (r *Refresher) work(ctx context.Context) {
 // make runs one call and records its answer. It returns the next call to make when one
 // may go out at once (takeNow).
 func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
-	api := r.API()
+	api := c.api
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	var (
 		task *metastudio.Task
@@ -699,28 +795,38 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 	}
 	cancel()
 	r.guard.done(c.permit, err)
+	if verifies(err) {
+		r.rate.Answered() // past the gateway: a quota pause is over
+	}
 	var apiErr *metastudio.APIError
 	throttled := errors.As(err, &apiErr) && apiErr.Throttled()
 	if throttled {
-		r.rate.Throttled(apiErr.RetryAfter)
+		r.rate.Throttled(apiErr)
 	}
 
 	r.mu.Lock()
 	r.inflight--
+	if c.e != nil {
+		c.e.inflight--
+	}
 	switch {
 	case c.search != nil:
-		c.search.done <- searchResult{page: page, err: err}
+		c.search.done <- searchResult{page: page, sent: c.search.sent, err: err}
+	case c.gen != r.gen:
+		// The client was replaced while the call was in flight: its answer is discarded,
+		// and those who wait look again.
+		c.e.signal()
 	case throttled:
 		// The budget speaking, not the task failing: those who wait serve its last values,
 		// and the next scrape queues it again, stalest first. No call is retried within a
 		// scrape.
 		e := c.e
-		e.inflight, e.throttle = false, err
+		e.throttle = err
 		e.signal()
 	default:
 		e := c.e
 		r.seq++
-		e.inflight, e.answered, e.at, e.err = false, r.seq, r.now(), err
+		e.answered, e.at, e.err = r.seq, r.now(), err
 		if err == nil {
 			e.vals, e.fetched, e.listed, e.throttle = vals, e.at, false, nil
 		}
@@ -736,8 +842,9 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 	return next, ok
 }
 
-// list stores what a SearchTask listing found at at, unless a call answered since.
-func (r *Refresher) list(tasks []*metastudio.Task, at time.Time) {
+// list stores what a SearchTask listing sent at sent found: for each task it returns, an
+// answer to every scrape that began before, unless a call answered it since.
+func (r *Refresher) list(tasks []*metastudio.Task, sent Stamp) {
 	vals := make([]*values, len(tasks))
 	for i, t := range tasks {
 		vals[i] = newValues(t)
@@ -745,15 +852,39 @@ func (r *Refresher) list(tasks []*metastudio.Task, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, t := range tasks {
-		e := r.entry(t.TaskID.Text, false, at)
-		if e.vals != nil && !e.fetched.Before(at) {
+		e := r.entry(t.TaskID.Text, false, sent.at)
+		if e.answered > sent.seq || (e.vals != nil && e.fetched.After(sent.at)) {
 			continue // a ShowTask answer newer than the listing
 		}
-		e.vals, e.fetched, e.listed = vals[i], at, true
-		if e.at.Before(at) {
-			e.err = nil
+		e.vals, e.fetched, e.listed = vals[i], sent.at, true
+		e.err, e.throttle, e.answered, e.at = nil, nil, sent.seq, sent.at
+		e.signal()
+	}
+}
+
+// staleRunning returns those of ids whose last values say they run (begun, not ended)
+// and that a scrape under p would have to call for now.
+func (r *Refresher) staleRunning(ids []string, p Policy) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	var out []string
+	for _, id := range ids {
+		if e := r.table[id]; e != nil && e.vals != nil && !e.vals.finished {
+			if _, ok := r.fresh(e, p, now); !ok {
+				out = append(out, id)
+			}
 		}
 	}
+	return out
+}
+
+// running reports whether the last values of a task say it has begun and not ended.
+func (r *Refresher) running(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.table[id]
+	return e != nil && e.vals != nil && !e.vals.finished
 }
 
 // last returns the last known values of a task.
@@ -794,7 +925,7 @@ func (r *Refresher) Prune(keep func(id string) bool) {
 		switch {
 		case e.unlisted == nil:
 			listed = append(listed, id)
-		case now.Sub(e.wanted) >= unlistedIdle && e.waiters == 0 && !e.inflight:
+		case now.Sub(e.wanted) >= unlistedIdle && e.waiters == 0 && e.inflight == 0:
 			r.drop(e)
 		}
 	}
@@ -811,7 +942,7 @@ func (r *Refresher) Prune(keep func(id string) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range gone {
-		if e := r.table[id]; e != nil && e.unlisted == nil && e.waiters == 0 && !e.inflight {
+		if e := r.table[id]; e != nil && e.unlisted == nil && e.waiters == 0 && e.inflight == 0 {
 			r.drop(e)
 		}
 	}

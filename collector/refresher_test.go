@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,9 @@ func (a *slowAPI) maxPerTask() int {
 }
 
 // TestHangingFirstCall: the API's very first call hangs. The probe has a deadline of its
-// own (a quarter of the scrape's), so the scrape still gets the other tasks.
+// own (min(5 s, scrape.timeout)), so a scrape that cannot wait that long answers at its
+// deadline with what is known; once the probe has timed out, the next probe verifies the
+// credentials and a later scrape gets every task.
 func TestHangingFirstCall(t *testing.T) {
 	api := &slowAPI{hang: func(n int64, _ string) bool { return n == 1 }}
 	cfg := testConfig(manyTasks(12)...)
@@ -76,13 +79,24 @@ func TestHangingFirstCall(t *testing.T) {
 	cfg.Scrape.Timeout = 10 * time.Second
 	c := newTestCollector(t, cfg, api, log.NewNopLogger())
 	h := Handler(func() *Collector { return c }, NewSet(), log.NewNopLogger())
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "4")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	body := rec.Body.String()
+	scrape := func(timeout string) string {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	start := time.Now()
+	body := scrape("2")
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the first scrape took %s; it must answer at its own deadline (1.5 s)", took)
+	}
+	if n := len(regexp.MustCompile(`metastudio_task_scrape_success\{[^}]*\} 0\n`).FindAllString(body, -1)); n != 12 {
+		t.Errorf("%d of 12 tasks failed in the first scrape; nothing is known yet, want all 12:\n%s", n, body)
+	}
+	body = scrape("10")
 	if ok := len(regexp.MustCompile(`metastudio_task_scrape_success\{[^}]*\} 1\n`).FindAllString(body, -1)); ok < 11 {
-		t.Errorf("%d of 12 tasks successful, want at least 11:\n%s", ok, body)
+		t.Errorf("%d of 12 tasks successful after the probe's timeout, want at least 11:\n%s", ok, body)
 	}
 }
 
@@ -266,7 +280,7 @@ func TestPruneDropsUnwatchedTasks(t *testing.T) {
 func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := startRefresher(t, &countingAPI{}, clock.Now, 0, 2, 5*time.Second)
-	listedAt := clock.Now()
+	listedAt := Stamp{seq: uint64(r.Mark()), at: clock.Now()}
 	clock.Advance(time.Second)
 	r.Get(context.Background(), []string{"run1"}, Policy{}) // answered after the listing began
 	r.list([]*metastudio.Task{task("run1", true)}, listedAt)
@@ -274,7 +288,7 @@ func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 		t.Error("the older listing overwrote the newer ShowTask answer")
 	}
 	clock.Advance(time.Second)
-	r.list([]*metastudio.Task{task("run1", true)}, clock.Now())
+	r.list([]*metastudio.Task{task("run1", true)}, Stamp{seq: uint64(r.Mark()), at: clock.Now()})
 	if got, _ := r.last("run1"); !got.finished {
 		t.Error("a newer listing must replace the values")
 	}
@@ -315,5 +329,218 @@ func TestFailedCallHidesOldValues(t *testing.T) {
 	fail.Store(true)
 	if res := r.Get(context.Background(), []string{"a"}, Policy{}); Reason(res[0].err) != "MSS.000000002" {
 		t.Errorf("a failed call: %+v, want its error and no values", res[0])
+	}
+}
+
+// gatedAPI reports each ShowTask's id on called, then holds it until a value on release
+// (or its deadline). It answers with the task, or with fail when set.
+type gatedAPI struct {
+	called  chan string
+	release chan struct{}
+	fail    error
+	calls   atomic.Int64
+	mu      sync.Mutex
+	left    []time.Duration // each call's time to its deadline, at its start
+}
+
+func newGatedAPI() *gatedAPI {
+	return &gatedAPI{called: make(chan string, 10_000), release: make(chan struct{})}
+}
+
+func (g *gatedAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
+	g.calls.Add(1)
+	if d, ok := ctx.Deadline(); ok {
+		g.mu.Lock()
+		g.left = append(g.left, time.Until(d))
+		g.mu.Unlock()
+	}
+	g.called <- id
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
+	}
+	if g.fail != nil {
+		return nil, g.fail
+	}
+	return task(id, false), nil
+}
+
+func (g *gatedAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return &metastudio.TaskPage{}, nil
+}
+
+// verify makes r's guard take the credentials as verified, so that calls fan out.
+func verify(t *testing.T, r *Refresher) {
+	t.Helper()
+	r.guard.done(admitted(t, r.guard), nil)
+}
+
+// TestProbeDeadlineIsItsOwn: the guard's probe has the deadline min(5 s, scrape.timeout),
+// however little time the scrapes that wait for it have left.
+func TestProbeDeadlineIsItsOwn(t *testing.T) {
+	for _, tc := range []struct {
+		callTimeout time.Duration
+		want        time.Duration
+	}{
+		{10 * time.Second, 5 * time.Second},
+		{2 * time.Second, 2 * time.Second},
+	} {
+		t.Run(tc.callTimeout.String(), func(t *testing.T) {
+			api := newGatedAPI()
+			close(api.release)
+			r := startRefresher(t, api, time.Now, 0, 4, tc.callTimeout)
+			var wg sync.WaitGroup
+			for i := range 4 { // scrapes with 100 ms left wait for the probe
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					defer cancel()
+					r.Get(ctx, []string{fmt.Sprint("t", i)}, Policy{})
+				})
+			}
+			<-api.called
+			wg.Wait()
+			api.mu.Lock()
+			left := api.left[0]
+			api.mu.Unlock()
+			if left > tc.want || left < tc.want-time.Second {
+				t.Errorf("the probe's deadline was %s away, want %s (never derived from the waiting scrapes)", left, tc.want)
+			}
+		})
+	}
+}
+
+// TestNewClientAnswersWaitsAfterASwap: after SetAPI (a reload to a new endpoint), a scrape
+// is answered by the new client even while the old one's call for the same task hangs,
+// and the old call's late answer is discarded.
+func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
+	old := newGatedAPI()
+	old.fail = &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
+	r := startRefresher(t, old, time.Now, 0, 2, 10*time.Second)
+	verify(t, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	r.Get(ctx, []string{"x"}, Policy{}) // leaves the old client's call hanging
+	cancel()
+	<-old.called
+
+	fresh := newGatedAPI()
+	close(fresh.release)
+	r.SetAPI(fresh)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if res := r.Get(ctx, []string{"x"}, Policy{}); res[0].err != nil || res[0].vals == nil {
+		t.Fatalf("after the swap: %v; want the new client's answer", res[0].err)
+	}
+	if n := fresh.calls.Load(); n != 1 {
+		t.Fatalf("the new client was called %d times, want 1", n)
+	}
+	close(old.release) // the old call fails late
+	waitFor(t, "the old call's end", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.inflight == 0
+	})
+	if res := r.Get(ctx, []string{"x"}, Policy{MinRefresh: time.Hour}); res[0].err != nil {
+		t.Errorf("the old client's late failure was recorded: %v", res[0].err)
+	}
+}
+
+// TestUnlistedProbesTakeAtMostHalf: probes of ever new unlisted ids do not starve a
+// configured task: while it waits, they take at most every other call.
+func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
+	api := newGatedAPI()
+	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
+	verify(t, r)
+	go r.Get(context.Background(), []string{"c1"}, Policy{})
+	<-api.called
+	api.release <- struct{}{} // c1 has values now
+	waitFor(t, "c1's answer", func() bool { _, ok := r.last("c1"); return ok })
+
+	go r.Get(context.Background(), []string{"block"}, Policy{}) // holds the only worker
+	<-api.called
+	for i := range 6 {
+		go r.Get(context.Background(), []string{fmt.Sprint("u", i)}, Policy{Unlisted: true})
+	}
+	waitFor(t, "the probes' waits", func() bool { return r.waiting() == 7 })
+	go r.Get(context.Background(), []string{"c1"}, Policy{}) // stale: queued behind the probes
+	waitFor(t, "c1's wait", func() bool { return r.waiting() == 8 })
+	var order []string
+	for range 7 {
+		api.release <- struct{}{}
+		order = append(order, <-api.called)
+	}
+	close(api.release)
+	if i := slices.Index(order, "c1"); i < 0 || i > 1 {
+		t.Errorf("calls after the held one: %v; the configured task must come within 2 calls", order)
+	}
+}
+
+// TestEvictionSparesWaitedTasks: the cap on unlisted tasks never drops one that a probe
+// waits for: the queued probe is answered, by one call.
+func TestEvictionSparesWaitedTasks(t *testing.T) {
+	api := newGatedAPI()
+	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
+	verify(t, r)
+	go r.Get(context.Background(), []string{"block"}, Policy{})
+	<-api.called
+	res := make(chan []result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res <- r.Get(ctx, []string{"w"}, Policy{Unlisted: true})
+	}()
+	waitFor(t, "the probe's wait", func() bool { return r.waiting() == 2 })
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range maxUnlisted + 10 { // probes that leave at once
+		r.Get(gone, []string{fmt.Sprint("u", i)}, Policy{Unlisted: true})
+	}
+	close(api.release)
+	got := <-res
+	if got[0].err != nil {
+		t.Fatalf("the waited-for probe: %v; want its answer", got[0].err)
+	}
+	if n := r.size(); n > maxUnlisted+2 {
+		t.Errorf("%d tasks in the table; the cap must still hold for tasks nobody waits for", n)
+	}
+}
+
+// lockProbe is credentials whose Generation (a stat of the key files) reports whether
+// the refresher's lock was held by its caller.
+type lockProbe struct {
+	versioned
+	r       *Refresher
+	underMu atomic.Int64
+}
+
+func (l *lockProbe) Generation() uint64 {
+	if r := l.r; r != nil {
+		for range 200 { // another goroutine holds it for microseconds; the caller, for good
+			if r.mu.TryLock() {
+				r.mu.Unlock()
+				return l.gen.Load()
+			}
+			time.Sleep(time.Millisecond)
+		}
+		l.underMu.Add(1)
+	}
+	return l.gen.Load()
+}
+
+// TestKeyFilesAreNotStatedUnderTheLock: looking for changed key files (a stat, slow on
+// NFS) never happens while the refresher's table is locked.
+func TestKeyFilesAreNotStatedUnderTheLock(t *testing.T) {
+	api := &countingAPI{}
+	creds := &lockProbe{}
+	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
+	r := NewRefresher(api, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
+	r.Configure(4, 5*time.Second)
+	creds.r = r
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	defer func() { cancel(); r.Wait() }()
+	r.Get(context.Background(), manyTasks(40), Policy{})
+	if n := creds.underMu.Load(); n > 0 {
+		t.Errorf("the key files were looked at %d times under the refresher's lock", n)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -185,71 +184,6 @@ func TestBudgetServesLastValues(t *testing.T) {
 	}
 }
 
-// TestRateAdapts pins the adaptive rate: a 429 cuts what was sent to 0.7 of it (at most
-// once a second, never below the floor), calm grows it back to the maximum within 30 s,
-// Retry-After holds every call, and a reload that keeps the limits keeps the state.
-func TestRateAdapts(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	r := NewRate(50, 1, 8, clock.Now)
-	for range 60 { // 30 calls a second over the last 2 s
-		r.count()
-	}
-	r.Throttled(0)
-	if got := r.Limit(); math.Abs(got-21) > 1e-9 {
-		t.Errorf("after a 429 at 30/s sent: %g/s, want 21 (0.7 × 30)", got)
-	}
-	r.Throttled(0) // a second 429 of the same burst does not cut again
-	if got := r.Limit(); math.Abs(got-21) > 1e-9 {
-		t.Errorf("a second 429 within a second: %g/s, want 21 still", got)
-	}
-	clock.Advance(10 * time.Second)
-	if got, want := r.Limit(), 21+49.0/3; math.Abs(got-want) > 1e-9 {
-		t.Errorf("10 s of calm: %g/s, want %g (growing by (50-1)/30 a second)", got, want)
-	}
-	r.Configure(50, 1, 8) // a reload that keeps the limits keeps the state
-	if got := r.Limit(); got >= 50 {
-		t.Errorf("a reload ended the adaptation: %g/s", got)
-	}
-	clock.Advance(30 * time.Second)
-	if got := r.Limit(); got != 50 {
-		t.Errorf("40 s of calm: %g/s, want the maximum 50", got)
-	}
-	clock.Advance(5 * time.Second) // nothing sent over the last 2 s: the floor
-	r.Throttled(0)
-	if got := r.Limit(); got != 1 {
-		t.Errorf("a 429 with nothing sent: %g/s, want the floor 1", got)
-	}
-	clock.Advance(time.Second)
-	r.Throttled(90 * time.Second)
-	r.mu.Lock()
-	hold := r.holdUntil.Sub(clock.Now())
-	r.mu.Unlock()
-	if hold != time.Minute {
-		t.Errorf("Retry-After 90 s holds calls for %s, want the cap of 1m", hold)
-	}
-	if err := testutil.CollectAndCompare(r, strings.NewReader(`
-# HELP metastudio_api_throttled_total MetaStudio answers of 429 (APIGW.0308): each cuts the adaptive rate, at most once a second.
-# TYPE metastudio_api_throttled_total counter
-metastudio_api_throttled_total 4
-`), "metastudio_api_throttled_total"); err != nil {
-		t.Error(err)
-	}
-
-	// Without a maximum, a 429 sets 0.7 of what was sent; calm lifts the limit.
-	off := NewRate(0, 1, 4, clock.Now)
-	for range 80 {
-		off.count()
-	}
-	off.Throttled(0)
-	if got := off.Limit(); math.Abs(got-28) > 1e-9 {
-		t.Errorf("no maximum, after a 429 at 40/s: %g/s, want 28", got)
-	}
-	clock.Advance(unlimitedCalm)
-	if got := off.Limit(); got != 0 {
-		t.Errorf("no maximum, a calm minute later: %g/s, want 0 (no limit)", got)
-	}
-}
-
 // TestThrottledTaskServesItsLastValues: a 429 is the budget speaking: the task keeps its
 // last values (or has none), is not called again within the scrape, and is called again
 // by the next one.
@@ -329,46 +263,36 @@ func discoveryCollector(t *testing.T, cfg *config.Config, api *countingAPI, cloc
 func TestDiscovery(t *testing.T) {
 	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000)) // an hour after the tasks began
 	cases := []struct {
-		name  string
-		pages func(p metastudio.SearchParams) (*metastudio.TaskPage, error)
-		want  int // tasks found
-		calls int // SearchTask calls
+		name     string
+		pages    func(p metastudio.SearchParams) (*metastudio.TaskPage, error)
+		want     int // tasks found
+		maxCalls int // SearchTask calls
 	}{
-		{"follows count", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			if p.Offset == 0 {
-				return page(0, 3, "done1", "run1"), nil
-			}
-			return page(p.Offset, 3, "done2"), nil
-		}, 3, 2},
-		{"ignores offset", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+		{"one answer", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+			return page(0, 2, "done1", "run1"), nil
+		}, 2, 1},
+		{"the server ignores the time filter", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
 			return page(0, 50, "done1", "run1"), nil
-		}, 2, 2},
-		{"count lies", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			if p.Offset == 0 {
-				return page(0, 1000, "done1"), nil
-			}
-			return page(p.Offset, 1000), nil
-		}, 1, 2},
-		{"duplicates across pages", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			if p.Offset == 0 {
-				return page(0, 4, "done1", "run1"), nil
-			}
-			return page(p.Offset, 4, "run1", "done2"), nil
-		}, 3, 2},
+		}, 2, 6},
 		{"bad ids are skipped", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
 			return page(0, 2, "done1", "../x"), nil
 		}, 1, 1},
+		{"the same task twice is malformed", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+			return page(0, 2, "done1", "done1"), nil
+		}, 0, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			api := &countingAPI{pages: tc.pages}
 			c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 			d.Refresh(context.Background())
-			if got := len(d.Tasks()); got != tc.want || len(api.searches) != tc.calls {
-				t.Fatalf("found %d tasks with %d calls, want %d with %d", got, len(api.searches), tc.want, tc.calls)
+			if got := len(d.Tasks()); got != tc.want || len(api.searches) > tc.maxCalls {
+				t.Fatalf("found %d tasks with %d calls, want %d with at most %d", got, len(api.searches), tc.want, tc.maxCalls)
 			}
+			// Only the documented parameters: the time window, the resources; no paging.
 			p := api.searches[0]
-			if p.Limit != 100 || p.BeginTime != clock.Now().Add(-24*time.Hour).UnixMilli() || strings.Join(p.Resources, ",") != "qa_pair,intent" {
+			if p.Limit != 0 || p.Offset != 0 || p.BeginTime != clock.Now().Add(-24*time.Hour).UnixMilli() ||
+				p.EndTime != clock.Now().UnixMilli() || strings.Join(p.Resources, ",") != "qa_pair,intent" {
 				t.Errorf("search parameters %+v", p)
 			}
 			// Listed finished tasks need no ShowTask call; tasks in progress get one.
@@ -383,6 +307,46 @@ func TestDiscovery(t *testing.T) {
 			}
 			if strings.Contains(strings.Join(d.taskIDs(), ","), "run1") && api.calls["run1"] != 1 {
 				t.Errorf("the task in progress must be refreshed by ShowTask: %v", api.calls)
+			}
+		})
+	}
+}
+
+// TestListingFreshensRunningTasks: 50 running discovered tasks are refreshed for a scrape
+// by one listing, not by 50 ShowTask calls; a task the listing no longer returns gets its
+// ShowTask.
+func TestListingFreshensRunningTasks(t *testing.T) {
+	for _, mode := range []string{pagingRows, pagingPages, "ignored"} {
+		t.Run(mode, func(t *testing.T) {
+			clock := testkit.NewClock(time.UnixMilli(1_800_000_000_000))
+			srv := &pagingServer{mode: mode, begins: spread(50, clock.Now().UnixMilli()-1000, 3_600_000)}
+			var searches atomic.Int64
+			api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+				searches.Add(1)
+				return srv.search(context.Background(), p)
+			}}
+			c, d := discoveryCollector(t, discoveryConfig(), api, clock)
+			d.Refresh(context.Background())
+			if n := len(d.Tasks()); n != 50 {
+				t.Fatalf("discovery found %d of 50", n)
+			}
+			before := searches.Load()
+			clock.Advance(time.Second)
+			delete(srv.begins, "t00007") // gone from the listing
+			results := c.scrape(context.Background(), c.Watched())
+			if ok, _ := successes(results); ok != 50 {
+				t.Errorf("%d of 50 tasks have values", ok)
+			}
+			for _, r := range results {
+				if r.err == nil && r.age != 0 {
+					t.Errorf("task %s is %s old; want values listed for this scrape", r.id, r.age)
+				}
+			}
+			if n := api.total(); n != 1 || api.calls["t00007"] != 1 {
+				t.Errorf("%d ShowTask calls (%v); want one, for the task no longer listed", n, api.calls)
+			}
+			if n := searches.Load() - before; n > 7 {
+				t.Errorf("%d listing calls for 50 running tasks", n)
 			}
 		})
 	}
@@ -403,7 +367,7 @@ func TestDiscoveryKeepsTheLastListAndBoundsIt(t *testing.T) {
 		if fail.Load() {
 			return nil, &metastudio.APIError{Operation: "SearchTask", StatusCode: 500, Code: "MSS.000000002"}
 		}
-		return page(0, 3, "run1", "run2", "run3"), nil
+		return page(0, 3, "run1", "done1", "done2"), nil
 	}}
 	cfg := discoveryConfig()
 	cfg.Discovery.MaxTasks = 2
@@ -420,16 +384,16 @@ func TestDiscoveryKeepsTheLastListAndBoundsIt(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP metastudio_discovery_tasks Tasks that discovery's last good SearchTask listing found (begun within discovery.lookback, at most discovery.max_tasks).
+# HELP metastudio_discovery_tasks Tasks that discovery's last SearchTask listing found (begun within discovery.lookback, at most discovery.max_tasks), and running tasks found before.
 # TYPE metastudio_discovery_tasks gauge
 metastudio_discovery_tasks 2
 `), "metastudio_discovery_tasks"); err != nil {
 		t.Error(err)
 	}
-	// Tasks drop out lookback after they began.
+	// Finished tasks drop out lookback after they began; a running one stays until it ends.
 	clock.Advance(24 * time.Hour)
-	if got := d.taskIDs(); len(got) != 0 {
-		t.Errorf("a day later the tasks must drop out: %v", got)
+	if got := d.taskIDs(); len(got) != 1 || got[0] != "run1" {
+		t.Errorf("a day later the finished task must drop out and the running one stay: %v", got)
 	}
 }
 

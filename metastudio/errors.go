@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -84,14 +85,54 @@ var ErrBodyTooLarge = fmt.Errorf("body larger than %d bytes", MaxBodyBytes)
 
 var errRead = errors.New("reading body")
 
-// AuthFailed reports whether the credentials were refused: by the API (a 401, APIGW.0301
-// or MSS.000000004, whatever the message says) or by the credential source (Err wraps
+// The error codes the client tells apart. The gateway's codes also come spelled APIG.
+// (older gateways); gatewayCode maps them to APIGW.
+const (
+	codeBadCredentials = "APIGW.0301"    // 401: the signature, AK or token did not verify
+	codeThrottled      = "APIGW.0308"    // 429: a throttling threshold was reached
+	codeQuotaUsedUp    = "APIGW.0501"    // 405: "The app quota has been used up."
+	codeUnauthorized   = "MSS.000000004" // MetaStudio: unauthenticated or auth failed
+	codeInvalidToken   = "MSS.00010008"  // 400 "Invalid token in the header"
+	codeOtherProject   = "MSS.00010009"  // 400 "urlTenantId is not equal tokenTenantId"
+)
+
+// gatewayCode is e.Code with the gateway's old APIG. prefix spelled APIGW.
+func (e *APIError) gatewayCode() string {
+	if rest, ok := strings.CutPrefix(e.Code, "APIG."); ok {
+		return "APIGW." + rest
+	}
+	return e.Code
+}
+
+// AuthFailed reports whether the credentials were refused: by the API (a 401, APIGW.0301,
+// MSS.000000004, MSS.00010008 for a token it cannot use, MSS.00010009 for a token of
+// another project, whatever the message says) or by the credential source (Err wraps
 // auth.ErrRejected: IAM refused the password, no agency is bound to the ECS). Credentials
 // that could not be had for another reason are CredentialsUnavailable, not AuthFailed.
 func (e *APIError) AuthFailed() bool {
-	code := strings.Replace(e.Code, "APIG.", "APIGW.", 1)
-	return e.StatusCode == http.StatusUnauthorized || code == "APIGW.0301" || code == "MSS.000000004" ||
-		errors.Is(e.Err, auth.ErrRejected)
+	switch e.gatewayCode() {
+	case codeBadCredentials, codeUnauthorized, codeInvalidToken, codeOtherProject:
+		return true
+	}
+	return e.StatusCode == http.StatusUnauthorized || errors.Is(e.Err, auth.ErrRejected)
+}
+
+// TokenRejected reports whether the API refused the credentials it was sent in a way that
+// fresh ones may cure: a 401, APIGW.0301, MSS.000000004 or MSS.00010008 (an expired or
+// revoked token is refused so). A token of another project (MSS.00010009) is not: a
+// refreshed token names the same project. Nor is a refusal by the credential source, which
+// sent no call (StatusCode 0).
+func (e *APIError) TokenRejected() bool {
+	if e.StatusCode == 0 || errors.Is(e.Err, auth.ErrRejected) {
+		return false
+	}
+	switch e.gatewayCode() {
+	case codeBadCredentials, codeUnauthorized, codeInvalidToken:
+		return true
+	case codeOtherProject:
+		return false
+	}
+	return e.StatusCode == http.StatusUnauthorized
 }
 
 // CredentialsUnavailable reports whether the call was not made because its credentials
@@ -103,9 +144,9 @@ func (e *APIError) CredentialsUnavailable() bool {
 }
 
 // Verifies reports whether the answer proves that the credentials passed the gateway's
-// authentication: the service itself answered, with an MSS.* error code (a 2xx, a nil
-// error, verifies too). A 3xx, a gateway error without an MSS code, or no answer at all
-// verifies nothing.
+// authentication: the service itself answered, with an MSS.* error code that is not one of
+// AuthFailed's (a 2xx, a nil error, verifies too). A 3xx, a gateway error without an MSS
+// code, or no answer at all verifies nothing.
 func (e *APIError) Verifies() bool {
 	return strings.HasPrefix(e.Code, "MSS.") && !e.AuthFailed()
 }
@@ -115,10 +156,80 @@ func (e *APIError) Verifies() bool {
 // unreachable). errors.Is(err, auth.ErrRejected) tells a refusal from the rest.
 var ErrCredentials = errors.New("credentials unavailable")
 
-// Throttled reports whether the API asked us to slow down.
+// Throttled reports whether the API asked us to slow down: a 429 or APIGW.0308, or a
+// quota that is used up (APIGW.0501, which the gateway answers with 405). Either way it is
+// the call budget speaking, not the task or the credentials failing.
 func (e *APIError) Throttled() bool {
-	code := strings.Replace(e.Code, "APIG.", "APIGW.", 1)
-	return e.StatusCode == http.StatusTooManyRequests || code == "APIGW.0308"
+	code := e.gatewayCode()
+	return e.StatusCode == http.StatusTooManyRequests || code == codeThrottled || code == codeQuotaUsedUp
+}
+
+// Quota is what a throttling answer says of the quota it hit.
+type Quota struct {
+	// Limit calls are allowed per Period; both are 0 when the answer states no limit.
+	Limit  float64
+	Period time.Duration
+	// UsedUp means the quota is spent, not only reached for the moment: the gateway's
+	// APIGW.0501 ("The app quota has been used up.") or a message saying so. Calls are
+	// refused until it is renewed or raised.
+	UsedUp bool
+}
+
+// The gateway states a throttling policy's threshold in its message, as in "The throttling
+// threshold has been reached: policy user over ratelimit,limit:20,time:1 minute". The
+// patterns accept spaces, "=" for ":", and any case; the unit may be plural or short.
+var (
+	quotaLimitRE  = regexp.MustCompile(`(?:^|[^a-z])limit\s*[:=]\s*([0-9]+(?:\.[0-9]+)?)`)
+	quotaPeriodRE = regexp.MustCompile(`(?:^|[^a-z])time\s*[:=]\s*([0-9]*)\s*([a-z]+)`)
+)
+
+// quotaUnits are the units a stated period may carry.
+var quotaUnits = map[string]time.Duration{
+	"s": time.Second, "sec": time.Second, "secs": time.Second, "second": time.Second, "seconds": time.Second,
+	"m": time.Minute, "min": time.Minute, "mins": time.Minute, "minute": time.Minute, "minutes": time.Minute,
+	"h": time.Hour, "hr": time.Hour, "hrs": time.Hour, "hour": time.Hour, "hours": time.Hour,
+	"d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour,
+}
+
+// Quota reads which quota a throttling answer (Throttled) says was hit, so that the caller
+// can pace itself to it instead of guessing: "limit:20,time:1 minute" gives Limit 20 and
+// Period 1m; APIGW.0501, or a message saying the quota is used up or exhausted, gives
+// UsedUp. ok is false when the answer is not Throttled or states neither, such as a
+// Retry-After alone or a body in another wording.
+func (e *APIError) Quota() (q Quota, ok bool) {
+	if !e.Throttled() {
+		return Quota{}, false
+	}
+	msg := strings.ToLower(e.Message)
+	q.UsedUp = e.gatewayCode() == codeQuotaUsedUp ||
+		strings.Contains(msg, "quota") && (strings.Contains(msg, "used up") || strings.Contains(msg, "exhausted"))
+	q.Limit, q.Period = statedLimit(msg)
+	return q, q.UsedUp || q.Period > 0
+}
+
+// maxPeriodCount bounds the count of a stated period, so that days cannot overflow.
+const maxPeriodCount = 10000
+
+// statedLimit finds "limit:N" and "time:[M] unit" in a lower-case message; 0, 0 unless both
+// are there and make sense: N > 0 and finite, M from 1 to maxPeriodCount (absent: 1), and a
+// known unit.
+func statedLimit(msg string) (float64, time.Duration) {
+	lm, pm := quotaLimitRE.FindStringSubmatch(msg), quotaPeriodRE.FindStringSubmatch(msg)
+	if lm == nil || pm == nil {
+		return 0, 0
+	}
+	limit, err := strconv.ParseFloat(lm[1], 64)
+	unit, known := quotaUnits[pm[2]]
+	if err != nil || limit <= 0 || !known { // err: past float64
+		return 0, 0
+	}
+	n := 1
+	if pm[1] != "" {
+		if n, err = strconv.Atoi(pm[1]); err != nil || n <= 0 || n > maxPeriodCount {
+			return 0, 0
+		}
+	}
+	return limit, time.Duration(n) * unit
 }
 
 // fillFromBody reads an error body; HTML or garbage leaves the fields empty and keeps

@@ -178,7 +178,10 @@ func checkAPIError(t *testing.T, e *APIError) {
 	if e.Reason() == "" {
 		t.Errorf("Reason() is empty for %#v", e)
 	}
-	_, _, _, _ = e.AuthFailed(), e.Verifies(), e.CredentialsUnavailable(), e.Throttled()
+	_, _, _, _, _ = e.AuthFailed(), e.TokenRejected(), e.Verifies(), e.CredentialsUnavailable(), e.Throttled()
+	if q, ok := e.Quota(); ok && !e.Throttled() {
+		t.Errorf("a quota %+v from an answer that is not throttled", q)
+	}
 	_ = e.Unwrap()
 }
 

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,15 +38,29 @@ const (
 	CodeGatewayThrottled = "APIGW.0308"
 	// CodeInternal is MetaStudio's 500 internal error.
 	CodeInternal = "MSS.000000002"
-	// CodeInvalidParam is MetaStudio's invalid-parameter error (400, and the 404 of an
-	// unknown task id).
+	// CodeInvalidParam is MetaStudio's 400 invalid-parameter error, also the answer of
+	// ShowTask for an unknown task id (ShowTask documents only 200 and 400).
 	CodeInvalidParam = "MSS.000000003"
+	// CodeAuthFailed is MetaStudio's unauthenticated or authentication-failed error (403).
+	CodeAuthFailed = "MSS.000000004"
+	// CodeTokenInvalid is MetaStudio's 400 for a token it cannot use.
+	CodeTokenInvalid = "MSS.00010008"
+	// CodeTokenProject is MetaStudio's 400 for a token of another project than the URL's.
+	CodeTokenProject = "MSS.00010009"
+	// CodeGatewayQuotaUsedUp is the gateway's answer once a call quota is used up.
+	CodeGatewayQuotaUsedUp = "APIGW.0501"
 
 	msgNotFound  = "The API does not exist or has not been published in the environment"
 	msgThrottled = "The throttling threshold has been reached: policy user over ratelimit, limit:20, time:1 second"
 	msgInternal  = "Internal error."
-	msgAuthPfx   = "Incorrect IAM authentication information: "
-	msgLocked    = msgAuthPfx + "AK access failed to reach the limit,forbidden."
+	// msgQuotaUsedUp is the wording of Huawei's API Gateway error-code page for APIG.0501,
+	// answered with status 405.
+	msgQuotaUsedUp = "The app quota has been used up."
+	msgAuthPfx     = "Incorrect IAM authentication information: "
+	msgLocked      = msgAuthPfx + "AK access failed to reach the limit,forbidden."
+	// msgNoProjectID completes msgAuthPfx for an AK/SK-signed MetaStudio call without an
+	// X-Project-Id header (the simulator's wording: Huawei documents none for it).
+	msgNoProjectID = "Unauthorized, the X-Project-Id header is missing"
 	// msgDecryptTokenFail is the gateway's answer to an X-Auth-Token it cannot use: wrong,
 	// expired or revoked (Huawei documents no message that mentions expiry).
 	msgDecryptTokenFail = "decrypt token fail"
@@ -97,6 +114,47 @@ func FaultThrottled() Fault {
 	return jsonFault(http.StatusTooManyRequests, contentJSON, CodeGatewayThrottled, msgThrottled)
 }
 
+// ratelimitMsg is the gateway's 429 wording for a limit of n calls per period ("second" or
+// "minute").
+func ratelimitMsg(n string, period string) string {
+	return "The throttling threshold has been reached: policy user over ratelimit,limit:" + n + ",time:1 " + period
+}
+
+// FaultQuotaPerSecond is the gateway's 429 APIGW.0308 for a per-second quota of n calls,
+// worded as the gateway words it ("...,limit:10,time:1 second"), with no Retry-After.
+func FaultQuotaPerSecond(n int) Fault {
+	return jsonFault(http.StatusTooManyRequests, contentJSON, CodeGatewayThrottled, ratelimitMsg(strconv.Itoa(n), "second"))
+}
+
+// FaultQuotaPerMinute is the gateway's 429 APIGW.0308 for a per-minute quota of n calls
+// ("...,limit:20,time:1 minute"), with no Retry-After.
+func FaultQuotaPerMinute(n int) Fault {
+	return jsonFault(http.StatusTooManyRequests, contentJSON, CodeGatewayThrottled, ratelimitMsg(strconv.Itoa(n), "minute"))
+}
+
+// FaultQuotaUsedUp is the gateway's answer once a quota is used up: 405 APIGW.0501 "The
+// app quota has been used up." (the status and wording of Huawei's API Gateway error-code
+// page; no Retry-After).
+func FaultQuotaUsedUp() Fault {
+	return jsonFault(http.StatusMethodNotAllowed, contentJSON, CodeGatewayQuotaUsedUp, msgQuotaUsedUp)
+}
+
+// FaultTokenInvalid is MetaStudio's 400 MSS.00010008 "Invalid token in the header".
+func FaultTokenInvalid() Fault {
+	return jsonFault(http.StatusBadRequest, contentMSS, CodeTokenInvalid, "Invalid token in the header")
+}
+
+// FaultTokenProject is MetaStudio's 400 MSS.00010009: the token belongs to another project
+// than the one in the URL.
+func FaultTokenProject() Fault {
+	return jsonFault(http.StatusBadRequest, contentMSS, CodeTokenProject, "urlTenantId is not equal tokenTenantId")
+}
+
+// FaultAuthForbidden is MetaStudio's 403 MSS.000000004 (authentication failed).
+func FaultAuthForbidden() Fault {
+	return jsonFault(http.StatusForbidden, contentMSS, CodeAuthFailed, "Authentication failed.")
+}
+
 // FaultInternal is MetaStudio's 500 MSS.000000002 (internal error), the answer of
 // Options.ErrorRate.
 func FaultInternal() Fault {
@@ -129,4 +187,41 @@ func FaultMalformed() Fault {
 // client goes away first.
 func FaultSlow(d time.Duration) Fault {
 	return Fault{Delay: d}
+}
+
+// namedFaults are the faults that NamedFault knows, by name.
+var namedFaults = map[string]func() Fault{
+	"token-invalid":  FaultTokenInvalid,
+	"token-project":  FaultTokenProject,
+	"auth-forbidden": FaultAuthForbidden,
+	"quota-second":   func() Fault { return FaultQuotaPerSecond(10) },
+	"quota-minute":   func() Fault { return FaultQuotaPerMinute(20) },
+	"quota-used-up":  FaultQuotaUsedUp,
+	"invalid-param":  FaultInvalidParam,
+	"not-found":      FaultNotFound,
+	"throttled":      FaultThrottled,
+	"internal":       FaultInternal,
+	"malformed":      FaultMalformed,
+}
+
+// FaultNames lists the names NamedFault knows, sorted: the real cloud's answers
+// (token-invalid, token-project, auth-forbidden, quota-second with a limit of 10 per
+// second, quota-minute with 20 per minute, quota-used-up) and the simulator's other kinds
+// (invalid-param, not-found, throttled, internal, malformed).
+func FaultNames() []string {
+	names := make([]string, 0, len(namedFaults))
+	for name := range namedFaults {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// NamedFault returns the fault of a name of FaultNames, for command lines and configs.
+func NamedFault(name string) (Fault, error) {
+	f, ok := namedFaults[name]
+	if !ok {
+		return Fault{}, fmt.Errorf("unknown fault %q (known: %s)", name, strings.Join(FaultNames(), ", "))
+	}
+	return f(), nil
 }

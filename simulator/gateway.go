@@ -14,9 +14,12 @@ import (
 // authenticates anything: over the limit it answers 429 APIGW.0308 at once, and the call
 // never reaches MetaStudio. With Options.RateLimit set, the simulator does the same to
 // ShowTask and SearchTask (IAM and the metadata service are other services, not throttled
-// here) with a token bucket on Options.Now, and counts what it let through and what it
-// refused, so that a load test can tell how much of the allowance an exporter used and how
-// often it asked for a task it had just been given (GatewayStats, StatsPath).
+// here) with a token bucket on Options.Now. With Options.QuotaPerMinute or Options.Quota it
+// also keeps the gateway's call quotas, charged after authentication. Whenever one of the
+// three is set, it counts what it let through and what it refused, so that a load test can
+// tell how much of the allowance an exporter used, how often it asked for a task it had
+// just been given, and whether it asked for a task while its previous call of that task
+// was still being answered (GatewayStats, StatsPath).
 
 // StatsPath is where StatsHandler is meant to be served (cmd/metastudio-sim does): a path
 // no Huawei API has.
@@ -26,18 +29,32 @@ const StatsPath = "/-/sim/stats"
 // counts as a repeat: a call that a process-wide refresher should not have needed.
 const RepeatWindow = time.Second
 
-// GatewayStats is what the throttling gateway counted since the Server was built. A request
-// is answered when it passed the gateway and its answer was written with the client still
-// there, whatever the answer (a 401, a fault and a 404 count: they cost the allowance too);
-// it is throttled when the gateway answered it 429. A snapshot: the maps are copies.
+// GatewayStats is what the gateway counted since the Server was built. A request is
+// answered when it passed the token bucket and its answer was written with the client still
+// there, whatever the answer (a 401, a fault, a 404 and a quota's refusal count: they cost
+// the allowance too); it is throttled when the token bucket answered it 429. A snapshot:
+// the maps are copies.
 type GatewayStats struct {
-	RateLimit float64 `json:"rate_limit"` // Options.RateLimit, per second
-	RateBurst int     `json:"rate_burst"` // the bucket's size
-	Answered  int64   `json:"answered"`   // ShowTask and SearchTask requests answered
-	Throttled int64   `json:"throttled"`  // ... answered 429 by the gateway
+	RateLimit      float64 `json:"rate_limit"`       // Options.RateLimit, per second (0: no bucket)
+	RateBurst      int     `json:"rate_burst"`       // the bucket's size
+	QuotaPerMinute int     `json:"quota_per_minute"` // Options.QuotaPerMinute (0: none)
+	Quota          int64   `json:"quota"`            // Options.Quota (0: none)
+	Answered       int64   `json:"answered"`         // ShowTask and SearchTask requests answered
+	Throttled      int64   `json:"throttled"`        // ... answered 429 by the token bucket
 	// Repeats counts the answered ShowTask requests whose task had been answered less than
 	// RepeatWindow before.
 	Repeats int64 `json:"repeats"`
+	// Overlaps counts the ShowTask requests that arrived while another ShowTask request of
+	// the same task id with the same credentials (the AK of its Authorization header, or
+	// its X-Auth-Token) was still being answered, from its arrival to its last byte.
+	Overlaps int64 `json:"overlaps"`
+	// QuotaCalls counts the calls charged to the quotas: authenticated ShowTask and
+	// SearchTask requests that no quota refused.
+	QuotaCalls int64 `json:"quota_calls"`
+	// MinuteRefused counts the calls answered 429 APIGW.0308 by QuotaPerMinute;
+	// UsedUpRefused those answered 405 APIGW.0501 once Quota was used up.
+	MinuteRefused int64 `json:"minute_refused"`
+	UsedUpRefused int64 `json:"used_up_refused"`
 	// Operations splits Answered and Throttled by operation (OpShowTask, OpSearchTask).
 	Operations map[string]CallStats `json:"operations"`
 	// Tasks has the ShowTask counts of every task id that was asked for at least once.
@@ -48,46 +65,74 @@ type GatewayStats struct {
 type CallStats struct {
 	Answered  int64 `json:"answered"`
 	Throttled int64 `json:"throttled"`
-	Repeats   int64 `json:"repeats,omitempty"` // ShowTask only
+	Repeats   int64 `json:"repeats,omitempty"`  // ShowTask only
+	Overlaps  int64 `json:"overlaps,omitempty"` // ShowTask only
 	// FirstAnswered and LastAnswered are the Now of the first and the latest answer (zero
 	// when none).
 	FirstAnswered time.Time `json:"first_answered"`
 	LastAnswered  time.Time `json:"last_answered"`
 }
 
-// gateway is the token bucket and its counters. nil when Options.RateLimit is not positive.
+// gateway is the token bucket, the quotas and their counters. nil when Options sets none
+// of RateLimit, QuotaPerMinute and Quota.
 type gateway struct {
-	rate  float64 // tokens per second
-	burst float64
-	msg   string
+	rate      float64 // tokens per second; 0: no bucket
+	burst     float64
+	msg       string
+	perMinute int
+	quota     int64
 
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time // when tokens was last brought up to date
-	stats  GatewayStats
+	mu       sync.Mutex
+	tokens   float64
+	last     time.Time         // when tokens was last brought up to date
+	minutes  map[string]minute // credentials -> their calls in the current minute
+	inflight map[flight]int    // ShowTask requests being answered
+	stats    GatewayStats
 }
 
-// newGateway builds the gateway of rate requests per second with a full bucket of burst
-// (default: rate rounded up, at least 1), or nil for a rate that is not positive.
-func newGateway(rate float64, burst int, now time.Time) *gateway {
+// minute is the count of one credential's calls in the minute that began at start.
+type minute struct {
+	start time.Time
+	calls int
+}
+
+// flight is a ShowTask request being answered: its credentials and task id.
+type flight struct {
+	who, taskID string
+}
+
+// newGateway builds the gateway of o (its token bucket: RateLimit requests per second with
+// a full bucket of RateBurst, default the rate rounded up, at least 1), or nil when o sets
+// no rate and no quota.
+func newGateway(o Options, now time.Time) *gateway {
+	rate, burst := o.RateLimit, o.RateBurst
 	if !(rate > 0) || math.IsInf(rate, 1) {
+		rate, burst = 0, 0
+	}
+	perMinute, quota := max(o.QuotaPerMinute, 0), max(o.Quota, 0)
+	if rate == 0 && perMinute == 0 && quota == 0 {
 		return nil
 	}
-	if burst <= 0 {
+	if rate > 0 && burst <= 0 {
 		burst = int(min(math.Ceil(rate), math.MaxInt32))
 	}
-	limit := strconv.FormatFloat(rate, 'f', -1, 64)
 	return &gateway{
-		rate:   rate,
-		burst:  float64(burst),
-		msg:    "The throttling threshold has been reached: policy user over ratelimit,limit:" + limit + ",time:1 second",
-		tokens: float64(burst),
-		last:   now,
+		rate:      rate,
+		burst:     float64(burst),
+		msg:       ratelimitMsg(strconv.FormatFloat(rate, 'f', -1, 64), "second"),
+		perMinute: perMinute,
+		quota:     quota,
+		tokens:    float64(burst),
+		last:      now,
+		minutes:   map[string]minute{},
+		inflight:  map[flight]int{},
 		stats: GatewayStats{
-			RateLimit:  rate,
-			RateBurst:  burst,
-			Operations: map[string]CallStats{OpShowTask: {}, OpSearchTask: {}},
-			Tasks:      map[string]CallStats{},
+			RateLimit:      rate,
+			RateBurst:      burst,
+			QuotaPerMinute: perMinute,
+			Quota:          quota,
+			Operations:     map[string]CallStats{OpShowTask: {}, OpSearchTask: {}},
+			Tasks:          map[string]CallStats{},
 		},
 	}
 }
@@ -96,6 +141,9 @@ func newGateway(rate float64, burst int, now time.Time) *gateway {
 func (g *gateway) admit(rt route, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.rate == 0 {
+		return true
+	}
 	if d := now.Sub(g.last); d > 0 {
 		g.tokens = min(g.burst, g.tokens+d.Seconds()*g.rate)
 		g.last = now
@@ -107,6 +155,57 @@ func (g *gateway) admit(rt route, now time.Time) bool {
 	g.stats.Throttled++
 	g.count(rt, func(c *CallStats) { c.Throttled++ })
 	return false
+}
+
+// charge counts an authenticated call of who at now against the quotas. A call over a
+// quota is not charged, and refused with the gateway's answer: 405 APIGW.0501 once Quota
+// calls were charged in all (every credential together), else 429 APIGW.0308 once
+// QuotaPerMinute calls of who were charged in the current minute of the clock (a fixed
+// minute, from hh:mm:00 to hh:mm:59.999).
+func (g *gateway) charge(who string, now time.Time) (status int, code, msg string, refused bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.quota > 0 && g.stats.QuotaCalls >= g.quota {
+		g.stats.UsedUpRefused++
+		return http.StatusMethodNotAllowed, CodeGatewayQuotaUsedUp, msgQuotaUsedUp, true
+	}
+	if g.perMinute > 0 {
+		start := now.Truncate(time.Minute)
+		m := g.minutes[who]
+		if !m.start.Equal(start) {
+			m = minute{start: start}
+		}
+		if m.calls >= g.perMinute {
+			g.stats.MinuteRefused++
+			return http.StatusTooManyRequests, CodeGatewayThrottled, ratelimitMsg(strconv.Itoa(g.perMinute), "minute"), true
+		}
+		m.calls++
+		g.minutes[who] = m
+	}
+	g.stats.QuotaCalls++
+	return 0, "", "", false
+}
+
+// arrive counts a ShowTask request of who for taskID that is now being answered, and an
+// overlap when another one of the same who and taskID is; leave ends it.
+func (g *gateway) arrive(who, taskID string) (leave func()) {
+	key := flight{who, taskID}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight[key] > 0 {
+		g.stats.Overlaps++
+		t := g.stats.Tasks[taskID]
+		t.Overlaps++
+		g.stats.Tasks[taskID] = t
+	}
+	g.inflight[key]++
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.inflight[key]--; g.inflight[key] <= 0 {
+			delete(g.inflight, key)
+		}
+	}
 }
 
 // answered counts the answer of an admitted request of rt, given at now.
@@ -146,13 +245,18 @@ func (g *gateway) count(rt route, f func(*CallStats)) {
 	}
 }
 
+// gated says whether the gateway counts and limits requests of rt.
+func (g *gateway) gated(rt route) bool {
+	return g != nil && (rt.op == OpShowTask || rt.op == OpSearchTask)
+}
+
 // throttle is the gateway's step in ServeHTTP, before authentication. For a ShowTask or
-// SearchTask request over the limit it answers 429 APIGW.0308 and returns ok false.
+// SearchTask request over the rate limit it answers 429 APIGW.0308 and returns ok false.
 // Otherwise the caller answers the request and then calls done, which counts the answer
 // unless the client went away first.
 func (s *Server) throttle(w http.ResponseWriter, r *http.Request, reqID string, rt route) (done func(), ok bool) {
 	g := s.gate
-	if g == nil || (rt.op != OpShowTask && rt.op != OpSearchTask) {
+	if !g.gated(rt) {
 		return func() {}, true
 	}
 	if !g.admit(rt, s.now()) {
@@ -166,8 +270,23 @@ func (s *Server) throttle(w http.ResponseWriter, r *http.Request, reqID string, 
 	}, true
 }
 
-// GatewayStats returns what the throttling gateway counted so far; ok is false when
-// Options.RateLimit is not set.
+// chargeQuota is the gateway's step in ServeHTTP after authentication: it charges a
+// ShowTask or SearchTask call of who to the quotas, or answers the quota's refusal and
+// returns false.
+func (s *Server) chargeQuota(w http.ResponseWriter, reqID string, rt route, who string) bool {
+	g := s.gate
+	if !g.gated(rt) || (g.quota == 0 && g.perMinute == 0) {
+		return true
+	}
+	status, code, msg, refused := g.charge(who, s.now())
+	if refused {
+		s.writeJSONError(w, reqID, status, code, msg)
+	}
+	return !refused
+}
+
+// GatewayStats returns what the gateway counted so far; ok is false when Options sets none
+// of RateLimit, QuotaPerMinute and Quota.
 func (s *Server) GatewayStats() (stats GatewayStats, ok bool) {
 	g := s.gate
 	if g == nil {
@@ -189,7 +308,8 @@ func (s *Server) GatewayStats() (stats GatewayStats, ok bool) {
 
 // StatsHandler serves GatewayStats as JSON to GET requests from a loopback address, for
 // load tests. It needs no authentication, which is why it refuses every other client, and
-// why it answers the gateway's 404 APIGW.0101 (as for an unknown API) when the gateway is off.
+// why it answers the gateway's 404 APIGW.0101 (as for an unknown API) when the gateway is
+// off (no rate limit and no quota).
 func (s *Server) StatsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(headerReqID, newRequestID())
@@ -205,7 +325,7 @@ func (s *Server) StatsHandler() http.Handler {
 		}
 		stats, ok := s.GatewayStats()
 		if !ok {
-			s.writeJSONError(w, "", http.StatusNotFound, CodeGatewayNotFound, "The throttling gateway is off (no rate limit)")
+			s.writeJSONError(w, "", http.StatusNotFound, CodeGatewayNotFound, "The gateway is off (no rate limit and no quota)")
 			return
 		}
 		b, err := json.Marshal(stats)

@@ -12,11 +12,15 @@
 // carry the same id in request_id), a Date header from Options.Now plus the skew of SetSkew,
 // and "Server: api-gateway". A request is handled in this order:
 //
-//  1. Options.Latency (ends without an answer when the client goes away).
-//  2. The body is read (at most 1 MiB, else 413 APIGW.0201) so the signature can hash it.
-//  3. The IAM and metadata paths (exact paths, one trailing slash tolerated) are answered as
-//     the sections below say, without the gateway authentication of step 4.
-//  4. With Options.RateLimit, the throttling gateway (gateway.go): a ShowTask or SearchTask
+//  1. With the gateway on (Options.RateLimit, QuotaPerMinute or Quota), a ShowTask request
+//     is counted as being answered from here to its last byte; one that arrives while
+//     another of the same task id and credentials is being answered is an overlap
+//     (GatewayStats.Overlaps).
+//  2. Options.Latency (ends without an answer when the client goes away).
+//  3. The body is read (at most 1 MiB, else 413 APIGW.0201) so the signature can hash it.
+//  4. The IAM and metadata paths (exact paths, one trailing slash tolerated) are answered as
+//     the sections below say, without the gateway authentication of step 5.
+//  5. With Options.RateLimit, the throttling gateway (gateway.go): a ShowTask or SearchTask
 //     request over the limit is answered 429 APIGW.0308 unauthenticated (no AK lock count).
 //     Then authentication, for every other path: X-Auth-Token when present (it must be in
 //     Options.Tokens or issued by IAM and neither expired nor revoked, else "decrypt token
@@ -31,15 +35,40 @@
 //     failures of that AK; a success resets the count. The 6th consecutive failure (still
 //     answered as a signature failure) locks the AK for 5 minutes of Options.Now: every
 //     request with it, even correctly signed, is then "AK access failed to reach the
-//     limit,forbidden.", and the count starts again from zero once the lock expires. Every
-//     failure is 401 APIGW.0301 with error_msg "Incorrect IAM authentication information: ...".
-//  5. Routing: only GET /v2/{project_id}/ies/task (SearchTask) and
+//     limit,forbidden.", and the count starts again from zero once the lock expires. A
+//     correctly signed ShowTask or SearchTask request must also carry X-Project-Id (the
+//     API reference makes it mandatory for AK/SK; not so for X-Auth-Token requests, IAM
+//     and other paths): without it, it is "Unauthorized, the X-Project-Id header is
+//     missing", which does not count toward the AK lock. Every failure is 401 APIGW.0301
+//     with error_msg "Incorrect IAM authentication information: ...".
+//  6. The quotas (gateway.go), for an authenticated ShowTask or SearchTask request: once
+//     Options.Quota calls were made in all, 405 APIGW.0501 "The app quota has been used
+//     up."; over Options.QuotaPerMinute calls of its credentials in this minute, 429
+//     APIGW.0308 "...,limit:N,time:1 minute". Neither sends Retry-After.
+//  7. Routing: only GET /v2/{project_id}/ies/task (SearchTask) and
 //     GET /v2/{project_id}/ies/task/{id} (ShowTask) exist. Any other path or method, and a
 //     project id other than Options.ProjectID, is 404 APIGW.0101, as the gateway answers
 //     for an API it does not know.
-//  6. ShowTask: a Fault set with SetFault; else a random fault; else the task, or 404
-//     MSS.000000003 "Invalid parameter: task {id} does not exist." for an unknown id.
-//     SearchTask: a random fault; else the page.
+//  8. ShowTask: a Fault set with SetFault; else the next of Options.Faults; else a random
+//     fault; else the task, or 400 MSS.000000003 "Invalid parameter: task {id} does not
+//     exist." for an unknown id (ShowTask documents only 200 and 400).
+//     SearchTask: the next of Options.Faults; else a random fault; else the answer.
+//
+// # SearchTask
+//
+// begin_time and end_time (epoch ms) filter inclusively on a task's begin time; a task
+// that has none (a waiting task) matches no such filter, and is listed when there is none.
+// resource (repeated or comma-separated) filters on the resource. The answer lists the
+// tasks newest first: by begin time, later first, with the tasks that have no begin time
+// before all others, and ties in server order (seeded tasks by index, then tasks added
+// with SetTask). count is the number that match. How offset and limit page through them
+// is Options.SearchPaging: rows, pages or ignored (see PagingRows); limit defaults to 10.
+//
+// # Task statuses
+//
+// Huawei documents no task_status enum; its one example is a finished task with status 0.
+// Seeded finished tasks have task_status 0 (StatusFinished); running (1) and waiting (2)
+// are the simulator's own invention.
 //
 // # IAM
 //
@@ -119,6 +148,8 @@ const (
 	defaultSlow  = 30 * time.Second
 	serverName   = "api-gateway"
 	headerReqID  = "X-Request-Id"
+	// headerProjectID is the project header that AK/SK-signed MetaStudio calls must carry.
+	headerProjectID = "X-Project-Id"
 )
 
 // Options configures a Server. The zero value serves no tasks, accepts no credentials and
@@ -180,7 +211,42 @@ type Options struct {
 	// answered 429 APIGW.0308 before authentication. GatewayStats counts the calls.
 	RateLimit float64
 	RateBurst int
+	// QuotaPerMinute, if positive, is the gateway's per-minute quota: each credential (an
+	// AK, or an X-Auth-Token) may make that many authenticated ShowTask and SearchTask
+	// calls in each minute of Now (a fixed minute, hh:mm:00 to hh:mm:59.999); the rest of
+	// the minute is answered 429 APIGW.0308 "...policy user over ratelimit,limit:N,time:1
+	// minute", with no Retry-After. GatewayStats counts the calls.
+	QuotaPerMinute int
+	// Quota, if positive, is the gateway's quota of calls in all: after Quota authenticated
+	// ShowTask and SearchTask calls (every credential together), every such call is
+	// answered 405 APIGW.0501 "The app quota has been used up.". GatewayStats counts them.
+	Quota int64
+	// Faults, if any, are answered by every ShowTask and SearchTask request that passed
+	// authentication, the quotas and routing and has no SetFault answer, in turn (the
+	// first such request gets the first fault, the next one the next, starting over after
+	// the last). See NamedFault for the real cloud's answers.
+	Faults []Fault
+	// SearchPaging is how SearchTask reads offset and limit: PagingIgnored (the default:
+	// the strictest reading of the docs, which document neither), PagingRows or
+	// PagingPages; anything else is PagingIgnored.
+	SearchPaging string
 }
+
+// Paging modes of Options.SearchPaging. The API documents no paging parameters: the
+// official SDK's request has none, one Huawei page calls offset the start page, the SDK's
+// response comment a row offset, and limit defaults to 10. In every mode limit defaults
+// to 10, the answer echoes the offset and limit the server used, and count is the number
+// of tasks that match the filters.
+const (
+	// PagingRows: offset is the index of the first row (from 0), limit the rows per
+	// answer, at most 100.
+	PagingRows = "rows"
+	// PagingPages: offset is a page index from 0, each page limit rows (at most 100).
+	PagingPages = "pages"
+	// PagingIgnored: offset and limit are not read at all; every answer has the first 10
+	// rows and says offset 0, limit 10.
+	PagingIgnored = "ignored"
+)
 
 // IAMUser is an IAM user that may obtain password tokens.
 type IAMUser struct {
@@ -217,7 +283,8 @@ type Server struct {
 	ids       []string
 	users     map[IAMUser]bool
 	projects  map[string][]string
-	gate      *gateway // nil without Options.RateLimit
+	gate      *gateway      // nil without Options.RateLimit, QuotaPerMinute and Quota
+	faultTurn atomic.Uint64 // requests answered from Options.Faults so far
 
 	counts map[string]*atomic.Int64
 	skew   atomic.Int64 // time.Duration added to Now for the Date header and X-Sdk-Date
@@ -262,6 +329,12 @@ func New(opts Options) *Server {
 	if opts.Region == "" {
 		opts.Region = defaultRegion
 	}
+	switch opts.SearchPaging {
+	case PagingPages, PagingRows:
+	default:
+		opts.SearchPaging = PagingIgnored
+	}
+	opts.Faults = slices.Clone(opts.Faults)
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = defaultTokenTTL
 	}
@@ -297,7 +370,7 @@ func New(opts Options) *Server {
 		faults:    make(map[string]Fault),
 		aks:       make(map[string]*akState),
 	}
-	s.gate = newGateway(opts.RateLimit, opts.RateBurst, s.start)
+	s.gate = newGateway(opts, s.start)
 	for ak, sk := range opts.Credentials {
 		s.creds[ak] = sk
 	}
@@ -419,6 +492,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rt := parseRoute(r)
 	s.counts[rt.op].Add(1)
+	if s.gate != nil && rt.op == OpShowTask {
+		defer s.gate.arrive(credentialsOf(r), rt.taskID)()
+	}
 
 	if !wait(r.Context(), s.opts.Latency) {
 		return
@@ -457,8 +533,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 
-	if msg, ok := s.authenticate(r, body); !ok {
+	if msg, ok := s.authenticate(r, body, rt); !ok {
 		s.writeJSONError(w, reqID, http.StatusUnauthorized, CodeGatewayAuth, msgAuthPfx+msg)
+		return
+	}
+	if !s.chargeQuota(w, reqID, rt, credentialsOf(r)) {
 		return
 	}
 
@@ -479,6 +558,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	normal := func() { s.searchTask(w, r, reqID) }
 	if rt.op == OpShowTask {
 		normal = func() { s.showTask(w, reqID, rt.taskID) }
+	}
+	if n := uint64(len(s.opts.Faults)); n > 0 {
+		s.serveFault(w, r, reqID, s.opts.Faults[(s.faultTurn.Add(1)-1)%n], normal)
+		return
 	}
 	if f, ok := s.randomFault(); ok {
 		s.serveFault(w, r, reqID, f, normal)
@@ -591,12 +674,33 @@ func readBody(r *http.Request) (body []byte, tooLarge bool, err error) {
 }
 
 // authenticate checks the request like the gateway: an X-Auth-Token when present, else an
-// SDK-HMAC-SHA256 Authorization. msg completes "Incorrect IAM authentication information: ".
-func (s *Server) authenticate(r *http.Request, body []byte) (msg string, ok bool) {
+// SDK-HMAC-SHA256 Authorization, which must come with an X-Project-Id header on a call to
+// MetaStudio (rt ShowTask or SearchTask). msg completes "Incorrect IAM authentication
+// information: ".
+func (s *Server) authenticate(r *http.Request, body []byte, rt route) (msg string, ok bool) {
 	if tok := r.Header.Get(headerAuthToken); tok != "" {
 		return s.checkToken(tok)
 	}
-	return s.authenticateAKSK(r, body)
+	if msg, ok := s.authenticateAKSK(r, body); !ok {
+		return msg, false
+	}
+	if rt.op != OpOther && r.Header.Get(headerProjectID) == "" {
+		return msgNoProjectID, false
+	}
+	return "", true
+}
+
+// credentialsOf names the credentials a request claims, for the gateway's quotas and
+// overlap count: its X-Auth-Token when it has one (authentication then uses the token),
+// else the AK of its Authorization header; "" for neither.
+func credentialsOf(r *http.Request) string {
+	if tok := r.Header.Get(headerAuthToken); tok != "" {
+		return "token:" + tok
+	}
+	if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
+		return "ak:" + a.accessKey
+	}
+	return ""
 }
 
 // checkToken accepts a token of Options.Tokens, or one IAM issued that has not expired.
@@ -788,7 +892,7 @@ func (s *Server) lookupLocked(id string, now time.Time) any {
 func (s *Server) showTask(w http.ResponseWriter, reqID, id string) {
 	task := s.lookup(id, s.now())
 	if task == nil {
-		s.writeJSONError(w, reqID, http.StatusNotFound, CodeInvalidParam,
+		s.writeJSONError(w, reqID, http.StatusBadRequest, CodeInvalidParam,
 			fmt.Sprintf("Invalid parameter: task %s does not exist.", id))
 		return
 	}
@@ -806,12 +910,16 @@ type searchQuery struct {
 	begin, end    int64
 	hasBegin      bool
 	hasEnd        bool
-	offset, limit int
+	offset, limit int // as the paging mode reads them
 }
 
 var errBadParam = errors.New("invalid parameter")
 
-func parseSearch(q url.Values) (searchQuery, error) {
+// parseSearch reads SearchTask's query: resource (repeated or comma-separated),
+// begin_time and end_time (epoch ms), and offset and limit as paging reads them (not at
+// all for PagingIgnored). A value that is not a number, or a negative offset or limit, is
+// an error.
+func parseSearch(q url.Values, paging string) (searchQuery, error) {
 	sq := searchQuery{limit: defaultLimit}
 	for _, v := range q["resource"] {
 		for _, r := range strings.Split(v, ",") {
@@ -820,33 +928,27 @@ func parseSearch(q url.Values) (searchQuery, error) {
 			}
 		}
 	}
-	intParam := func(name string, dst *int64, set *bool) error {
-		v := q.Get(name)
-		if v == "" {
-			return nil
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%w: %s", errBadParam, name)
-		}
-		*dst, *set = n, true
-		return nil
-	}
-	var offset, limit int64
-	var hasOffset, hasLimit bool
-	for _, p := range []struct {
+	type intParam struct {
 		name string
 		dst  *int64
 		set  *bool
-	}{
-		{"begin_time", &sq.begin, &sq.hasBegin},
-		{"end_time", &sq.end, &sq.hasEnd},
-		{"offset", &offset, &hasOffset},
-		{"limit", &limit, &hasLimit},
-	} {
-		if err := intParam(p.name, p.dst, p.set); err != nil {
-			return sq, err
+	}
+	var offset, limit int64
+	var hasOffset, hasLimit bool
+	params := []intParam{{"begin_time", &sq.begin, &sq.hasBegin}, {"end_time", &sq.end, &sq.hasEnd}}
+	if paging != PagingIgnored {
+		params = append(params, intParam{"offset", &offset, &hasOffset}, intParam{"limit", &limit, &hasLimit})
+	}
+	for _, p := range params {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
 		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return sq, fmt.Errorf("%w: %s", errBadParam, p.name)
+		}
+		*p.dst, *p.set = n, true
 	}
 	if offset < 0 || limit < 0 || offset > 1<<31 {
 		return sq, fmt.Errorf("%w: offset/limit", errBadParam)
@@ -858,6 +960,9 @@ func parseSearch(q url.Values) (searchQuery, error) {
 	return sq, nil
 }
 
+// matches says whether task passes the filters: its resource among those asked for, and
+// its begin time within [begin_time, end_time] (both ends inclusive). A task without a
+// usable begin time matches no begin_time or end_time filter.
 func (q searchQuery) matches(task any) bool {
 	if len(q.resources) > 0 && !slices.Contains(q.resources, resourceOf(task)) {
 		return false
@@ -871,32 +976,72 @@ func (q searchQuery) matches(task any) bool {
 	return true
 }
 
-// searchTask answers {"offset","limit","count","data"}: the tasks that match, in server
-// order (seeded tasks, then tasks added with SetTask), count being all that match.
+// window returns the rows of one answer out of matched, as the paging mode reads offset
+// and limit.
+func (q searchQuery) window(matched []any, paging string) []any {
+	first := int64(q.offset) // PagingRows
+	if paging == PagingPages {
+		first = int64(q.offset) * int64(q.limit)
+	}
+	if first >= int64(len(matched)) {
+		return []any{}
+	}
+	return matched[first:min(first+int64(q.limit), int64(len(matched)))]
+}
+
+// listed is a task that matched a SearchTask query, with what orders the answer.
+type listed struct {
+	task     any
+	begin    int64
+	hasBegin bool
+}
+
+// searchTask answers {"offset","limit","count","data"}: the tasks that match, newest first
+// (by begin time, later first; tasks without a usable begin time, which have not begun,
+// before every begun one; ties in server order: seeded tasks, then tasks added with
+// SetTask), count being all that match, the rows and the echoed offset and limit as
+// Options.SearchPaging reads them.
 func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string) {
-	q, err := parseSearch(r.URL.Query())
+	paging := s.opts.SearchPaging
+	q, err := parseSearch(r.URL.Query(), paging)
 	if err != nil {
 		s.writeJSONError(w, reqID, http.StatusBadRequest, CodeInvalidParam, "Invalid parameter: "+err.Error())
 		return
 	}
 	now := s.now()
-	var matched []any
+	var found []listed
 	s.mu.Lock()
 	for _, id := range s.order {
 		if t := s.lookupLocked(id, now); t != nil && q.matches(t) {
-			matched = append(matched, t)
+			b, ok := beginOf(t)
+			found = append(found, listed{t, b, ok})
 		}
 	}
 	s.mu.Unlock()
+	slices.SortStableFunc(found, func(a, b listed) int {
+		switch {
+		case a.hasBegin != b.hasBegin:
+			if a.hasBegin {
+				return 1
+			}
+			return -1
+		case a.begin > b.begin:
+			return -1
+		case a.begin < b.begin:
+			return 1
+		}
+		return 0
+	})
+	matched := make([]any, len(found))
+	for i, f := range found {
+		matched[i] = f.task
+	}
 	page := struct {
 		Offset int   `json:"offset"`
 		Limit  int   `json:"limit"`
 		Count  int   `json:"count"`
 		Data   []any `json:"data"`
-	}{q.offset, q.limit, len(matched), []any{}}
-	if q.offset < len(matched) {
-		page.Data = matched[q.offset:min(q.offset+q.limit, len(matched))]
-	}
+	}{q.offset, q.limit, len(matched), q.window(matched, paging)}
 	b, err := json.Marshal(page)
 	if err != nil {
 		s.writeJSONError(w, reqID, http.StatusInternalServerError, CodeInternal, msgInternal)

@@ -12,17 +12,21 @@ import (
 	"time"
 )
 
-// Task statuses of the seeded tasks. The API documents no enum; these are the values the
-// simulator uses (numbers in "number" style, the same digits as strings in "string" style).
+// Task statuses of the seeded tasks. Huawei documents no enum for task_status; its one
+// example is a finished task with task_status 0, so a finished task here has 0 too, whether
+// every item was processed or it stopped part-way (failure_count and total_count tell
+// those apart). The values of running and waiting tasks are the simulator's own invention,
+// not the real service's. Numbers in "number" style, the same digits as strings in
+// "string" style.
 const (
-	// StatusWaiting is a task that has not started: no begin_time, no counts yet.
-	StatusWaiting = 0
-	// StatusRunning is a started task: begin_time set, end_time unset, counts rising.
+	// StatusFinished is a finished task (end_time set), as in the documented example.
+	StatusFinished = 0
+	// StatusRunning is a started task: begin_time set, end_time unset, counts rising. The
+	// value is the simulator's invention.
 	StatusRunning = 1
-	// StatusSucceeded is a finished task; some of its items may still have failed.
-	StatusSucceeded = 2
-	// StatusFailed is a task that stopped part-way: success+failure < total_count.
-	StatusFailed = 3
+	// StatusWaiting is a task that has not started: no begin_time, no counts yet. The value
+	// is the simulator's invention.
+	StatusWaiting = 2
 )
 
 // Task types of the seeded tasks.
@@ -53,11 +57,11 @@ func TaskID(i int) string {
 // seedKinds is the life cycle of a seeded task, chosen by index modulo len(seedKinds), so
 // that every six consecutive tasks cover every case whatever the seed.
 const (
-	kindFinished    = iota // finished long ago, status 2, few or no failures
+	kindFinished    = iota // finished long ago, few or no failures
 	kindRunning            // started a few minutes before the start instant, no failures
 	kindRunningFail        // started before the start instant, failures already counted
 	kindWaiting            // starts 3-15 minutes after the start instant
-	kindAborted            // failed part-way hours ago: status 3, many failures
+	kindAborted            // stopped part-way hours ago, many failures
 	kindLong               // runs for hours, a trickle of failures
 	numKinds
 )
@@ -199,10 +203,7 @@ func (t *seedTask) stateAt(now time.Time) taskState {
 		s.ended = true
 		s.endMs = t.begin.Add(run).UnixMilli()
 		processed = t.total * t.stopMille / 1000
-		s.status = StatusSucceeded
-		if t.stopMille < 1000 {
-			s.status = StatusFailed
-		}
+		s.status = StatusFinished
 	} else {
 		s.status = StatusRunning
 		processed = t.total * elapsed.Milliseconds() / max(t.dur.Milliseconds(), 1)

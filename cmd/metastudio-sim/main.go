@@ -9,8 +9,14 @@
 // one process can stand in for the exporter's endpoint, iam_endpoint and metadata endpoint.
 // See package simulator for the details. Passwords and secrets are never logged.
 //
+// It answers as the API reference documents (an unknown task is 400 MSS.000000003; an
+// AK/SK-signed call without X-Project-Id is refused), and can play the real cloud's error
+// answers (--fault), the gateway's quotas (--quota-per-minute, --quota) and three readings of
+// SearchTask's undocumented paging (--search-paging).
+//
 // Seeded task ids are the 32 lower-case hex digits of 1, 2, ... (00000000000000000000000000000001
-// first); --seed changes their contents, not their ids.
+// first); --seed changes their contents, not their ids. Finished tasks have task_status 0, as
+// in the API's one documented example; running (1) and waiting (2) are the simulator's own.
 package main
 
 import (
@@ -23,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -95,9 +102,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		credentialTTL = app.Flag("metadata-credential-ttl", "Lifetime of the temporary credentials the metadata service issues.").
 				Default("2h").Duration()
 		rateLimit = app.Flag("rate-limit", "Throttle ShowTask/SearchTask like the API gateway: at most this many requests per second "+
-			"(a token bucket), the rest answered 429 APIGW.0308 before authentication; the counts are served on "+
-			simulator.StatsPath+" to loopback clients. 0: off.").Default("0").Float64()
-		rateBurst = app.Flag("rate-burst", "Bucket size of --rate-limit (0: the rate, rounded up).").Default("0").Int()
+			"(a token bucket), the rest answered 429 APIGW.0308 before authentication. With it, --quota-per-minute or --quota, "+
+			"the gateway's counts are served on "+simulator.StatsPath+" to loopback clients. 0: off.").Default("0").Float64()
+		rateBurst      = app.Flag("rate-burst", "Bucket size of --rate-limit (0: the rate, rounded up).").Default("0").Int()
+		quotaPerMinute = app.Flag("quota-per-minute", "The gateway's per-minute quota: each AK (or X-Auth-Token) may make this many "+
+			"authenticated ShowTask/SearchTask calls per clock minute (a fixed minute, hh:mm:00 to hh:mm:59); the rest are answered "+
+			"429 APIGW.0308 \"...policy user over ratelimit,limit:N,time:1 minute\", without Retry-After. 0: off.").Default("0").Int()
+		quota = app.Flag("quota", "The gateway's quota of calls in all: after this many authenticated ShowTask/SearchTask calls "+
+			"(all credentials together), every call is answered 405 APIGW.0501 \"The app quota has been used up.\". 0: off.").
+			Default("0").Int64()
+		faults = app.Flag("fault", "Answer every authenticated ShowTask/SearchTask with this fault (repeatable: the faults take turns). "+
+			"The real cloud's answers: token-invalid (400 MSS.00010008), token-project (400 MSS.00010009), auth-forbidden "+
+			"(403 MSS.000000004), quota-second (429 APIGW.0308, limit:10,time:1 second), quota-minute (429 APIGW.0308, "+
+			"limit:20,time:1 minute), quota-used-up (405 APIGW.0501); also invalid-param, not-found, throttled, internal, malformed.").
+			PlaceHolder("NAME").Strings()
+		searchPaging = app.Flag("search-paging", "How SearchTask reads offset and limit: rows (offset counts rows, limit honoured up to 100), "+
+			"pages (offset is a page index from 0, pages of limit rows) or ignored (always the first 10 rows, offset 0, limit 10: "+
+			"the default, the strictest reading of the docs, which document neither).").
+			Default(simulator.PagingIgnored).String()
 	)
 
 	fail := func(format string, a ...any) int {
@@ -132,6 +154,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("--rate-limit and --rate-burst must be between 0 and %d", maxRate)
 	case *rateBurst > 0 && *rateLimit == 0:
 		return fail("--rate-burst needs --rate-limit")
+	case *quotaPerMinute < 0 || *quotaPerMinute > maxRate:
+		return fail("--quota-per-minute must be between 0 and %d, not %d", maxRate, *quotaPerMinute)
+	case *quota < 0:
+		return fail("--quota must not be negative, not %d", *quota)
+	case !slices.Contains([]string{simulator.PagingRows, simulator.PagingPages, simulator.PagingIgnored}, *searchPaging):
+		return fail("--search-paging must be rows, pages or ignored, not %q", *searchPaging)
+	}
+	var faultList []simulator.Fault
+	for _, name := range *faults {
+		f, err := simulator.NamedFault(name)
+		if err != nil {
+			return fail("--fault: %v", err)
+		}
+		faultList = append(faultList, f)
 	}
 	users, names, err := parseIAMUsers(*iamUsers)
 	if err != nil {
@@ -139,23 +175,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	opts := simulator.Options{
-		Credentials:   map[string]string{*ak: *sk},
-		Tokens:        *tokens,
-		ProjectID:     *projectID,
-		Tasks:         *tasks,
-		Seed:          *seed,
-		Latency:       *latency,
-		ErrorRate:     *errorRate,
-		ThrottleRate:  *throttleRate,
-		SlowRate:      *slowRate,
-		SlowDelay:     *slowDelay,
-		MalformedRate: *malformedRate,
-		FieldStyle:    *fieldStyle,
-		IAMUsers:      users,
-		Region:        *region,
-		TokenTTL:      *tokenTTL,
-		RateLimit:     *rateLimit,
-		RateBurst:     *rateBurst,
+		Credentials:    map[string]string{*ak: *sk},
+		Tokens:         *tokens,
+		ProjectID:      *projectID,
+		Tasks:          *tasks,
+		Seed:           *seed,
+		Latency:        *latency,
+		ErrorRate:      *errorRate,
+		ThrottleRate:   *throttleRate,
+		SlowRate:       *slowRate,
+		SlowDelay:      *slowDelay,
+		MalformedRate:  *malformedRate,
+		FieldStyle:     *fieldStyle,
+		IAMUsers:       users,
+		Region:         *region,
+		TokenTTL:       *tokenTTL,
+		RateLimit:      *rateLimit,
+		RateBurst:      *rateBurst,
+		QuotaPerMinute: *quotaPerMinute,
+		Quota:          *quota,
+		Faults:         faultList,
+		SearchPaging:   *searchPaging,
 	}
 	if *metadata {
 		opts.Metadata = &simulator.MetadataOptions{SessionTokens: true, CredentialTTL: *credentialTTL}
@@ -199,7 +239,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"region", *region,
 		"iam_users", strings.Join(names, ","),
 		"metadata", *metadata,
-		"rate_limit", *rateLimit)
+		"rate_limit", *rateLimit,
+		"quota_per_minute", *quotaPerMinute,
+		"quota", *quota,
+		"faults", strings.Join(*faults, ","),
+		"search_paging", *searchPaging)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
