@@ -53,6 +53,7 @@ type Discovery struct {
 	mu          sync.Mutex
 	cfg         config.Discovery
 	tasks       []Discovered
+	begins      map[string]time.Time // the tasks' begin times, by id
 	lastSuccess time.Time
 	version     uint64 // changes with every new list
 	paging      string // what answers proved; "" before any window needed two answers
@@ -187,7 +188,10 @@ func (d *Discovery) Refresh(ctx context.Context) {
 	if len(found) > cfg.MaxTasks {
 		found = found[:cfg.MaxTasks]
 	}
-	d.tasks = found
+	d.tasks, d.begins = found, make(map[string]time.Time, len(found))
+	for _, t := range found {
+		d.begins[t.ID] = t.Begin
+	}
 	d.version++
 	level.Debug(d.logger).Log("msg", "Discovery listed tasks", "tasks", len(found), "calls", l.calls, "paging", d.paging)
 }
@@ -235,14 +239,10 @@ func (d *Discovery) Freshen(ctx context.Context, since Mark, ids []string, p Pol
 // than calling those tasks.
 func (d *Discovery) window(ids []string, p Policy) (lo int64, ok bool) {
 	d.mu.Lock()
-	tasks, paging, cfg := d.tasks, d.paging, d.cfg
+	tasks, begins, paging, cfg := d.tasks, d.begins, d.paging, d.cfg
 	d.mu.Unlock()
 	if len(tasks) == 0 {
 		return 0, false
-	}
-	begins := make(map[string]time.Time, len(tasks))
-	for _, t := range tasks {
-		begins[t.ID] = t.Begin
 	}
 	cutoff := d.refresher.now().Add(-cfg.Lookback)
 	var dated []string // discovered tasks within the lookback
