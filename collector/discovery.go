@@ -164,17 +164,23 @@ func (d *Discovery) Refresh(ctx context.Context) {
 		found = append(found, discovered(t))
 		known[t.TaskID.Text] = true
 	}
+	// What the listing did not return stays while it runs (its begin time left the
+	// lookback, or the listing no longer returns it: ShowTask refreshes it until it ends),
+	// and all of it stays when the listing failed.
+	d.mu.Lock()
+	previous := d.tasks
+	d.mu.Unlock()
+	for _, t := range previous {
+		if !known[t.ID] && (err != nil || d.refresher.running(t.ID)) {
+			found = append(found, t)
+		}
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.learn(l, err)
 	if err != nil {
-		level.Warn(d.logger).Log(append([]any{"msg", "Discovery failed; keeping the last list and adding what was found", "found", len(found)}, errorKeys(err)...)...)
-		for _, t := range d.tasks {
-			if !known[t.ID] {
-				found = append(found, t)
-			}
-		}
+		level.Warn(d.logger).Log(append([]any{"msg", "Discovery failed; keeping the last list and adding what was found", "found", len(l.found)}, errorKeys(err)...)...)
 	} else {
 		if l.capped && !d.capped {
 			level.Warn(d.logger).Log("msg", "Discovery stopped at discovery.max_tasks; older tasks are not watched", "max_tasks", cfg.MaxTasks)

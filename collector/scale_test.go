@@ -390,10 +390,17 @@ metastudio_discovery_tasks 2
 `), "metastudio_discovery_tasks"); err != nil {
 		t.Error(err)
 	}
-	// Finished tasks drop out lookback after they began; a running one stays until it ends.
+	// Finished tasks drop out lookback after they began; a running one stays until it ends,
+	// also when a listing no longer returns it.
 	clock.Advance(24 * time.Hour)
 	if got := d.taskIDs(); len(got) != 1 || got[0] != "run1" {
 		t.Errorf("a day later the finished task must drop out and the running one stay: %v", got)
+	}
+	fail.Store(false)
+	api.pages = func(p metastudio.SearchParams) (*metastudio.TaskPage, error) { return page(0, 0), nil }
+	d.Refresh(context.Background())
+	if got := d.taskIDs(); len(got) != 1 || got[0] != "run1" {
+		t.Errorf("after a listing that no longer returns it, the running task must stay: %v", got)
 	}
 }
 

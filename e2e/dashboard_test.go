@@ -22,6 +22,7 @@ var wantPanels = []string{
 	"Tasks",
 	"Items succeeded", "Items failed", "Failed items per interval",
 	"API requests by code", "Call rate and 429s", "Tasks not scraped", "Credentials",
+	"Tasks discovery missed", "Discovery at max_tasks",
 }
 
 func TestDashboardStructure(t *testing.T) {

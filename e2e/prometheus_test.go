@@ -765,6 +765,9 @@ func checkDashboard(t *testing.T, api promAPI, m mode, exporter string, resource
 				"Tasks not scraped/A":     {1},
 				"Items failed/A":          {0, 7, 40},
 				"Items succeeded/A":       {0, 51, 60},
+				// Discovery is off: nothing listed, nothing missed.
+				"Tasks discovery missed/A": {0},
+				"Discovery at max_tasks/A": {0},
 			}},
 		{name: "first values", first: true, lists: map[string][]string{"task": {finished}},
 			want: map[string][]float64{

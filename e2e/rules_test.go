@@ -29,6 +29,7 @@ var wantAlerts = []string{
 	"MetaStudioCredentialsUnavailable",
 	"MetaStudioClockSkew",
 	"MetaStudioDiscoveryStale",
+	"MetaStudioDiscoveryMissedTasks",
 }
 
 const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#"

@@ -166,7 +166,7 @@ func Build() (dashboard.Dashboard, error) {
 			query("A", "sum by (metastudio_exporter, operation, code) (rate(metastudio_api_requests_total{"+exporterSel+"}[$__rate_interval]))", "{{metastudio_exporter}} {{operation}} {{code}}"))).
 		WithPanel(graph(10, "API call duration (95th percentile)", "How long API calls take, by operation.", "s", pos(12, 30, 12, 8),
 			query("A", "histogram_quantile(0.95, sum by (le, metastudio_exporter, operation) (rate(metastudio_api_request_duration_seconds_bucket{"+exporterSel+"}[$__rate_interval])))", "{{metastudio_exporter}} {{operation}}"))).
-		WithPanel(graph(11, "Call rate and 429s", "The adaptive call rate in force, and 429 answers per second.", "reqps", pos(0, 38, 8, 8),
+		WithPanel(graph(11, "Call rate and 429s", "The call rate in force (adaptive, or the quota a 429 stated), and answers per second of 429 or of a used-up quota.", "reqps", pos(0, 38, 8, 8),
 			query("A", "metastudio_api_rate_limit_per_second{"+exporterSel+"}", "{{metastudio_exporter}} rate in force"),
 			query("B", "rate(metastudio_api_throttled_total{"+exporterSel+"}[$__rate_interval])", "{{metastudio_exporter}} 429/s"))).
 		WithPanel(graph(12, "Tasks not scraped", "Tasks whose values the exporter does not have (metastudio_task_scrape_success 0).", "none", pos(8, 38, 8, 8),
@@ -177,7 +177,11 @@ func Build() (dashboard.Dashboard, error) {
 			query("A", "max by (metastudio_exporter) ("+task("metastudio_task_data_age_seconds")+")", "{{metastudio_exporter}} oldest"))).
 		WithPanel(graph(15, "Config reloads and clock", "Whether the last config reload worked, and the clock's offset from the API's.", "none", pos(12, 46, 12, 8),
 			query("A", "metastudio_config_last_reload_successful{"+exporterSel+"}", "{{metastudio_exporter}} reload ok"),
-			query("B", "metastudio_clock_skew_seconds{"+exporterSel+"}", "{{metastudio_exporter}} clock skew (s)")))
+			query("B", "metastudio_clock_skew_seconds{"+exporterSel+"}", "{{metastudio_exporter}} clock skew (s)"))).
+		WithPanel(statPanel(16, "Tasks discovery missed", "Tasks that discovery's last listing counted but no SearchTask answer returned: more tasks began in one millisecond than one answer delivers, and they are not watched (MetaStudioDiscoveryMissedTasks). 0 when the listing was complete, and without discovery.",
+			"sum(metastudio_discovery_missed_tasks{"+exporterSel+"}) or vector(0)", pos(0, 54, 12, 4))).
+		WithPanel(statPanel(17, "Discovery at max_tasks", "1 when discovery's last listing stopped at discovery.max_tasks with more tasks to list: the oldest tasks are not watched. Raise max_tasks, or narrow discovery.resources or business_id.",
+			"max(metastudio_discovery_capped{"+exporterSel+"}) or vector(0)", pos(12, 54, 12, 4)))
 	return b.Build()
 }
 

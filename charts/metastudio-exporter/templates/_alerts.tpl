@@ -133,6 +133,26 @@ groups:
             10 minutes.
           runbook_url: https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#metastudioapithrottled
 
+      # The API gateway says the call quota is used up (APIGW.0501, or a 429 that states a
+      # quota over more than a minute, such as a daily one). The exporter pauses every call
+      # (5 minutes, doubling up to an hour) and serves the tasks' last values, until a call
+      # gets through again. Not an authentication problem; quiet while the key is refused.
+      - alert: MetaStudioAPIQuotaExhausted
+        expr: |
+          (metastudio_api_quota_exhausted == 1)
+          unless on (metastudio_exporter) (metastudio_auth_ok == 0)
+        for: 5m
+        labels:
+          severity: critical
+        annotations:
+          summary: "The MetaStudio API quota is used up"
+          description: >-
+            The API gateway has answered exporter {{ "{{" }} $labels.metastudio_exporter {{ "}}" }} for
+            5 minutes that the call quota is used up. The exporter pauses its calls
+            (metastudio_api_quota_pause_seconds) and serves the tasks' last values, which
+            grow old: raise the quota, or make fewer calls.
+          runbook_url: https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#metastudioapiquotaexhausted
+
       # Prometheus cannot reach the exporter: every target it serves (its /metrics and, in
       # probe mode, each /probe target) is down; or no target carries metastudio_exporter
       # at all (a broken service discovery, or a scrape job without the label).
@@ -235,4 +255,25 @@ groups:
             SearchTask for {{ "{{" }} $value | humanizeDuration {{ "}}" }}. Tasks begun since then are not
             watched. Its log says why.
           runbook_url: https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#metastudiodiscoverystale
+
+      # Discovery's last listing left tasks out: SearchTask counted tasks that no answer
+      # returned, because more of them began in one millisecond than one answer delivers
+      # (its time filters cannot split a millisecond). Those tasks are not watched. Tasks
+      # left out by discovery.max_tasks do not count (metastudio_discovery_capped says so).
+      # Quiet while the key is refused.
+      - alert: MetaStudioDiscoveryMissedTasks
+        expr: |
+          (metastudio_discovery_missed_tasks > 0)
+          unless on (metastudio_exporter) (metastudio_auth_ok == 0)
+        for: 15m
+        labels:
+          severity: warning
+        annotations:
+          summary: "The exporter's task discovery misses tasks"
+          description: >-
+            The last listing of exporter {{ "{{" }} $labels.metastudio_exporter {{ "}}" }} missed
+            {{ "{{" }} $value | printf "%.0f" {{ "}}" }} task(s) for 15 minutes: SearchTask counted them, but
+            more tasks began in one millisecond than one answer delivers, so no answer
+            returned them and they are not watched.
+          runbook_url: https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#metastudiodiscoverymissedtasks
 {{- end -}}
