@@ -132,21 +132,31 @@ func (g *Guard) newEpoch() {
 	g.backoff, g.pause = g.base, firstProbePause
 }
 
-// sync starts a new epoch when the credentials changed from outside. g.mu is held.
+// sync starts a new epoch when the credentials changed from outside. Looking costs a stat
+// of the key files, which can be slow (NFS): it runs under no lock, neither the guard's nor
+// the refresher's, so that a slow stat holds up its own caller only.
 func (g *Guard) sync() {
-	if v, ok := g.creds.(auth.Versioned); ok {
-		if gen := v.Generation(); gen != g.credGen {
-			g.credGen = gen
-			g.newEpoch()
-		}
+	g.mu.Lock()
+	creds := g.creds
+	g.mu.Unlock()
+	v, ok := creds.(auth.Versioned)
+	if !ok {
+		return
+	}
+	gen := v.Generation()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.creds == creds && gen != g.credGen {
+		g.credGen = gen
+		g.newEpoch()
 	}
 }
 
 // coolingDown returns ErrAuthBackoff (with the time left) during a cool-down, else nil.
 func (g *Guard) coolingDown() error {
+	g.sync()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sync()
 	if left := g.until.Sub(g.now()); left > 0 {
 		return fmt.Errorf("%w (%s left)", ErrAuthBackoff, left.Round(time.Second))
 	}
@@ -163,9 +173,9 @@ type permit struct {
 // admit decides on one more call. It returns a permit; or ErrAuthBackoff during a
 // cool-down; or neither, with how long to wait (0: until the refresher is woken).
 func (g *Guard) admit() (p permit, ok bool, wait time.Duration, err error) {
+	g.sync()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sync()
 	return g.admitLocked()
 }
 
@@ -227,9 +237,9 @@ func (g *Guard) release(p permit) {
 
 // done takes the outcome of a call made under p.
 func (g *Guard) done(p permit, err error) {
+	g.sync()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.sync()
 	if p.epoch != g.epoch {
 		return // older credentials: their outcome says nothing about these
 	}

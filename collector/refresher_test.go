@@ -505,8 +505,69 @@ func TestEvictionSparesWaitedTasks(t *testing.T) {
 	}
 }
 
+// slowStat is credentials whose Generation (a stat of the key files) hangs once, when
+// armed, until released: a slow NFS.
+type slowStat struct {
+	versioned
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowStat) Generation() uint64 {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+	}
+	return s.gen.Load()
+}
+
+// TestSlowKeyFileStatHoldsUpOnlyItsCall: looking for changed key files (a stat, slow on
+// NFS) holds no lock: while one hangs, the table answers and the other calls go on.
+func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
+	api := &slowAPI{latency: 5 * time.Millisecond}
+	creds := &slowStat{entered: make(chan struct{}), release: make(chan struct{})}
+	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
+	r := NewRefresher(api, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
+	r.Configure(4, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	defer func() { cancel(); r.Wait() }()
+	verify(t, r)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Get(context.Background(), manyTasks(200), Policy{})
+	}()
+	waitFor(t, "the first calls", func() bool { return api.calls.Load() >= 2 })
+	creds.armed.Store(true)
+	select {
+	case <-creds.entered:
+	case <-done:
+		t.Fatal("the scrape ended before any stat was slow")
+	}
+	held := api.calls.Load()
+	answered := make(chan int, 1)
+	go func() { answered <- r.size() }()
+	select {
+	case <-answered:
+	case <-time.After(5 * time.Second):
+		t.Error("the refresher's table is locked while a key file stat hangs")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for api.calls.Load() < held+4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := api.calls.Load() - held; n < 4 {
+		t.Errorf("%d calls went out while a key file stat hung, want the others to go on", n)
+	}
+	close(creds.release)
+	<-done
+}
+
 // lockProbe is credentials whose Generation (a stat of the key files) reports whether
-// the refresher's lock was held by its caller.
+// its caller holds the refresher's lock: another holder lets go within milliseconds (the
+// calls take 5 ms, so the lock is mostly free), the caller never.
 type lockProbe struct {
 	versioned
 	r       *Refresher
@@ -515,7 +576,7 @@ type lockProbe struct {
 
 func (l *lockProbe) Generation() uint64 {
 	if r := l.r; r != nil {
-		for range 200 { // another goroutine holds it for microseconds; the caller, for good
+		for range 1000 {
 			if r.mu.TryLock() {
 				r.mu.Unlock()
 				return l.gen.Load()
@@ -527,10 +588,10 @@ func (l *lockProbe) Generation() uint64 {
 	return l.gen.Load()
 }
 
-// TestKeyFilesAreNotStatedUnderTheLock: looking for changed key files (a stat, slow on
-// NFS) never happens while the refresher's table is locked.
+// TestKeyFilesAreNotStatedUnderTheLock: no path looks for changed key files while the
+// refresher's table is locked (a worker going from call to call included).
 func TestKeyFilesAreNotStatedUnderTheLock(t *testing.T) {
-	api := &countingAPI{}
+	api := &slowAPI{latency: 5 * time.Millisecond}
 	creds := &lockProbe{}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
 	r := NewRefresher(api, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
