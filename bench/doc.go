@@ -2,9 +2,10 @@
 // one scrape of 100, 1,000 and 10,000 tasks, cold (nothing cached), warm (every task
 // finished and cached) and fed by discovery, with the simulator answering after 50 ms.
 // For each it reports the wall time of a scrape, the exporter's CPU per task, its peak
-// RSS and the API calls made; and, in the same run, the yardsticks the targets of issue 4
-// compare against: the ideal cold time, a plain client_golang registry exposing the same
-// series, a bare net/http GET to the same simulator, and two scrapers at once.
+// RSS and the API calls made; and, in the same run, the yardsticks that the targets of
+// docs/benchmarks.md compare against: the ideal cold time, a plain client_golang registry
+// exposing the same series, a bare net/http GET to the same simulator, and two scrapers at
+// once.
 //
 // The exporter runs as the built binary in a process of its own, so that its CPU time
 // (from /proc/<pid>/task/*/schedstat) and peak RSS (VmHWM) are its alone. The simulator
