@@ -59,8 +59,8 @@ var (
 // its numbers formatted as the text exposition writes them, and its label values, in one
 // string. A scrape writes each line from the family's name, the task's id and these
 // pieces, so nothing is parsed or formatted again while the values last, and a task
-// keeps about 280 bytes where its decoded form and its rendered lines took 1,150 (issue
-// 13: 10,000 tasks within 48 MiB). status_names is applied when a line is written, so a
+// keeps about 280 bytes where its decoded form and its rendered lines took 1,150
+// (10,000 tasks within 48 MiB). status_names is applied when a line is written, so a
 // reload takes effect at the next scrape.
 type values struct {
 	text     string          // the pieces, concatenated
