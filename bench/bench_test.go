@@ -41,9 +41,13 @@ func skipLarge(b *testing.B, n int) {
 
 // Scrape modes.
 const (
-	modeCold      = "cold"      // cache off (finished_ttl 0): every scrape calls ShowTask for every task
-	modeWarm      = "warm"      // every task finished and cached: after the first scrape, no call
-	modeDiscovery = "discovery" // no configured task; SearchTask lists them all, 1 in 100 in progress
+	modeCold = "cold" // cache off (finished_ttl 0): every scrape calls ShowTask for every task
+	modeWarm = "warm" // every task finished and cached: after the first scrape, no call
+	// modeDiscovery: no configured task; SearchTask lists them all, 1 in 100 in progress,
+	// the simulator paging as it does by default (ignoring offset and limit: 10 rows an answer).
+	modeDiscovery = "discovery"
+	// modeDiscoveryRows is modeDiscovery with the simulator paging by rows (100 an answer).
+	modeDiscoveryRows = "discovery-rows"
 )
 
 // BenchmarkScrape measures one scrape of the exporter binary, each iteration a GET
@@ -51,10 +55,10 @@ const (
 // (the exporter's CPU time during a scrape, exposition included, per exported task),
 // ShowTask/scrape (calls the simulator received), RSS-MiB (the exporter's peak RSS since
 // it started), first-ms (the first scrape after start: for warm, the one that fills the
-// cache); cold adds ideal-ms (ceil(N/32) x 50 ms) and x-ideal; discovery adds
-// SearchTask/refresh and refresh-ms (from the exporter's start to the last page).
+// cache); cold adds ideal-ms (ceil(N/32) x 50 ms) and x-ideal; the discovery modes add
+// SearchTask/refresh and refresh-ms (the listing pass at start, as the exporter logs it).
 func BenchmarkScrape(b *testing.B) {
-	for _, mode := range []string{modeCold, modeWarm, modeDiscovery} {
+	for _, mode := range []string{modeCold, modeWarm, modeDiscovery, modeDiscoveryRows} {
 		for _, n := range taskCounts {
 			b.Run(fmt.Sprintf("%s/tasks=%d", mode, n), func(b *testing.B) { benchScrape(b, mode, n) })
 		}
@@ -64,21 +68,23 @@ func BenchmarkScrape(b *testing.B) {
 func benchScrape(b *testing.B, mode string, n int, env ...string) {
 	skipLarge(b, n)
 	shape, cfg := shapeSeeded, exporterConfig{tasks: n}
-	switch mode {
-	case modeWarm:
+	var simEnv []string
+	discovery := mode == modeDiscovery || mode == modeDiscoveryRows
+	switch {
+	case mode == modeWarm:
 		shape, cfg.finishedTTL = shapeFinished, time.Hour
-	case modeDiscovery:
-		shape, cfg = shapeDiscovery, exporterConfig{finishedTTL: time.Hour, discovery: true}
+	case discovery:
+		shape, cfg = shapeDiscovery, exporterConfig{finishedTTL: time.Hour, discovery: true, debugLog: true}
+		if mode == modeDiscoveryRows {
+			simEnv = []string{envPaging + "=" + simulator.PagingRows}
+		}
 	}
-	sim := startSim(b, n, shape)
+	sim := startSim(b, n, shape, simEnv...)
 	e := startExporter(b, sim.url, cfg, env...)
 	var refresh time.Duration
 	var listCalls int64
-	if mode == modeDiscovery {
-		pages := int64((n + 99) / 100)
-		waitFor(b, 2*time.Minute, func() bool { _, search := sim.requests(b); return search >= pages })
-		refresh = time.Since(e.started)
-		time.Sleep(300 * time.Millisecond) // the list is stored after its last page
+	if discovery {
+		refresh = waitListed(b, e, n, 10*time.Minute).wall
 		_, listCalls = sim.requests(b)
 	}
 	var bare *bareGETClient
@@ -125,7 +131,7 @@ func benchScrape(b *testing.B, mode string, n int, env ...string) {
 			b.ReportMetric(medianOf(samples, func(s sample) float64 { return ms(s.wall) })/plainWall, "x-plain")
 		}
 	}
-	if mode == modeDiscovery {
+	if discovery {
 		b.ReportMetric(ms(refresh), "refresh-ms")
 		b.ReportMetric(float64(listCalls), "SearchTask/refresh")
 		b.ReportMetric(medianOf(samples, func(s sample) float64 { return float64(s.search) }), "SearchTask/scrape")
@@ -274,7 +280,7 @@ func BenchmarkPlainRegistry(b *testing.B) {
 			skipLarge(b, n)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-				newPlainCollector(n, time.Now()))
+				newPlainCollector(n, beginOf(n, shapeFinished, 0, time.Now())))
 			runtime.GC()
 			var walls []float64
 			var size int
@@ -333,12 +339,13 @@ func scrapePlain(b *testing.B, plain *child, n int) sample {
 	return sample{scrapeResult: r, cpu: cpu1 - cpu0}
 }
 
-// plainHTTPYardstick starts the plain registry of n tasks in a process of its own,
-// scrapes it once to warm it, then rounds times, and returns the median scrape wall
-// (ms), its CPU per task (µs) and its peak RSS (MiB). The child stops on return.
-func plainHTTPYardstick(b *testing.B, n, rounds int) (wallMS, cpuPerTask, rssMiB float64) {
+// plainHTTPYardstick starts the plain registry of n tasks in a process of its own (env
+// added to its environment: the shape of the tasks' times), scrapes it once to warm it,
+// then rounds times, and returns the median scrape wall (ms), its CPU per task (µs) and
+// its peak RSS (MiB). The child stops on return.
+func plainHTTPYardstick(b *testing.B, n, rounds int, env ...string) (wallMS, cpuPerTask, rssMiB float64) {
 	b.Helper()
-	plain := startChild(b, rolePlain, envTasks+"="+strconv.Itoa(n))
+	plain := startChild(b, rolePlain, append([]string{envTasks + "=" + strconv.Itoa(n)}, env...)...)
 	defer plain.stop()
 	expectTasks(b, get(b, plain.url+"/metrics"), n)
 	var samples []sample
@@ -360,22 +367,12 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startSim starts a simulator child with n tasks of a shape, answering after simLatency.
-func startSim(tb testing.TB, n int, shape string) *child {
+// startSim starts a simulator child with n tasks of a shape, answering after simLatency,
+// with env added to its environment (envPaging, envSpan).
+func startSim(tb testing.TB, n int, shape string, env ...string) *child {
 	tb.Helper()
-	return startChild(tb, roleSim, envTasks+"="+strconv.Itoa(n), envShape+"="+shape, envLatency+"="+simLatency.String())
-}
-
-// waitFor polls cond until it holds, or fails the benchmark after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("gave up waiting after %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startChild(tb, roleSim, append([]string{envTasks + "=" + strconv.Itoa(n), envShape + "=" + shape,
+		envLatency + "=" + simLatency.String()}, env...)...)
 }
 
 // recommendedMemLimit is the GOMEMLIMIT that docs/benchmarks.md recommended for about

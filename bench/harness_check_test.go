@@ -85,7 +85,7 @@ func TestSimulatorChild(t *testing.T) {
 // per task, under the exporter's names.
 func TestPlainCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newPlainCollector(3, time.Now()))
+	reg.MustRegister(newPlainCollector(3, beginOf(3, shapeFinished, 0, time.Now())))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

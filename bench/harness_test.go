@@ -66,7 +66,12 @@ func exporterBinary(tb testing.TB) string {
 type exporterConfig struct {
 	tasks       int           // configured task ids: simulator.TaskID(0 .. tasks-1)
 	finishedTTL time.Duration // cache.finished_ttl; 0 turns the cache off
-	discovery   bool          // discovery on, lookback 24h, refreshed at start only
+	discovery   bool          // discovery on, refreshed at start only (within the benchmark)
+	lookback    time.Duration // discovery.lookback; 0: 24h
+	maxTasks    int           // discovery.max_tasks; 0: 100000
+	// debugLog runs the exporter with --log.level=debug (else warn): discovery logs each
+	// listing pass, which waitListed reads.
+	debugLog bool
 }
 
 const (
@@ -80,7 +85,14 @@ func (c exporterConfig) yaml(endpoint string) string {
 	fmt.Fprintf(&b, "scrape:\n  timeout: %s\n  concurrency: %d\n  max_requests_per_second: 0\n", benchTimeout, benchConcurrency)
 	fmt.Fprintf(&b, "cache:\n  finished_ttl: %s\n", c.finishedTTL)
 	if c.discovery {
-		b.WriteString("discovery:\n  enabled: true\n  lookback: 24h\n  refresh_interval: 1h\n  max_tasks: 100000\n")
+		lookback, maxTasks := c.lookback, c.maxTasks
+		if lookback == 0 {
+			lookback = 24 * time.Hour
+		}
+		if maxTasks == 0 {
+			maxTasks = 100000
+		}
+		fmt.Fprintf(&b, "discovery:\n  enabled: true\n  lookback: %s\n  refresh_interval: 1h\n  max_tasks: %d\n", lookback, maxTasks)
 	}
 	if c.tasks > 0 {
 		b.WriteString("tasks:\n")
@@ -118,7 +130,11 @@ func startExporter(tb testing.TB, simURL string, cfg exporterConfig, env ...stri
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.cmd = exec.Command(bin, "--config.file="+cfgPath, "--web.listen-address="+addr, "--log.level=warn")
+	logLevel := "warn"
+	if cfg.debugLog {
+		logLevel = "debug"
+	}
+	e.cmd = exec.Command(bin, "--config.file="+cfgPath, "--web.listen-address="+addr, "--log.level="+logLevel)
 	e.cmd.Env = append(cleanEnv(), "CLOUD_SDK_AK="+benchAK, "CLOUD_SDK_SK="+benchSK)
 	e.cmd.Env = append(e.cmd.Env, env...)
 	e.cmd.Stdout, e.cmd.Stderr = logFile, logFile

@@ -32,6 +32,8 @@ const (
 	envTasks   = "METASTUDIO_BENCH_TASKS"
 	envShape   = "METASTUDIO_BENCH_SHAPE"
 	envLatency = "METASTUDIO_BENCH_LATENCY"
+	envPaging  = "METASTUDIO_BENCH_PAGING" // the simulator's SearchPaging; unset: its default
+	envSpan    = "METASTUDIO_BENCH_SPAN"   // the span of shapeSpread
 
 	roleSim   = "sim"   // the MetaStudio simulator, with a request counter at countsPath
 	rolePlain = "plain" // a plain client_golang registry of precomputed series at /metrics
@@ -70,6 +72,13 @@ func serveChild(role string) error {
 	if err != nil || n < 0 {
 		return fmt.Errorf("%s: want a task count, got %q", envTasks, os.Getenv(envTasks))
 	}
+	shape := os.Getenv(envShape)
+	var span time.Duration
+	if shape == shapeSpread {
+		if span, err = time.ParseDuration(os.Getenv(envSpan)); err != nil || span <= 0 {
+			return fmt.Errorf("%s: want a positive duration, got %q", envSpan, os.Getenv(envSpan))
+		}
+	}
 	var h http.Handler
 	switch role {
 	case roleSim:
@@ -77,11 +86,12 @@ func serveChild(role string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", envLatency, err)
 		}
-		h = newSim(n, os.Getenv(envShape), latency, time.Now())
+		h = newSim(simShape{n: n, shape: shape, span: span, paging: os.Getenv(envPaging)}, latency, time.Now())
 	case rolePlain:
+		now := time.Now()
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			newPlainCollector(n, time.Now()))
+			newPlainCollector(n, beginOf(n, shape, span, now)))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		h = mux
@@ -97,22 +107,38 @@ func serveChild(role string) error {
 	return srv.Close()
 }
 
+// simShape is what a simulator child serves: n tasks of a shape (span: shapeSpread's),
+// listed as paging says (empty: the simulator's default).
+type simShape struct {
+	n      int
+	shape  string
+	span   time.Duration
+	paging string
+}
+
 // newSim is the simulator of a child, counting ShowTask and SearchTask calls at countsPath.
-func newSim(n int, shape string, latency time.Duration, now time.Time) http.Handler {
+func newSim(s simShape, latency time.Duration, now time.Time) http.Handler {
 	opts := simulator.Options{
-		Credentials: map[string]string{benchAK: benchSK},
-		Tokens:      []string{benchToken},
-		ProjectID:   benchProject,
-		Latency:     latency,
-		FieldStyle:  simulator.StyleMixed,
+		Credentials:  map[string]string{benchAK: benchSK},
+		Tokens:       []string{benchToken},
+		ProjectID:    benchProject,
+		Latency:      latency,
+		FieldStyle:   simulator.StyleMixed,
+		SearchPaging: s.paging,
 	}
-	if shape == shapeSeeded {
-		opts.Tasks = n
+	if s.shape == shapeSeeded {
+		opts.Tasks = s.n
 	}
 	sim := simulator.New(opts)
-	if shape != shapeSeeded {
-		for i := range n {
-			sim.SetTask(simulator.TaskID(i), taskFields(i, now, shape == shapeDiscovery && inProgress(i)))
+	switch s.shape {
+	case shapeSeeded:
+	case shapeSpread:
+		for i := range s.n {
+			sim.SetTask(simulator.TaskID(i), taskFieldsAt(i, spreadBegin(i, s.n, s.span, now), false))
+		}
+	default:
+		for i := range s.n {
+			sim.SetTask(simulator.TaskID(i), taskFields(i, now, s.shape == shapeDiscovery && inProgress(i)))
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

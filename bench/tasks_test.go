@@ -22,7 +22,15 @@ const (
 	// shapeDiscovery: every task began within the last few hours (inside discovery's
 	// lookback); one in 100 is still in progress.
 	shapeDiscovery = "discovery"
+	// shapeSpread: every task finished, task i begun (i+½) × span / N before now (task 0
+	// the newest): a listing workload over days.
+	shapeSpread = "spread"
 )
+
+// spreadBegin is when task i of n spread over span began, before now.
+func spreadBegin(i, n int, span time.Duration, now time.Time) time.Time {
+	return now.Add(-time.Duration(float64(span) * (float64(i) + 0.5) / float64(n)))
+}
 
 // inProgress says which tasks of shapeDiscovery have not finished: one in 100.
 func inProgress(i int) bool { return i%100 == 0 }
@@ -38,7 +46,13 @@ const benchUserID = "5f0c8e1a9b2d4c3e8f7a6b5c4d3e2f1a"
 // answer it: even tasks send numbers, odd ones strings, like the simulator's mixed style.
 // Task i began i seconds before an hour before now.
 func taskFields(i int, now time.Time, running bool) map[string]any {
-	begin := now.Add(-time.Hour - time.Duration(i)*time.Second).UnixMilli()
+	return taskFieldsAt(i, now.Add(-time.Hour-time.Duration(i)*time.Second), running)
+}
+
+// taskFieldsAt is task i begun at began, as taskFields describes it; a finished task ended
+// 10 minutes after it began.
+func taskFieldsAt(i int, began time.Time, running bool) map[string]any {
+	begin := began.UnixMilli()
 	total := int64(200 + (i*37)%4801)
 	failure := int64((i * 7) % 50)
 	success := total - failure
@@ -92,11 +106,12 @@ var (
 )
 
 // plainCollector exposes precomputed series: the 9 series of a warm scrape of each
-// finished task (taskFields), built once as const metrics. It is the yardstick of "a plain
-// client_golang registry exposing the same series".
+// finished task (taskFieldsAt), built once as const metrics. It is the yardstick of "a
+// plain client_golang registry exposing the same series".
 type plainCollector struct{ metrics []prometheus.Metric }
 
-func newPlainCollector(n int, now time.Time) *plainCollector {
+// newPlainCollector holds n finished tasks, task i begun at begin(i).
+func newPlainCollector(n int, begin func(i int) time.Time) *plainCollector {
 	c := &plainCollector{metrics: make([]prometheus.Metric, 0, 9*n)}
 	add := func(d *prometheus.Desc, v float64, labels ...string) {
 		c.metrics = append(c.metrics, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
@@ -113,7 +128,7 @@ func newPlainCollector(n int, now time.Time) *plainCollector {
 	}
 	text := func(v any) string { return fmt.Sprint(v) }
 	for i := range n {
-		f := taskFields(i, now, false)
+		f := taskFieldsAt(i, begin(i), false)
 		id := simulator.TaskID(i)
 		add(plainDescs.success, 1, id)
 		add(plainDescs.age, 42.5, id)
@@ -137,4 +152,13 @@ func (c *plainCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.metrics {
 		ch <- m
 	}
+}
+
+// beginOf returns when task i of a shape began, for the plain registry's series: the
+// finished shape's times, or the spread's.
+func beginOf(n int, shape string, span time.Duration, now time.Time) func(i int) time.Time {
+	if shape == shapeSpread {
+		return func(i int) time.Time { return spreadBegin(i, n, span, now) }
+	}
+	return func(i int) time.Time { return now.Add(-time.Hour - time.Duration(i)*time.Second) }
 }

@@ -157,7 +157,7 @@ func (c *Collector) policy(unlisted bool) Policy {
 func (c *Collector) scrape(ctx context.Context, ids []string) []result {
 	p := c.policy(false)
 	if c.discovery != nil { // running discovered tasks may be answered by one listing
-		p.Since = c.refresher.Mark()
+		p.Since, p.Start = c.refresher.Mark(), c.refresher.now()
 		c.discovery.Freshen(ctx, p.Since, ids, p)
 	}
 	return c.refresher.Get(ctx, ids, p)
@@ -202,7 +202,7 @@ func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
 // fetch unless probe.allow_unlisted is set.
 func (c *Collector) Listed(id string) bool {
 	_, set := c.all()
-	return set[id]
+	return set[id] || (c.discovery != nil && c.discovery.Storing(id))
 }
 
 // Probe gets one task from the refresher under ctx, like a scrape, and sends its series

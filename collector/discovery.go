@@ -54,6 +54,7 @@ type Discovery struct {
 	cfg         config.Discovery
 	tasks       []Discovered
 	begins      map[string]time.Time // the tasks' begin times, by id
+	storing     map[string]bool      // the tasks the listing in progress has stored so far
 	lastSuccess time.Time
 	version     uint64 // changes with every new list
 	paging      string // what answers proved; "" before any window needed two answers
@@ -157,6 +158,18 @@ func (d *Discovery) Refresh(ctx context.Context) {
 	cfg := d.config()
 	now := d.refresher.now()
 	l := d.newLister(ctx, cfg, cfg.MaxTasks)
+	store := l.rows
+	l.rows = func(tasks []*metastudio.Task) { // watched from now on, before the pass ends
+		d.mu.Lock()
+		if d.storing == nil {
+			d.storing = map[string]bool{}
+		}
+		for _, t := range tasks {
+			d.storing[t.TaskID.Text] = true
+		}
+		d.mu.Unlock()
+		store(tasks)
+	}
 	err := l.window(ctx, now.Add(-cfg.Lookback).UnixMilli(), now.UnixMilli())
 	found := make([]Discovered, 0, len(l.found))
 	known := map[string]bool{}
@@ -194,12 +207,20 @@ func (d *Discovery) Refresh(ctx context.Context) {
 	if len(found) > cfg.MaxTasks {
 		found = found[:cfg.MaxTasks]
 	}
-	d.tasks, d.begins = found, make(map[string]time.Time, len(found))
+	d.tasks, d.begins, d.storing = found, make(map[string]time.Time, len(found)), nil
 	for _, t := range found {
 		d.begins[t.ID] = t.Begin
 	}
 	d.version++
 	level.Debug(d.logger).Log("msg", "Discovery listed tasks", "tasks", len(found), "calls", l.calls, "paging", d.paging)
+}
+
+// Storing reports whether the listing in progress has stored id: a long pass stores its
+// tasks as their answers come, and housekeeping must not drop them before it ends.
+func (d *Discovery) Storing(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.storing[id]
 }
 
 // discovered is what the list keeps of a listed task.

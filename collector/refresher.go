@@ -49,6 +49,10 @@ type Policy struct {
 	// Since is a Mark taken when the scrape began (0: when Get is called): answers and
 	// listings after it are fresh for the scrape.
 	Since Mark
+	// Start is when the scrape began (zero: when Get is called): MinRefresh counts from it,
+	// so that a scrape that waited for a listing first does not find values stale that
+	// were fresh when it began.
+	Start time.Time
 }
 
 // Mark is a point in the answer sequence.
@@ -216,11 +220,15 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 	if p.Since > 0 {
 		start = uint64(p.Since) - 1
 	}
+	freshAt := now
+	if !p.Start.IsZero() && p.Start.Before(now) {
+		freshAt = p.Start
+	}
 	var pending, queue []*entry
 	var where []int
 	for i, id := range ids {
 		e := r.entry(id, p.Unlisted, now)
-		switch res, ok := r.fresh(e, p, now); {
+		switch res, ok := r.fresh(e, p, freshAt); {
 		case e.answered > start && e.err == nil && e.vals != nil: // listed since the scrape began
 			results[i] = result{id: id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}
 		case ok:
@@ -300,7 +308,7 @@ func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (result, bool) {
 		return result{}, false
 	case p.MinRefresh > 0 && now.Sub(e.fetched) < p.MinRefresh,
 		e.vals.finished && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
-		return result{id: e.id, vals: e.vals, age: now.Sub(e.fetched)}, true
+		return result{id: e.id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}, true
 	}
 	return result{}, false
 }

@@ -429,3 +429,51 @@ func TestDiscoveryKeepsTheNewest(t *testing.T) {
 		t.Errorf("kept %q, want the two newest, newest first: \"newest mid\"", got)
 	}
 }
+
+// TestMinRefreshCountsFromTheScrapesStart: a scrape that waited (for a listing) before it
+// asks for its tasks finds fresh what was fresh when it began.
+func TestMinRefreshCountsFromTheScrapesStart(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
+	api := &countingAPI{}
+	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
+	r.Get(context.Background(), []string{"run1"}, Policy{})
+	clock.Advance(time.Second)
+	start := clock.Now()
+	clock.Advance(1500 * time.Millisecond) // the scrape waited for a listing
+	p := Policy{MinRefresh: 1900 * time.Millisecond, Start: start}
+	if res := r.Get(context.Background(), []string{"run1"}, p); api.total() != 1 || res[0].err != nil || res[0].age != time.Second {
+		t.Errorf("%d calls, age %s; want the values fetched 1 s before the scrape began, no call", api.total(), res[0].age)
+	}
+	p.Start = time.Time{}
+	if r.Get(context.Background(), []string{"run1"}, p); api.total() != 2 {
+		t.Errorf("%d calls; without the scrape's start the values are 2.5 s old and need a call", api.total())
+	}
+}
+
+// TestHousekeepingSparesALongListing: the tasks a listing in progress has stored are
+// watched before it ends; housekeeping does not drop them.
+func TestHousekeepingSparesALongListing(t *testing.T) {
+	clock := testkit.NewClock(time.UnixMilli(1_800_000_000_000))
+	srv := &pagingServer{mode: "ignored", begins: spread(30, clock.Now().UnixMilli()-1000, 3_600_000)}
+	gate := make(chan struct{})
+	var calls atomic.Int64
+	api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+		if calls.Add(1) == 2 {
+			<-gate // the pass goes on slowly
+		}
+		return srv.search(context.Background(), p)
+	}}
+	c, d := discoveryCollector(t, discoveryConfig(), api, clock)
+	done := make(chan struct{})
+	go func() { defer close(done); d.Refresh(context.Background()) }()
+	waitFor(t, "the first answer stored", func() bool { return c.refresher.size() >= 10 })
+	c.refresher.Prune(c.Listed)
+	if n := c.refresher.size(); n < 10 {
+		t.Errorf("housekeeping during the listing left %d of its 10 stored tasks", n)
+	}
+	close(gate)
+	<-done
+	if n := len(d.Tasks()); n != 30 {
+		t.Errorf("the listing found %d of 30", n)
+	}
+}

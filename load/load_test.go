@@ -50,7 +50,8 @@ func BenchmarkLoad(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	records, snaps := run(b, "http://"+expAddr, "http://"+simAddr+simulator.StatsPath)
+	records, snaps := run(b, "http://"+expAddr, "http://"+simAddr+simulator.StatsPath,
+		schedule{scrapers: scrapers, interval: interval, runFor: runFor, snapEvery: snapEvery, timeout: promTimeout})
 	b.StopTimer()
 	expStop, simStop := exp.Stop(), sim.Stop()
 
@@ -110,14 +111,23 @@ func BenchmarkLoad(b *testing.B) {
 	}
 }
 
+// schedule is how the scrapers of a load case run.
+type schedule struct {
+	scrapers  int
+	interval  time.Duration // each scraper's
+	runFor    time.Duration // scrapers send until then
+	snapEvery time.Duration // how often the gateway's counts are read
+	timeout   time.Duration // sent as X-Prometheus-Scrape-Timeout-Seconds; the client waits 5 s more
+}
+
 // run scrapes for runFor and reads the gateway's counts every snapEvery (at 0 first). Each
 // scraper starts interval/scrapers after the previous one, then scrapes on a ticker: a
 // scrape longer than the interval makes it skip ticks, as Prometheus' scrape loop does.
-func run(b *testing.B, base, statsURL string) ([]scrape, []snapshot) {
-	transport := &http.Transport{MaxIdleConnsPerHost: scrapers + 1, IdleConnTimeout: time.Minute}
+func run(b *testing.B, base, statsURL string, sch schedule) ([]scrape, []snapshot) {
+	transport := &http.Transport{MaxIdleConnsPerHost: sch.scrapers + 1, IdleConnTimeout: time.Minute}
 	defer transport.CloseIdleConnections()
-	client := &http.Client{Timeout: clientTimeout, Transport: transport}
-	header := strconv.FormatFloat(promTimeout.Seconds(), 'f', -1, 64)
+	client := &http.Client{Timeout: sch.timeout + 5*time.Second, Transport: transport}
+	header := strconv.FormatFloat(sch.timeout.Seconds(), 'f', -1, 64)
 
 	t0 := time.Now()
 	since := func(t time.Time) time.Duration { return t.Sub(t0) }
@@ -165,12 +175,12 @@ func run(b *testing.B, base, statsURL string) ([]scrape, []snapshot) {
 	var mu sync.Mutex
 	var records []scrape
 	var wg sync.WaitGroup
-	for i := range scrapers {
+	for i := range sch.scrapers {
 		wg.Go(func() {
-			time.Sleep(time.Until(t0.Add(time.Duration(i) * interval / scrapers)))
-			tick := time.NewTicker(interval)
+			time.Sleep(time.Until(t0.Add(time.Duration(i) * sch.interval / time.Duration(sch.scrapers))))
+			tick := time.NewTicker(sch.interval)
 			defer tick.Stop()
-			for since(time.Now()) < runFor {
+			for since(time.Now()) < sch.runFor {
 				r := do()
 				mu.Lock()
 				records = append(records, r)
@@ -179,8 +189,8 @@ func run(b *testing.B, base, statsURL string) ([]scrape, []snapshot) {
 			}
 		})
 	}
-	for k := 1; k <= int(runFor/snapEvery); k++ {
-		time.Sleep(time.Until(t0.Add(time.Duration(k) * snapEvery)))
+	for k := 1; k <= int(sch.runFor/sch.snapEvery); k++ {
+		time.Sleep(time.Until(t0.Add(time.Duration(k) * sch.snapEvery)))
 		snaps = append(snaps, readStats())
 	}
 	wg.Wait()

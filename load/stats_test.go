@@ -31,10 +31,9 @@ const (
 	runFor   = 75 * time.Second // scrapers send until then
 	warmUp   = 25 * time.Second // the measured window is [warmUp, runFor)
 	// promTimeout is what the scrapers send as X-Prometheus-Scrape-Timeout-Seconds; a later
-	// answer is one Prometheus would have dropped. The scrapers wait clientTimeout to learn
-	// how late it was.
-	promTimeout   = 10 * time.Second
-	clientTimeout = promTimeout + 5*time.Second
+	// answer is one Prometheus would have dropped. The scrapers wait 5 s more to learn how
+	// late it was.
+	promTimeout = 10 * time.Second
 	// snapEvery is how often the harness reads the gateway's counts (the timeline's step).
 	snapEvery = 5 * time.Second
 

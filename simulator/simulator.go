@@ -230,6 +230,15 @@ type Options struct {
 	// the strictest reading of the docs, which document neither), PagingRows or
 	// PagingPages; anything else is PagingIgnored.
 	SearchPaging string
+	// Spread, if positive, lays the seeded tasks out as a listing workload instead of the
+	// mix of six kinds: task i began (i+½)·Spread/Tasks before the start instant, so task
+	// 0 is the newest, SearchTask lists them in index order, and all began within Spread
+	// before the start. The first Running of them run for 8 hours after the start
+	// (spreadRunFor); the others finished before it. Their other contents are drawn as usual.
+	Spread time.Duration
+	// Running is how many of the spread tasks, the newest, are running (only with Spread;
+	// at most Tasks).
+	Running int
 }
 
 // Paging modes of Options.SearchPaging. The API documents no paging parameters: the
@@ -403,7 +412,14 @@ func New(opts Options) *Server {
 		s.projects[region] = slices.Clone(ids)
 	}
 	for i := 0; i < opts.Tasks; i++ {
-		t := newSeedTask(i, opts.Seed, s.start, opts.FieldStyle)
+		var place *placement
+		if opts.Spread > 0 {
+			place = &placement{
+				ago:     time.Duration(float64(opts.Spread) * (float64(i) + 0.5) / float64(opts.Tasks)),
+				running: i < opts.Running,
+			}
+		}
+		t := newSeedTask(i, opts.Seed, s.start, opts.FieldStyle, place)
 		s.seeded[t.id] = t
 		s.order = append(s.order, t.id)
 		s.ids = append(s.ids, t.id)
@@ -960,16 +976,15 @@ func parseSearch(q url.Values, paging string) (searchQuery, error) {
 	return sq, nil
 }
 
-// matches says whether task passes the filters: its resource among those asked for, and
+// matches says whether a task passes the filters: its resource among those asked for, and
 // its begin time within [begin_time, end_time] (both ends inclusive). A task without a
 // usable begin time matches no begin_time or end_time filter.
-func (q searchQuery) matches(task any) bool {
-	if len(q.resources) > 0 && !slices.Contains(q.resources, resourceOf(task)) {
+func (q searchQuery) matches(resource string, begin int64, hasBegin bool) bool {
+	if len(q.resources) > 0 && !slices.Contains(q.resources, resource) {
 		return false
 	}
 	if q.hasBegin || q.hasEnd {
-		b, ok := beginOf(task)
-		if !ok || (q.hasBegin && b < q.begin) || (q.hasEnd && b > q.end) {
+		if !hasBegin || (q.hasBegin && begin < q.begin) || (q.hasEnd && begin > q.end) {
 			return false
 		}
 	}
@@ -978,29 +993,46 @@ func (q searchQuery) matches(task any) bool {
 
 // window returns the rows of one answer out of matched, as the paging mode reads offset
 // and limit.
-func (q searchQuery) window(matched []any, paging string) []any {
+func (q searchQuery) window(matched []listed, paging string) []listed {
 	first := int64(q.offset) // PagingRows
 	if paging == PagingPages {
 		first = int64(q.offset) * int64(q.limit)
 	}
 	if first >= int64(len(matched)) {
-		return []any{}
+		return nil
 	}
 	return matched[first:min(first+int64(q.limit), int64(len(matched)))]
 }
 
 // listed is a task that matched a SearchTask query, with what orders the answer.
 type listed struct {
-	task     any
+	id       string
 	begin    int64
 	hasBegin bool
+}
+
+// filterFieldsLocked returns what SearchTask filters and orders a task by at now, its
+// resource and its begin time, as its answer would carry them, without rendering a
+// seeded task; ok is false for an unknown id. s.mu is held.
+func (s *Server) filterFieldsLocked(id string, now time.Time) (resource string, begin int64, hasBegin, ok bool) {
+	if t, found := s.seeded[id]; found {
+		if now.Before(t.begin) { // waiting: no begin_time yet
+			return t.resource, 0, false, true
+		}
+		return t.resource, t.begin.UnixMilli(), true, true
+	}
+	if f, found := s.fixed[id]; found {
+		begin, hasBegin = beginOf(f)
+		return resourceOf(f), begin, hasBegin, true
+	}
+	return "", 0, false, false
 }
 
 // searchTask answers {"offset","limit","count","data"}: the tasks that match, newest first
 // (by begin time, later first; tasks without a usable begin time, which have not begun,
 // before every begun one; ties in server order: seeded tasks, then tasks added with
 // SetTask), count being all that match, the rows and the echoed offset and limit as
-// Options.SearchPaging reads them.
+// Options.SearchPaging reads them. Only the rows of the answer are rendered.
 func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string) {
 	paging := s.opts.SearchPaging
 	q, err := parseSearch(r.URL.Query(), paging)
@@ -1012,9 +1044,8 @@ func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string
 	var found []listed
 	s.mu.Lock()
 	for _, id := range s.order {
-		if t := s.lookupLocked(id, now); t != nil && q.matches(t) {
-			b, ok := beginOf(t)
-			found = append(found, listed{t, b, ok})
+		if resource, begin, hasBegin, ok := s.filterFieldsLocked(id, now); ok && q.matches(resource, begin, hasBegin) {
+			found = append(found, listed{id, begin, hasBegin})
 		}
 	}
 	s.mu.Unlock()
@@ -1032,16 +1063,19 @@ func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string
 		}
 		return 0
 	})
-	matched := make([]any, len(found))
-	for i, f := range found {
-		matched[i] = f.task
+	rows := q.window(found, paging)
+	data := make([]any, 0, len(rows))
+	s.mu.Lock()
+	for _, f := range rows {
+		data = append(data, s.lookupLocked(f.id, now))
 	}
+	s.mu.Unlock()
 	page := struct {
 		Offset int   `json:"offset"`
 		Limit  int   `json:"limit"`
 		Count  int   `json:"count"`
 		Data   []any `json:"data"`
-	}{q.offset, q.limit, len(matched), q.window(matched, paging)}
+	}{q.offset, q.limit, len(found), data}
 	b, err := json.Marshal(page)
 	if err != nil {
 		s.writeJSONError(w, reqID, http.StatusInternalServerError, CodeInternal, msgInternal)

@@ -94,9 +94,21 @@ type seedTask struct {
 	nullEnd   bool          // an unset end_time is sent as null (else left out); same for begin_time
 }
 
+// spreadRunFor is how long a running task of Options.Spread goes on after the start
+// instant: longer than any benchmark or load case runs.
+const spreadRunFor = 8 * time.Hour
+
+// placement puts a seeded task at a chosen begin time instead of its kind's
+// (Options.Spread).
+type placement struct {
+	ago     time.Duration // how long before the start instant it began
+	running bool          // running until spreadRunFor after the start; else finished before the start
+}
+
 // newSeedTask draws task i from its own generator, so task i is the same whatever
-// Options.Tasks is.
-func newSeedTask(i int, seed int64, start time.Time, style string) *seedTask {
+// Options.Tasks is. A placement, if any, replaces the begin time and the life cycle of
+// the task's kind; every other field is drawn alike.
+func newSeedTask(i int, seed int64, start time.Time, style string, place *placement) *seedTask {
 	rng := rand.New(rand.NewPCG(uint64(seed), uint64(i)+0x5eed))
 	between := func(lo, hi time.Duration) time.Duration {
 		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
@@ -143,6 +155,13 @@ func newSeedTask(i int, seed int64, start time.Time, style string) *seedTask {
 		t.dur = between(3*time.Hour, 8*time.Hour)
 		t.total = 10000 + rng.Int64N(40001)
 		t.failMille = rng.Int64N(21)
+	}
+	if place != nil {
+		t.begin, t.stopMille = start.Add(-place.ago), 1000
+		t.dur = min(place.ago/2, 90*time.Minute) // ends before the start
+		if place.running {
+			t.dur = place.ago + spreadRunFor
+		}
 	}
 	t.begin = t.begin.Truncate(time.Millisecond)
 	t.dur = t.dur.Truncate(time.Millisecond)

@@ -12,7 +12,8 @@
 // It answers as the API reference documents (an unknown task is 400 MSS.000000003; an
 // AK/SK-signed call without X-Project-Id is refused), and can play the real cloud's error
 // answers (--fault), the gateway's quotas (--quota-per-minute, --quota) and three readings of
-// SearchTask's undocumented paging (--search-paging).
+// SearchTask's undocumented paging (--search-paging). --spread and --running seed a listing
+// workload: tasks begun one after another over a span, the newest of them running.
 //
 // Seeded task ids are the 32 lower-case hex digits of 1, 2, ... (00000000000000000000000000000001
 // first); --seed changes their contents, not their ids. Finished tasks have task_status 0, as
@@ -120,6 +121,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"pages (offset is a page index from 0, pages of limit rows) or ignored (always the first 10 rows, offset 0, limit 10: "+
 			"the default, the strictest reading of the docs, which document neither).").
 			Default(simulator.PagingIgnored).String()
+		spread = app.Flag("spread", "Lay the seeded tasks out for listing workloads instead of the usual mix: task i began "+
+			"(i+0.5) x spread / tasks before the start (task 0 the newest), the --running newest of them still running "+
+			"for hours, the rest finished before the start. 0: the mix.").Default("0s").Duration()
+		running = app.Flag("running", "With --spread: how many of the tasks, the newest, are running.").Default("0").Int()
 	)
 
 	fail := func(format string, a ...any) int {
@@ -160,6 +165,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("--quota must not be negative, not %d", *quota)
 	case !slices.Contains([]string{simulator.PagingRows, simulator.PagingPages, simulator.PagingIgnored}, *searchPaging):
 		return fail("--search-paging must be rows, pages or ignored, not %q", *searchPaging)
+	case *spread < 0:
+		return fail("--spread must not be negative, not %s", *spread)
+	case *running < 0 || *running > *tasks:
+		return fail("--running must be between 0 and --tasks (%d), not %d", *tasks, *running)
+	case *running > 0 && *spread == 0:
+		return fail("--running needs --spread")
 	}
 	var faultList []simulator.Fault
 	for _, name := range *faults {
@@ -196,6 +207,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Quota:          *quota,
 		Faults:         faultList,
 		SearchPaging:   *searchPaging,
+		Spread:         *spread,
+		Running:        *running,
 	}
 	if *metadata {
 		opts.Metadata = &simulator.MetadataOptions{SessionTokens: true, CredentialTTL: *credentialTTL}
@@ -243,7 +256,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"quota_per_minute", *quotaPerMinute,
 		"quota", *quota,
 		"faults", strings.Join(*faults, ","),
-		"search_paging", *searchPaging)
+		"search_paging", *searchPaging,
+		"spread", *spread,
+		"running", *running)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
