@@ -73,7 +73,7 @@ func BenchmarkLoad(b *testing.B) {
 		out("  %s", row)
 	}
 	out("exporter stop: %s; simulator stop: %s", expStop, simStop)
-	out("targets (issue 10), after the first %s:", warmUp)
+	out("targets, after the first %s:", warmUp)
 	missed := 0
 	for _, t := range f.targets() {
 		out("  %s", t)
@@ -107,7 +107,7 @@ func BenchmarkLoad(b *testing.B) {
 		b.Errorf("exporter: %s\n%s", expStop, exp.Tail())
 	}
 	if missed > 0 && !reportOnly {
-		b.Errorf("%d of issue 10's targets missed (LOAD_REPORT_ONLY=1 only reports them)", missed)
+		b.Errorf("%d targets missed (LOAD_REPORT_ONLY=1 only reports them)", missed)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
 
-// The setup of issue 10's measurement; doc.go gives the reasons.
+// The setup of the throttling-gateway measurement; doc.go gives the reasons.
 const (
 	numTasks     = 400 // configured, all running
 	simTasks     = 800 // seeded; the running ones among them are configured
@@ -37,7 +37,7 @@ const (
 	// snapEvery is how often the harness reads the gateway's counts (the timeline's step).
 	snapEvery = 5 * time.Second
 
-	// The acceptance targets of issue 10.
+	// The targets of the throttling-gateway measurement (docs/reliability.md).
 	wantSuccess   = 0.99 // share of tasks with scrape_success 1, in every scrape
 	wantMaxAge    = 40.0 // seconds of metastudio_task_data_age_seconds, in every scrape
 	wantAllowance = 0.70 // share of the gateway's allowance used, at least
@@ -244,7 +244,7 @@ func measure(records []scrape, from, to time.Duration, first, start, end snapsho
 	return f
 }
 
-// target is one acceptance target of issue 10, with what was measured.
+// target is one target of the measurement, with what was measured.
 type target struct {
 	want string
 	got  string
@@ -259,7 +259,7 @@ func (t target) String() string {
 	return fmt.Sprintf("%-6s  %-62s  %s", verdict, t.want, t.got)
 }
 
-// targets judges the figures against issue 10's acceptance targets. A NaN never meets a
+// targets judges the figures against the measurement's targets. A NaN never meets a
 // target.
 func (f figures) targets() []target {
 	c := f.calls
