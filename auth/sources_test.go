@@ -392,3 +392,39 @@ func TestTransports(t *testing.T) {
 		t.Errorf("metadata transport: proxy set %v, idle timeout %s, client timeout %s", tr.Proxy != nil, tr.IdleConnTimeout, m.client.Timeout)
 	}
 }
+
+// TestInheritCarriesThePasswordGate: a reload that rebuilds the IAM token source for the
+// same user and password (a new IAM endpoint or region) keeps IAM's refusals, so the gate
+// stays shut; a new password opens it.
+func TestInheritCarriesThePasswordGate(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	same := &config.IAMPassword{DomainName: "d", UserName: "u", Password: "the-password"}
+	prev := newIAMToken(same, Options{Now: clock, IAMEndpoint: "https://iam.cn-north-4.example"})
+	_, gen, err := prev.password.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev.refusedGen, prev.refusals, prev.refusal = gen, []time.Time{now, now}, "refused"
+	if prev.gate(gen) == nil {
+		t.Fatal("two refusals must shut the gate")
+	}
+	for _, tc := range []struct {
+		name string
+		pw   config.Secret
+		shut bool
+	}{
+		{"same password", "the-password", true},
+		{"new password", "a-new-password", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := newIAMToken(&config.IAMPassword{DomainName: "d", UserName: "u", Password: tc.pw},
+				Options{Now: clock, IAMEndpoint: "https://iam.cn-east-3.example"})
+			Inherit(next, prev)
+			_, ngen, _ := next.password.get()
+			if shut := next.gate(ngen) != nil; shut != tc.shut {
+				t.Errorf("gate shut %v after the reload, want %v", shut, tc.shut)
+			}
+		})
+	}
+}
