@@ -119,23 +119,36 @@ func (d *Discovery) Tasks() []Discovered {
 	return out
 }
 
-// newLister returns a lister for cfg whose answers feed the refresher's table.
-func (d *Discovery) newLister(ctx context.Context, cfg config.Discovery, max int) *lister {
+// newLister returns a lister for cfg whose answers feed the refresher's table. With
+// track, the tasks it stores are Storing until the pass ends.
+func (d *Discovery) newLister(cfg config.Discovery, track bool) *lister {
 	var sent Stamp
 	d.mu.Lock()
 	paging := d.paging
 	d.mu.Unlock()
 	return &lister{
-		search: func(_ context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+		search: func(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
 			page, stamp, err := d.refresher.Search(ctx, p)
 			sent = stamp
 			return page, err
 		},
 		base:   metastudio.SearchParams{Resources: cfg.Resources, BusinessID: cfg.BusinessID},
-		max:    max,
+		max:    cfg.MaxTasks,
 		paging: paging,
-		rows:   func(tasks []*metastudio.Task) { d.refresher.list(tasks, sent) },
-		seen:   map[string]bool{},
+		rows: func(tasks []*metastudio.Task) {
+			if track { // watched from now on, before the pass ends
+				d.mu.Lock()
+				if d.storing == nil {
+					d.storing = map[string]bool{}
+				}
+				for _, t := range tasks {
+					d.storing[t.TaskID.Text] = true
+				}
+				d.mu.Unlock()
+			}
+			d.refresher.list(tasks, sent)
+		},
+		seen: map[string]bool{},
 	}
 }
 
@@ -157,19 +170,7 @@ func (d *Discovery) learn(l *lister, err error) {
 func (d *Discovery) Refresh(ctx context.Context) {
 	cfg := d.config()
 	now := d.refresher.now()
-	l := d.newLister(ctx, cfg, cfg.MaxTasks)
-	store := l.rows
-	l.rows = func(tasks []*metastudio.Task) { // watched from now on, before the pass ends
-		d.mu.Lock()
-		if d.storing == nil {
-			d.storing = map[string]bool{}
-		}
-		for _, t := range tasks {
-			d.storing[t.TaskID.Text] = true
-		}
-		d.mu.Unlock()
-		store(tasks)
-	}
+	l := d.newLister(cfg, true)
 	err := l.window(ctx, now.Add(-cfg.Lookback).UnixMilli(), now.UnixMilli())
 	found := make([]Discovered, 0, len(l.found))
 	known := map[string]bool{}
@@ -310,7 +311,7 @@ func (d *Discovery) runPass(ps *pass, lo int64) {
 	d.mu.Lock()
 	ctx, cfg := d.ctx, d.cfg
 	d.mu.Unlock()
-	l := d.newLister(ctx, cfg, cfg.MaxTasks)
+	l := d.newLister(cfg, false)
 	err := l.window(ctx, lo, d.refresher.now().UnixMilli())
 	d.mu.Lock()
 	d.learn(l, err)

@@ -67,14 +67,7 @@ func benchListing(b *testing.B, c listCase) {
 	}
 	out("exporter stop: %s; simulator stop: %s", expStop, simStop)
 	out("targets:")
-	missed := 0
-	for _, t := range f.targets() {
-		out("  %s", t)
-		if !t.met {
-			missed++
-		}
-	}
-	out("%d of %d targets met", len(f.targets())-missed, len(f.targets()))
+	missed := printTargets(out, f.targets())
 
 	b.ReportMetric(0, "ns/op") // one run of a fixed duration: ns/op means nothing
 	b.ReportMetric(f.worstAge, "max_data_age_s")

@@ -356,3 +356,16 @@ func exporterConfig(simAddr, projectID, accessKey, skFile string, ids []string) 
 	}
 	return c.String()
 }
+
+// printTargets writes each target with its verdict, then how many were met; it returns
+// how many were missed.
+func printTargets(out func(format string, a ...any), ts []target) (missed int) {
+	for _, t := range ts {
+		out("  %s", t)
+		if !t.met {
+			missed++
+		}
+	}
+	out("%d of %d targets met", len(ts)-missed, len(ts))
+	return missed
+}
