@@ -24,6 +24,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // projectTimeout bounds the resolution of project_id through IAM.
@@ -53,9 +54,9 @@ type exporter struct {
 
 	global        *collector.Set
 	apiMetrics    *collector.APIMetrics
-	guard         *collector.Guard
-	rate          *collector.Rate
-	refresher     *collector.Refresher
+	guard         *refresh.Guard
+	rate          *refresh.Rate
+	refresher     *refresh.Refresher
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	clock         *auth.Clock         // the API's clock, which signatures follow
@@ -69,6 +70,7 @@ type exporter struct {
 	// Owned by the reload goroutine (and newExporter before it starts).
 	client          clientConfig
 	credentials     auth.Authenticator // built for client
+	api             *metastudio.Client // the client in use; nil until one is built
 	project         string             // project_id resolved for client
 	discovery       *collector.Discovery
 	stopDiscovery   context.CancelFunc
@@ -116,11 +118,11 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 		versioncollector.NewCollector(exporterName),
 	)
 	e.apiMetrics = collector.NewAPIMetrics(e.global, o.logger)
-	e.guard = collector.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
+	e.guard = refresh.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
 	e.guard.SetClock(e.clock)
-	e.rate = collector.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
-	e.refresher = collector.NewRefresher(nil, e.guard, e.rate, o.now, o.logger)
-	e.refresher.SetWatched(func(id string) bool { return e.current.Load().Listed(id) })
+	e.rate = refresh.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
+	e.refresher = refresh.NewRefresher(nil, e.guard, e.rate, o.now, o.logger)
+	e.refresher.SetWatched(func(k refresh.Key) bool { return e.current.Load().Listed(k.ID) })
 	e.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "metastudio", Subsystem: "config", Name: "last_reload_successful",
 		Help: "1 if the last reload of the config file succeeded (or none was tried), 0 if it failed and the previous config is still in use."})
 	e.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "metastudio", Subsystem: "config", Name: "last_reload_success_timestamp_seconds",
@@ -155,7 +157,7 @@ func (e *exporter) apply(cfg *config.Config) error {
 			level.Error(e.logger).Log("msg", "Cannot resolve project_id; the exporter stays up, not ready, and tries again in the background",
 				"retry_in", resolveBackoff, "err", err)
 			e.pending = cfg
-			e.refresher.SetAPI(unresolvedAPI{})
+			e.refresher.SetAPI(collector.NewAPI(unresolvedAPI{}))
 			e.startResolver(client, credentials)
 			break
 		}
@@ -167,10 +169,11 @@ func (e *exporter) apply(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
-		if old, ok := e.refresher.API().(*metastudio.Client); ok {
-			old.CloseIdleConnections()
+		if e.api != nil {
+			e.api.CloseIdleConnections()
 		}
-		e.refresher.SetAPI(api)
+		e.api = api
+		e.refresher.SetAPI(collector.NewAPI(api))
 		// The AK guard and the IAM password gate are kept unless the credentials' source
 		// or values changed: a reload that changes the endpoint, the region, the rate or
 		// the concurrency must not walk a wrong key into the gateway's lock.

@@ -19,6 +19,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // BenchmarkInProcess is BenchmarkScrape with the exporter built in this process from its
@@ -110,9 +111,9 @@ func newInProcessExporter(tb testing.TB, cfgText string) http.Handler {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(api.CloseIdleConnections)
-	guard := collector.NewGuard(cfg.Credentials.FailureBackoff, credentials, time.Now, logger)
-	rate := collector.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, time.Now)
-	refresher := collector.NewRefresher(api, guard, rate, time.Now, logger)
+	guard := refresh.NewGuard(cfg.Credentials.FailureBackoff, credentials, time.Now, logger)
+	rate := refresh.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, time.Now)
+	refresher := refresh.NewRefresher(collector.NewAPI(api), guard, rate, time.Now, logger)
 	refresher.Configure(cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	refresher.Start(ctx)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // timeoutOffset leaves Prometheus' scrape timeout some room for encoding and transfer.
@@ -30,7 +31,7 @@ const timeoutOffset = 500 * time.Millisecond
 // lives as long as its config; the Refresher and Discovery outlive reloads.
 type Collector struct {
 	cfg       *config.Config
-	refresher *Refresher
+	refresher *refresh.Refresher
 	discovery *Discovery // nil without discovery
 	shard     Shard
 	logger    log.Logger
@@ -48,7 +49,7 @@ type targetCache struct {
 }
 
 // New returns a Collector for cfg that exports the tasks of shard. discovery may be nil.
-func New(cfg *config.Config, refresher *Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
+func New(cfg *config.Config, refresher *refresh.Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
 	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger}
 }
 
@@ -91,7 +92,7 @@ func (c *Collector) all() ([]Target, map[string]bool) {
 	if c.discovery != nil {
 		version = c.discovery.listVersion()
 	}
-	second := c.refresher.now().Unix()
+	second := c.refresher.Now().Unix()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.targets.set != nil && c.targets.version == version && c.targets.second == second {
@@ -107,8 +108,8 @@ func (c *Collector) all() ([]Target, map[string]bool) {
 	}
 	for _, id := range c.cfg.Tasks {
 		resource := ""
-		if v, ok := c.refresher.last(id); ok {
-			resource = v.piece(pResource)
+		if v, ok := c.refresher.Last(taskKey(id)); ok {
+			resource = v.(*values).piece(pResource)
 		}
 		add(id, resource)
 	}
@@ -149,19 +150,45 @@ func (c *Collector) Watched() []string {
 }
 
 // policy is what this config says about freshness.
-func (c *Collector) policy(unlisted bool) Policy {
-	return Policy{FinishedTTL: c.cfg.Cache.FinishedTTL, MinRefresh: c.cfg.Scrape.MinRefreshInterval, Unlisted: unlisted}
+func (c *Collector) policy(unlisted bool) refresh.Policy {
+	return refresh.Policy{FinishedTTL: c.cfg.Cache.FinishedTTL, MinRefresh: c.cfg.Scrape.MinRefreshInterval, Unlisted: unlisted}
 }
 
 // scrape gets ids from the refresher for a scrape that ends with ctx.
 func (c *Collector) scrape(ctx context.Context, ids []string) []result {
 	p := c.policy(false)
 	if c.discovery != nil { // running discovered tasks may be answered by one listing
-		p.Since, p.Start = c.refresher.Mark(), c.refresher.now()
+		p.Since, p.Start = c.refresher.Mark(), c.refresher.Now()
 		c.discovery.Freshen(ctx, p.Since, ids, p)
 	}
-	return c.refresher.Get(ctx, ids, p)
+	keys := make([]refresh.Key, len(ids))
+	for i, id := range ids {
+		keys[i] = taskKey(id)
+	}
+	return results(c.refresher.Get(ctx, keys, p))
 }
+
+// results are the refresher's results as tasks.
+func results(rs []refresh.Result) []result {
+	out := make([]result, len(rs))
+	for i, r := range rs {
+		out[i] = resultOf(r)
+	}
+	return out
+}
+
+func resultOf(r refresh.Result) result {
+	v, _ := r.Value.(*values)
+	err := r.Err
+	if err == refresh.ErrNoAnswerYet {
+		err = errNoAnswerYet
+	}
+	return result{id: r.Key.ID, vals: v, age: r.Age, err: err}
+}
+
+// errNoAnswerYet is the error of a task whose ShowTask was still in flight at the
+// scrape's deadline, with nothing known to serve instead.
+var errNoAnswerYet = &metastudio.APIError{Operation: metastudio.OpShowTask, Err: refresh.ErrNoAnswerYet}
 
 // Collect runs one scrape of this shard's tasks under ctx and sends every series to ch.
 func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
@@ -219,7 +246,7 @@ func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.M
 // probe_success and probe_duration_seconds series.
 func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 	start := time.Now()
-	r := c.refresher.Get(ctx, []string{id}, c.policy(!c.Listed(id)))[0]
+	r := resultOf(c.refresher.Get(ctx, []refresh.Key{taskKey(id)}, c.policy(!c.Listed(id)))[0])
 	c.track(r.id, r.err)
 	success := 0.0
 	if r.err == nil {
@@ -258,7 +285,7 @@ func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labels 
 // track logs a task's failure at warn when it starts failing or its reason changes, at
 // debug otherwise, and its recovery at info.
 func (c *Collector) track(id string, err error) {
-	if errors.Is(err, ErrRateBudget) || errors.Is(err, errNoAnswerYet) {
+	if errors.Is(err, refresh.ErrRateBudget) || errors.Is(err, refresh.ErrNoAnswerYet) {
 		// Not the task failing: its turn (or its call's answer) comes after this scrape.
 		level.Debug(c.logger).Log(append([]any{"msg", "Task not answered yet", "task_id", id}, errorKeys(err)...)...)
 		return
@@ -267,7 +294,7 @@ func (c *Collector) track(id string, err error) {
 	if err != nil {
 		reason = Reason(err)
 	}
-	previous := c.refresher.report(id, reason)
+	previous := c.refresher.Note(taskKey(id), reason)
 	wasFailing := previous != ""
 
 	switch {
@@ -287,10 +314,10 @@ const reasonAuthBackoff = "auth_backoff"
 
 // Reason is a short word for why a fetch failed, stable enough to compare scrapes.
 func Reason(err error) string {
-	if errors.Is(err, ErrAuthBackoff) {
+	if errors.Is(err, refresh.ErrAuthBackoff) {
 		return reasonAuthBackoff
 	}
-	if errors.Is(err, ErrRateBudget) {
+	if errors.Is(err, refresh.ErrRateBudget) {
 		return "rate_budget"
 	}
 	var apiErr *metastudio.APIError

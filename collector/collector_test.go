@@ -18,6 +18,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // fakeAPI answers ShowTask from JSON bodies or errors, and measures concurrency.
@@ -68,10 +69,15 @@ func (f *fakeAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastu
 
 // startRefresher runs a Refresher for api with its own guard and rate (perSecond, 0 for
 // no limit) until the test ends.
-func startRefresher(t testing.TB, api API, now func() time.Time, perSecond float64, concurrency int, timeout time.Duration) *Refresher {
+func startRefresher(t testing.TB, api TaskAPI, now func() time.Time, perSecond float64, concurrency int, timeout time.Duration) *refresh.Refresher {
+	return startWithRate(t, api, now, refresh.NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now), concurrency, timeout)
+}
+
+// startWithRate is startRefresher with a rate of the test's own.
+func startWithRate(t testing.TB, api TaskAPI, now func() time.Time, rate *refresh.Rate, concurrency int, timeout time.Duration) *refresh.Refresher {
 	t.Helper()
-	guard := NewGuard(time.Minute, nil, now, log.NewNopLogger())
-	r := NewRefresher(api, guard, NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now), now, log.NewNopLogger())
+	guard := refresh.NewGuard(time.Minute, nil, now, log.NewNopLogger())
+	r := refresh.NewRefresher(NewAPI(api), guard, rate, now, log.NewNopLogger())
 	r.Configure(concurrency, timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
@@ -84,10 +90,20 @@ func startRefresher(t testing.TB, api API, now func() time.Time, perSecond float
 
 // newTestCollector wires a Collector to a running Refresher for api with no rate limit
 // and a real clock.
-func newTestCollector(t testing.TB, cfg *config.Config, api API, logger log.Logger) *Collector {
+func newTestCollector(t testing.TB, cfg *config.Config, api TaskAPI, logger log.Logger) *Collector {
 	r := startRefresher(t, api, time.Now, 0, cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
 	return New(cfg, r, nil, Shard{}, logger)
 }
+
+func manyTasks(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t%03d", i)
+	}
+	return ids
+}
+
+var waitFor = testkit.WaitFor
 
 func testConfig(tasks ...string) *config.Config {
 	return &config.Config{

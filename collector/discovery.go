@@ -13,6 +13,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 var (
@@ -46,7 +47,7 @@ type Discovered struct {
 // stays discovered until it ends, even once its begin time falls out of the lookback. A
 // listing that failed keeps what was known.
 type Discovery struct {
-	refresher *Refresher
+	refresher *refresh.Refresher
 	logger    log.Logger
 	ctx       context.Context // Run's: the life of freshening passes
 
@@ -66,12 +67,12 @@ type Discovery struct {
 
 // pass is a freshening listing, shared by the scrapes that wait for it.
 type pass struct {
-	begun Mark
+	begun refresh.Mark
 	done  chan struct{}
 }
 
 // NewDiscovery returns a Discovery for cfg; Run starts it.
-func NewDiscovery(cfg config.Discovery, refresher *Refresher, logger log.Logger) *Discovery {
+func NewDiscovery(cfg config.Discovery, refresher *refresh.Refresher, logger log.Logger) *Discovery {
 	return &Discovery{cfg: cfg, refresher: refresher, logger: logger, ctx: context.Background(), errors: map[string]float64{}}
 }
 
@@ -107,12 +108,12 @@ func (d *Discovery) Run(ctx context.Context) {
 // that began before it, newest first.
 func (d *Discovery) Tasks() []Discovered {
 	d.mu.Lock()
-	cutoff := d.refresher.now().Add(-d.cfg.Lookback)
+	cutoff := d.refresher.Now().Add(-d.cfg.Lookback)
 	tasks := d.tasks
 	d.mu.Unlock()
 	out := make([]Discovered, 0, len(tasks))
 	for _, t := range tasks {
-		if t.Begin.IsZero() || !t.Begin.Before(cutoff) || d.refresher.running(t.ID) {
+		if t.Begin.IsZero() || !t.Begin.Before(cutoff) || d.refresher.Running(taskKey(t.ID)) {
 			out = append(out, t)
 		}
 	}
@@ -122,15 +123,22 @@ func (d *Discovery) Tasks() []Discovered {
 // newLister returns a lister for cfg whose answers feed the refresher's table. With
 // track, the tasks it stores are Storing until the pass ends.
 func (d *Discovery) newLister(cfg config.Discovery, track bool) *lister {
-	var sent Stamp
+	var sent refresh.Stamp
 	d.mu.Lock()
 	paging := d.paging
 	d.mu.Unlock()
 	return &lister{
 		search: func(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			page, stamp, err := d.refresher.Search(ctx, p)
+			page, stamp, err := d.refresher.Search(ctx, KindTask, p)
 			sent = stamp
-			return page, err
+			if err != nil {
+				var apiErr *metastudio.APIError
+				if !errors.As(err, &apiErr) { // a cool-down, or the wait's end
+					err = &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}
+				}
+				return nil, err
+			}
+			return page.(*metastudio.TaskPage), nil
 		},
 		base:   metastudio.SearchParams{Resources: cfg.Resources, BusinessID: cfg.BusinessID},
 		max:    cfg.MaxTasks,
@@ -146,7 +154,11 @@ func (d *Discovery) newLister(cfg config.Discovery, track bool) *lister {
 				}
 				d.mu.Unlock()
 			}
-			d.refresher.list(tasks, sent)
+			keys, vals := make([]refresh.Key, len(tasks)), make([]refresh.Value, len(tasks))
+			for i, t := range tasks {
+				keys[i], vals[i] = taskKey(t.TaskID.Text), newValues(t)
+			}
+			d.refresher.Store(sent, keys, vals)
 		},
 		seen: map[string]bool{},
 	}
@@ -169,7 +181,7 @@ func (d *Discovery) learn(l *lister, err error) {
 // previous list, and missed_tasks keeps its previous figure.
 func (d *Discovery) Refresh(ctx context.Context) {
 	cfg := d.config()
-	now := d.refresher.now()
+	now := d.refresher.Now()
 	l := d.newLister(cfg, true)
 	err := l.window(ctx, now.Add(-cfg.Lookback).UnixMilli(), now.UnixMilli())
 	found := make([]Discovered, 0, len(l.found))
@@ -185,7 +197,7 @@ func (d *Discovery) Refresh(ctx context.Context) {
 	previous := d.tasks
 	d.mu.Unlock()
 	for _, t := range previous {
-		if !known[t.ID] && (err != nil || d.refresher.running(t.ID)) {
+		if !known[t.ID] && (err != nil || d.refresher.Running(taskKey(t.ID))) {
 			found = append(found, t)
 		}
 	}
@@ -202,7 +214,7 @@ func (d *Discovery) Refresh(ctx context.Context) {
 		if l.missed > 0 && l.missed != d.missed {
 			level.Warn(d.logger).Log("msg", "SearchTask counted tasks that no answer returned: more began in one millisecond than one answer delivers", "missed", l.missed)
 		}
-		d.missed, d.capped, d.lastSuccess = l.missed, l.capped, d.refresher.now()
+		d.missed, d.capped, d.lastSuccess = l.missed, l.capped, d.refresher.Now()
 	}
 	slices.SortStableFunc(found, func(a, b Discovered) int { return b.Begin.Compare(a.Begin) })
 	if len(found) > cfg.MaxTasks {
@@ -237,7 +249,7 @@ func discovered(t *metastudio.Task) Discovered {
 // when the tasks that a scrape under p would have to call for outnumber the calls that
 // listing their window costs; it waits for that listing at most until ctx ends. The
 // listing is shared by every scrape that waits for it, and goes on when they leave.
-func (d *Discovery) Freshen(ctx context.Context, since Mark, ids []string, p Policy) {
+func (d *Discovery) Freshen(ctx context.Context, since refresh.Mark, ids []string, p refresh.Policy) {
 	lo, ok := d.window(ids, p)
 	if !ok {
 		return
@@ -265,27 +277,27 @@ func (d *Discovery) Freshen(ctx context.Context, since Mark, ids []string, p Pol
 // window returns the begin time (epoch ms) of the oldest running discovered task among ids
 // that needs a call under p, when listing the window from it to now costs fewer calls
 // than calling those tasks.
-func (d *Discovery) window(ids []string, p Policy) (lo int64, ok bool) {
+func (d *Discovery) window(ids []string, p refresh.Policy) (lo int64, ok bool) {
 	d.mu.Lock()
 	tasks, begins, paging, cfg := d.tasks, d.begins, d.paging, d.cfg
 	d.mu.Unlock()
 	if len(tasks) == 0 {
 		return 0, false
 	}
-	cutoff := d.refresher.now().Add(-cfg.Lookback)
-	var dated []string // discovered tasks within the lookback
+	cutoff := d.refresher.Now().Add(-cfg.Lookback)
+	var dated []refresh.Key // discovered tasks within the lookback
 	for _, id := range ids {
 		if b, found := begins[id]; found && !b.IsZero() && !b.Before(cutoff) {
-			dated = append(dated, id)
+			dated = append(dated, taskKey(id))
 		}
 	}
-	stale := d.refresher.staleRunning(dated, p)
+	stale := d.refresher.StaleRunning(dated, p)
 	if len(stale) == 0 {
 		return 0, false
 	}
-	oldest := begins[stale[0]]
-	for _, id := range stale {
-		if b := begins[id]; b.Before(oldest) {
+	oldest := begins[stale[0].ID]
+	for _, k := range stale {
+		if b := begins[k.ID]; b.Before(oldest) {
 			oldest = b
 		}
 	}
@@ -312,7 +324,7 @@ func (d *Discovery) runPass(ps *pass, lo int64) {
 	ctx, cfg := d.ctx, d.cfg
 	d.mu.Unlock()
 	l := d.newLister(cfg, false)
-	err := l.window(ctx, lo, d.refresher.now().UnixMilli())
+	err := l.window(ctx, lo, d.refresher.Now().UnixMilli())
 	d.mu.Lock()
 	d.learn(l, err)
 	d.pass = nil

@@ -18,6 +18,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // fuzzAPI answers every ShowTask at once with a task in progress, and records the calls.
@@ -100,8 +101,8 @@ func FuzzProbeQuery(f *testing.F) {
 
 	api := &fuzzAPI{}
 	logger := log.NewNopLogger()
-	guard := collector.NewGuard(time.Minute, nil, time.Now, logger)
-	refresher := collector.NewRefresher(api, guard, collector.NewRate(0, 1, 2, time.Now), time.Now, logger)
+	guard := refresh.NewGuard(time.Minute, nil, time.Now, logger)
+	refresher := refresh.NewRefresher(collector.NewAPI(api), guard, refresh.NewRate(0, 1, 2, time.Now), time.Now, logger)
 	refresher.Configure(2, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	refresher.Start(ctx)

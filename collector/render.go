@@ -130,6 +130,9 @@ func newValues(t *metastudio.Task) *values {
 	return v
 }
 
+// Finished reports whether the task has ended (refresh.Value).
+func (v *values) Finished() bool { return v.finished }
+
 func (v *values) piece(p int) string {
 	start := uint32(0)
 	if p > 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // countingAPI answers ShowTask with a task per id (finished when the id starts with "done")
@@ -73,7 +73,7 @@ func task(id string, finished bool) *metastudio.Task {
 	return &t
 }
 
-func scaleCollector(t *testing.T, cfg *config.Config, api API, clock *testkit.Clock, perSecond float64) *Collector {
+func scaleCollector(t *testing.T, cfg *config.Config, api TaskAPI, clock *testkit.Clock, perSecond float64) *Collector {
 	return New(cfg, startRefresher(t, api, clock.Now, perSecond, cfg.Scrape.Concurrency, cfg.Scrape.Timeout), nil, Shard{}, log.NewNopLogger())
 }
 
@@ -115,44 +115,7 @@ func TestFinishedTasksAreCached(t *testing.T) {
 }
 
 // orderAPI records the order of its calls.
-type orderAPI struct {
-	mu    sync.Mutex
-	order []string
-}
-
-func (a *orderAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	a.mu.Lock()
-	a.order = append(a.order, id)
-	a.mu.Unlock()
-	return task(id, false), nil
-}
-
-func (a *orderAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
-
-func (a *orderAPI) calls() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.order)
-}
-
 // TestQueueServesNeverFetchedThenStalest: one call at a time shows the queue's order.
-func TestQueueServesNeverFetchedThenStalest(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &orderAPI{}
-	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
-	for _, id := range []string{"old", "mid", "new"} { // answered a minute apart
-		r.Get(context.Background(), []string{id}, Policy{})
-		clock.Advance(time.Minute)
-	}
-	api.order = nil
-	r.Get(context.Background(), []string{"new", "mid", "never", "old"}, Policy{})
-	if got := strings.Join(api.calls(), " "); got != "never old mid new" {
-		t.Errorf("call order %q, want the never-fetched task first, then the stalest", got)
-	}
-}
-
 // TestBudgetServesLastValues: the tasks a scrape cannot reach before its deadline at the
 // rate in force are served from their last values, with their age.
 func TestBudgetServesLastValues(t *testing.T) {
@@ -161,11 +124,12 @@ func TestBudgetServesLastValues(t *testing.T) {
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 5
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	r := startRefresher(t, api, clock.Now, 0, 5, 5*time.Second)
+	rate := refresh.NewRate(0, 1, 5, clock.Now)
+	r := startWithRate(t, api, clock.Now, rate, 5, 5*time.Second)
 	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
 	c.scrape(context.Background(), c.Watched()) // every task has values
 	clock.Advance(time.Minute)
-	r.rate.Configure(0.01, 0.01, 5) // a burst of 5, then one call every 100 s
+	rate.Configure(0.01, 0.01, 5) // a burst of 5, then one call every 100 s
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	results := c.scrape(ctx, c.Watched())
@@ -187,56 +151,8 @@ func TestBudgetServesLastValues(t *testing.T) {
 // TestThrottledTaskServesItsLastValues: a 429 is the budget speaking: the task keeps its
 // last values (or has none), is not called again within the scrape, and is called again
 // by the next one.
-func TestThrottledTaskServesItsLastValues(t *testing.T) {
-	var throttle atomic.Bool
-	api := &authAPI{answer: func() error {
-		if throttle.Load() {
-			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"}
-		}
-		return nil
-	}}
-	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
-	r.Get(context.Background(), []string{"a"}, Policy{})
-	throttle.Store(true)
-	clock.Advance(time.Minute)
-	res := r.Get(context.Background(), []string{"a", "never"}, Policy{})
-	if res[0].err != nil || res[0].age != time.Minute || api.calls.Load() != 3 {
-		t.Errorf("throttled: %v, age %s, %d calls; want the last values a minute old and one call per task", res[0].err, res[0].age, api.calls.Load())
-	}
-	if Reason(res[1].err) != "APIGW.0308" {
-		t.Errorf("throttled with nothing known: %v, want the 429", res[1].err)
-	}
-	throttle.Store(false)
-	if res := r.Get(context.Background(), []string{"a", "never"}, Policy{}); res[0].age != 0 || res[1].err != nil || api.calls.Load() != 5 {
-		t.Errorf("the next scrape: %+v after %d calls; want both called again", res, api.calls.Load())
-	}
-}
-
 // TestConcurrentScrapesShareCalls: a scrape that starts while another's calls are in
 // flight waits for those answers instead of calling again.
-func TestConcurrentScrapesShareCalls(t *testing.T) {
-	api := &countingAPI{}
-	cfg := testConfig(manyTasks(12)...)
-	cfg.Scrape.Concurrency = 12
-	c := newTestCollector(t, cfg, api, log.NewNopLogger())
-	c.scrape(context.Background(), c.Watched()) // the credentials have authenticated: both scrapes fan out
-	before := api.total()
-	api.mu.Lock()
-	api.gate = make(chan struct{}) // every call now waits until the gate opens
-	api.mu.Unlock()
-	var wg sync.WaitGroup
-	wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
-	waitFor(t, "the first scrape's 12 calls", func() bool { return api.total()-before == 12 })
-	wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
-	waitFor(t, "the second scrape to wait on them", func() bool { return c.refresher.waiting() == 24 })
-	close(api.gate)
-	wg.Wait()
-	if n := api.total() - before; n != 12 {
-		t.Errorf("two concurrent scrapes of 12 tasks made %d calls, want 12", n)
-	}
-}
-
 func page(offset, count int, ids ...string) *metastudio.TaskPage {
 	var p metastudio.TaskPage
 	p.Offset = metastudio.Value{Text: fmt.Sprint(offset), Set: true}
@@ -432,24 +348,6 @@ func TestDiscoveryKeepsTheNewest(t *testing.T) {
 
 // TestMinRefreshCountsFromTheScrapesStart: a scrape that waited (for a listing) before it
 // asks for its tasks finds fresh what was fresh when it began.
-func TestMinRefreshCountsFromTheScrapesStart(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &countingAPI{}
-	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
-	r.Get(context.Background(), []string{"run1"}, Policy{})
-	clock.Advance(time.Second)
-	start := clock.Now()
-	clock.Advance(1500 * time.Millisecond) // the scrape waited for a listing
-	p := Policy{MinRefresh: 1900 * time.Millisecond, Start: start}
-	if res := r.Get(context.Background(), []string{"run1"}, p); api.total() != 1 || res[0].err != nil || res[0].age != time.Second {
-		t.Errorf("%d calls, age %s; want the values fetched 1 s before the scrape began, no call", api.total(), res[0].age)
-	}
-	p.Start = time.Time{}
-	if r.Get(context.Background(), []string{"run1"}, p); api.total() != 2 {
-		t.Errorf("%d calls; without the scrape's start the values are 2.5 s old and need a call", api.total())
-	}
-}
-
 // TestHousekeepingSparesALongListing: the tasks a listing in progress has stored are
 // watched before it ends; housekeeping does not drop them.
 func TestHousekeepingSparesALongListing(t *testing.T) {
@@ -466,9 +364,9 @@ func TestHousekeepingSparesALongListing(t *testing.T) {
 	c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 	done := make(chan struct{})
 	go func() { defer close(done); d.Refresh(context.Background()) }()
-	waitFor(t, "the first answer stored", func() bool { return c.refresher.size() >= 10 })
-	c.refresher.Prune(c.Listed)
-	if n := c.refresher.size(); n < 10 {
+	waitFor(t, "the first answer stored", func() bool { return c.refresher.Len() >= 10 })
+	c.refresher.Prune(func(k refresh.Key) bool { return c.Listed(k.ID) })
+	if n := c.refresher.Len(); n < 10 {
 		t.Errorf("housekeeping during the listing left %d of its 10 stored tasks", n)
 	}
 	close(gate)

@@ -1,12 +1,8 @@
-package collector
+package refresh
 
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -72,170 +68,28 @@ func (a *slowAPI) maxPerTask() int {
 // own (min(5 s, scrape.timeout)), so a scrape that cannot wait that long answers at its
 // deadline with what is known; once the probe has timed out, the next probe verifies the
 // credentials and a later scrape gets every task.
-func TestHangingFirstCall(t *testing.T) {
-	api := &slowAPI{hang: func(n int64, _ string) bool { return n == 1 }}
-	cfg := testConfig(manyTasks(12)...)
-	cfg.Scrape.Concurrency = 4
-	cfg.Scrape.Timeout = 10 * time.Second
-	c := newTestCollector(t, cfg, api, log.NewNopLogger())
-	h := Handler(func() *Collector { return c }, NewSet(), log.NewNopLogger())
-	scrape := func(timeout string) string {
-		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec.Body.String()
-	}
-	start := time.Now()
-	body := scrape("2")
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("the first scrape took %s; it must answer at its own deadline (1.5 s)", took)
-	}
-	if n := len(regexp.MustCompile(`metastudio_task_scrape_success\{[^}]*\} 0\n`).FindAllString(body, -1)); n != 12 {
-		t.Errorf("%d of 12 tasks failed in the first scrape; nothing is known yet, want all 12:\n%s", n, body)
-	}
-	body = scrape("10")
-	if ok := len(regexp.MustCompile(`metastudio_task_scrape_success\{[^}]*\} 1\n`).FindAllString(body, -1)); ok < 11 {
-		t.Errorf("%d of 12 tasks successful after the probe's timeout, want at least 11:\n%s", ok, body)
-	}
-}
-
 // TestProbeHonoursItsOwnTimeout: a /probe whose deadline is shorter than a call in flight
 // for its task answers while that call is still held, from the last values.
-func TestProbeHonoursItsOwnTimeout(t *testing.T) {
-	api := &slowAPI{}
-	cfg := testConfig("a", "b")
-	cfg.Scrape.Concurrency = 2
-	// A probe that ignored its header would wait scrape.timeout, past the held calls' own
-	// timeout: they would fail, and so would the probe.
-	cfg.Scrape.Timeout = time.Minute
-	r := startRefresher(t, api, time.Now, 0, 2, 10*time.Second)
-	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
-	c.scrape(context.Background(), []string{"a"}) // "a" has values; "b" has none
-	api.hang = func(int64, string) bool { return true }
-	api.release = make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { c.scrape(context.Background(), []string{"a", "b"}) }) // holds a call for each
-	waitFor(t, "the held calls", func() bool { return api.calls.Load() == 3 })
-
-	probe := ProbeHandler(func() *Collector { return c }, log.NewNopLogger())
-	for _, tc := range []struct{ id, want string }{
-		{"a", "metastudio_probe_success 1"},
-		{"b", "metastudio_probe_success 0"},
-	} {
-		req := httptest.NewRequest(http.MethodGet, "/probe?task="+tc.id, nil)
-		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "0.7")
-		rec := httptest.NewRecorder()
-		probe.ServeHTTP(rec, req)
-		if !strings.Contains(rec.Body.String(), tc.want) {
-			t.Errorf("/probe?task=%s while its call is held: want %q in\n%s", tc.id, tc.want, rec.Body.String())
-		}
-		if tc.id == "a" && !strings.Contains(rec.Body.String(), `metastudio_task_data_age_seconds{task_id="a"}`) {
-			t.Errorf("the last values must come with their age:\n%s", rec.Body.String())
-		}
-	}
-	if n := api.calls.Load(); n != 3 {
-		t.Errorf("%d calls; the probes must wait on the calls in flight, not make their own", n)
-	}
-	close(api.release)
-	wg.Wait()
-}
-
 // TestWaiterLeavingDoesNotCancelTheCall: the scrape that asked first leaves; the call
 // goes on and answers the next one.
 func TestWaiterLeavingDoesNotCancelTheCall(t *testing.T) {
 	api := &slowAPI{latency: 300 * time.Millisecond}
 	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
-	r.Get(context.Background(), []string{"verified"}, Policy{}) // the credentials are verified: no probe deadline
+	r.Get(context.Background(), keys("verified"), Policy{}) // the credentials are verified: no probe deadline
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	r.Get(ctx, []string{"a"}, Policy{}) // leaves long before the answer
-	res := r.Get(context.Background(), []string{"a"}, Policy{})
-	if res[0].err != nil || api.calls.Load() != 2 {
-		t.Errorf("second scrape: %v after %d calls; want the first call's answer", res[0].err, api.calls.Load())
+	r.Get(ctx, keys("a"), Policy{}) // leaves long before the answer
+	res := r.Get(context.Background(), keys("a"), Policy{})
+	if res[0].Err != nil || api.calls.Load() != 2 {
+		t.Errorf("second scrape: %v after %d calls; want the first call's answer", res[0].Err, api.calls.Load())
 	}
 }
 
 // TestOverlappingScrapesShareCalls: 1,000 running tasks, 32 calls in flight, 50 ms per
 // call. Five scrapes started within 100 ms cost at most 1.1 calls per task; with
 // min_refresh_interval 5 s, five scrapes spread over 2 s cost at most one.
-func TestOverlappingScrapesShareCalls(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a few seconds of 50 ms calls")
-	}
-	for _, tc := range []struct {
-		name       string
-		minRefresh time.Duration
-		spread     time.Duration
-		maxCalls   float64
-	}{
-		{"within 100 ms", 0, 25 * time.Millisecond, 1.1},
-		{"min_refresh_interval 5s over 2 s", 5 * time.Second, 500 * time.Millisecond, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			api := &slowAPI{latency: 50 * time.Millisecond}
-			cfg := testConfig(manyTasks(1000)...)
-			cfg.Scrape.Concurrency = 32
-			cfg.Scrape.Timeout = 30 * time.Second
-			cfg.Scrape.MinRefreshInterval = tc.minRefresh
-			c := newTestCollector(t, cfg, api, log.NewNopLogger())
-			c.scrape(context.Background(), manyTasks(1)) // the credentials are verified
-			api.calls.Store(0)
-			api.perTask = nil
-			var wg sync.WaitGroup
-			for i := range 5 {
-				wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
-				if i < 4 {
-					time.Sleep(tc.spread)
-				}
-			}
-			wg.Wait()
-			if per := float64(api.calls.Load()) / 1000; per > tc.maxCalls {
-				t.Errorf("%.2f calls per task (max %d for one task), want at most %g", per, api.maxPerTask(), tc.maxCalls)
-			}
-		})
-	}
-}
-
 // TestGoroutinesAreBounded: 50 concurrent scrapes of 500 tasks run on the refresher's
 // fixed pool: no goroutine per task.
-func TestGoroutinesAreBounded(t *testing.T) {
-	api := &slowAPI{latency: 5 * time.Millisecond}
-	cfg := testConfig(manyTasks(500)...)
-	cfg.Scrape.Concurrency = 8
-	c := newTestCollector(t, cfg, api, log.NewNopLogger())
-	c.scrape(context.Background(), manyTasks(1))
-	idle := runtime.NumGoroutine()
-	var wg sync.WaitGroup
-	var peak atomic.Int64
-	stop := make(chan struct{})
-	sampler := make(chan struct{})
-	go func() {
-		defer close(sampler)
-		for {
-			if n := int64(runtime.NumGoroutine()); n > peak.Load() {
-				peak.Store(n)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	for range 50 {
-		wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
-	}
-	wg.Wait()
-	close(stop)
-	<-sampler
-	// The idle count already holds the refresher's workers; the scrapes, the sampler and
-	// a few of the runtime's own may come on top.
-	if limit := int64(idle + 50 + 1 + 10); peak.Load() > limit {
-		t.Errorf("peak of %d goroutines during 50 scrapes of 500 tasks, want at most %d (idle %d)", peak.Load(), limit, idle)
-	}
-}
-
 // TestUnlistedProbesAreCapped: probing 100,000 distinct unlisted ids leaves the table at
 // its cap, and idle ones go.
 func TestUnlistedProbesAreCapped(t *testing.T) {
@@ -246,18 +100,18 @@ func TestUnlistedProbesAreCapped(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < 100_000; i += 8 {
-				r.Get(context.Background(), []string{fmt.Sprintf("u%d", i)}, Policy{Unlisted: true})
+				r.Get(context.Background(), keys(fmt.Sprintf("u%d", i)), Policy{Unlisted: true})
 			}
 		})
 	}
 	wg.Wait()
-	if n := r.size(); n != maxUnlisted {
+	if n := r.Len(); n != maxUnlisted {
 		t.Errorf("%d tasks in the table after 100,000 unlisted probes, want the cap %d", n, maxUnlisted)
 	}
-	r.Get(context.Background(), []string{"listed"}, Policy{})
+	r.Get(context.Background(), keys("listed"), Policy{})
 	clock.Advance(unlistedIdle)
-	r.Prune(func(id string) bool { return id == "listed" })
-	if n := r.size(); n != 1 {
+	r.Prune(func(k Key) bool { return k.ID == "listed" })
+	if n := r.Len(); n != 1 {
 		t.Errorf("%d tasks after the unlisted ones were idle for %s, want only the listed one", n, unlistedIdle)
 	}
 }
@@ -267,11 +121,11 @@ func TestUnlistedProbesAreCapped(t *testing.T) {
 func TestPruneDropsUnwatchedTasks(t *testing.T) {
 	api := &countingAPI{}
 	r := startRefresher(t, api, time.Now, 0, 2, 5*time.Second)
-	r.Get(context.Background(), []string{"a", "b"}, Policy{})
-	r.SetWatched(func(id string) bool { return id == "a" })
+	r.Get(context.Background(), keys("a", "b"), Policy{})
+	r.SetWatched(func(k Key) bool { return k.ID == "a" })
 	r.Prune(nil)
-	if _, ok := r.last("b"); ok || r.size() != 1 {
-		t.Errorf("after b stopped being watched: %d tasks, b known %v", r.size(), ok)
+	if _, ok := r.Last(keys("b")[0]); ok || r.Len() != 1 {
+		t.Errorf("after b stopped being watched: %d tasks, b known %v", r.Len(), ok)
 	}
 }
 
@@ -282,38 +136,20 @@ func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 	r := startRefresher(t, &countingAPI{}, clock.Now, 0, 2, 5*time.Second)
 	listedAt := Stamp{seq: uint64(r.Mark()), at: clock.Now()}
 	clock.Advance(time.Second)
-	r.Get(context.Background(), []string{"run1"}, Policy{}) // answered after the listing began
-	r.list([]*metastudio.Task{task("run1", true)}, listedAt)
-	if got, _ := r.last("run1"); got.finished {
+	r.Get(context.Background(), keys("run1"), Policy{}) // answered after the listing began
+	r.Store(listedAt, keys("run1"), []Value{taskValue{task("run1", true)}})
+	if got, _ := r.Last(keys("run1")[0]); got.Finished() {
 		t.Error("the older listing overwrote the newer ShowTask answer")
 	}
 	clock.Advance(time.Second)
-	r.list([]*metastudio.Task{task("run1", true)}, Stamp{seq: uint64(r.Mark()), at: clock.Now()})
-	if got, _ := r.last("run1"); !got.finished {
+	r.Store(Stamp{seq: uint64(r.Mark()), at: clock.Now()}, keys("run1"), []Value{taskValue{task("run1", true)}})
+	if got, _ := r.Last(keys("run1")[0]); !got.Finished() {
 		t.Error("a newer listing must replace the values")
 	}
 }
 
 // TestMinRefreshInterval: values younger than min_refresh_interval need no call; older
 // ones do.
-func TestMinRefreshInterval(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &countingAPI{}
-	cfg := testConfig("a")
-	cfg.Scrape.MinRefreshInterval = 15 * time.Second
-	c := scaleCollector(t, cfg, api, clock, 0)
-	c.scrape(context.Background(), c.Watched())
-	clock.Advance(14 * time.Second)
-	res := c.scrape(context.Background(), c.Watched())
-	if api.total() != 1 || res[0].age != 14*time.Second {
-		t.Errorf("14 s later: %d calls, age %s; want 1 call and the values with age 14s", api.total(), res[0].age)
-	}
-	clock.Advance(time.Second)
-	if c.scrape(context.Background(), c.Watched()); api.total() != 2 {
-		t.Errorf("15 s later: %d calls, want a new call", api.total())
-	}
-}
-
 // TestFailedCallHidesOldValues: a task whose call for this scrape failed reports the
 // failure, whatever is known of it; one not reached keeps its last values.
 func TestFailedCallHidesOldValues(t *testing.T) {
@@ -325,9 +161,9 @@ func TestFailedCallHidesOldValues(t *testing.T) {
 		return nil
 	}}
 	r := startRefresher(t, api, time.Now, 0, 1, 5*time.Second)
-	r.Get(context.Background(), []string{"a"}, Policy{})
+	r.Get(context.Background(), keys("a"), Policy{})
 	fail.Store(true)
-	if res := r.Get(context.Background(), []string{"a"}, Policy{}); Reason(res[0].err) != "MSS.000000002" {
+	if res := r.Get(context.Background(), keys("a"), Policy{}); reasonOf(res[0].Err) != "MSS.000000002" {
 		t.Errorf("a failed call: %+v, want its error and no values", res[0])
 	}
 }
@@ -395,7 +231,7 @@ func TestProbeDeadlineIsItsOwn(t *testing.T) {
 				wg.Go(func() {
 					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 					defer cancel()
-					r.Get(ctx, []string{fmt.Sprint("t", i)}, Policy{})
+					r.Get(ctx, keys(fmt.Sprint("t", i)), Policy{})
 				})
 			}
 			<-api.called
@@ -419,17 +255,17 @@ func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
 	r := startRefresher(t, old, time.Now, 0, 2, 10*time.Second)
 	verify(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	r.Get(ctx, []string{"x"}, Policy{}) // leaves the old client's call hanging
+	r.Get(ctx, keys("x"), Policy{}) // leaves the old client's call hanging
 	cancel()
 	<-old.called
 
 	fresh := newGatedAPI()
 	close(fresh.release)
-	r.SetAPI(fresh)
+	r.SetAPI(tasks{fresh})
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if res := r.Get(ctx, []string{"x"}, Policy{}); res[0].err != nil || res[0].vals == nil {
-		t.Fatalf("after the swap: %v; want the new client's answer", res[0].err)
+	if res := r.Get(ctx, keys("x"), Policy{}); res[0].Err != nil || res[0].Value == nil {
+		t.Fatalf("after the swap: %v; want the new client's answer", res[0].Err)
 	}
 	if n := fresh.calls.Load(); n != 1 {
 		t.Fatalf("the new client was called %d times, want 1", n)
@@ -440,8 +276,8 @@ func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
 		defer r.mu.Unlock()
 		return r.inflight == 0
 	})
-	if res := r.Get(ctx, []string{"x"}, Policy{MinRefresh: time.Hour}); res[0].err != nil {
-		t.Errorf("the old client's late failure was recorded: %v", res[0].err)
+	if res := r.Get(ctx, keys("x"), Policy{MinRefresh: time.Hour}); res[0].Err != nil {
+		t.Errorf("the old client's late failure was recorded: %v", res[0].Err)
 	}
 }
 
@@ -451,18 +287,18 @@ func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
 	api := newGatedAPI()
 	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
 	verify(t, r)
-	go r.Get(context.Background(), []string{"c1"}, Policy{})
+	go r.Get(context.Background(), keys("c1"), Policy{})
 	<-api.called
 	api.release <- struct{}{} // c1 has values now
-	waitFor(t, "c1's answer", func() bool { _, ok := r.last("c1"); return ok })
+	waitFor(t, "c1's answer", func() bool { _, ok := r.Last(keys("c1")[0]); return ok })
 
-	go r.Get(context.Background(), []string{"block"}, Policy{}) // holds the only worker
+	go r.Get(context.Background(), keys("block"), Policy{}) // holds the only worker
 	<-api.called
 	for i := range 6 {
-		go r.Get(context.Background(), []string{fmt.Sprint("u", i)}, Policy{Unlisted: true})
+		go r.Get(context.Background(), keys(fmt.Sprint("u", i)), Policy{Unlisted: true})
 	}
 	waitFor(t, "the probes' waits", func() bool { return r.waiting() == 7 })
-	go r.Get(context.Background(), []string{"c1"}, Policy{}) // stale: queued behind the probes
+	go r.Get(context.Background(), keys("c1"), Policy{}) // stale: queued behind the probes
 	waitFor(t, "c1's wait", func() bool { return r.waiting() == 8 })
 	var order []string
 	for range 7 {
@@ -481,26 +317,26 @@ func TestEvictionSparesWaitedTasks(t *testing.T) {
 	api := newGatedAPI()
 	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
 	verify(t, r)
-	go r.Get(context.Background(), []string{"block"}, Policy{})
+	go r.Get(context.Background(), keys("block"), Policy{})
 	<-api.called
-	res := make(chan []result, 1)
+	res := make(chan []Result, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res <- r.Get(ctx, []string{"w"}, Policy{Unlisted: true})
+		res <- r.Get(ctx, keys("w"), Policy{Unlisted: true})
 	}()
 	waitFor(t, "the probe's wait", func() bool { return r.waiting() == 2 })
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	for i := range maxUnlisted + 10 { // probes that leave at once
-		r.Get(gone, []string{fmt.Sprint("u", i)}, Policy{Unlisted: true})
+		r.Get(gone, keys(fmt.Sprint("u", i)), Policy{Unlisted: true})
 	}
 	close(api.release)
 	got := <-res
-	if got[0].err != nil {
-		t.Fatalf("the waited-for probe: %v; want its answer", got[0].err)
+	if got[0].Err != nil {
+		t.Fatalf("the waited-for probe: %v; want its answer", got[0].Err)
 	}
-	if n := r.size(); n > maxUnlisted+2 {
+	if n := r.Len(); n > maxUnlisted+2 {
 		t.Errorf("%d tasks in the table; the cap must still hold for tasks nobody waits for", n)
 	}
 }
@@ -528,7 +364,7 @@ func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
 	api := &slowAPI{latency: 5 * time.Millisecond}
 	creds := &slowStat{entered: make(chan struct{}), release: make(chan struct{})}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
-	r := NewRefresher(api, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
+	r := NewRefresher(tasks{api}, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
 	r.Configure(4, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
@@ -537,7 +373,7 @@ func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.Get(context.Background(), manyTasks(200), Policy{})
+		r.Get(context.Background(), manyKeys(200), Policy{})
 	}()
 	waitFor(t, "the first calls", func() bool { return api.calls.Load() >= 2 })
 	creds.armed.Store(true)
@@ -548,7 +384,7 @@ func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
 	}
 	held := api.calls.Load()
 	answered := make(chan int, 1)
-	go func() { answered <- r.size() }()
+	go func() { answered <- r.Len() }()
 	select {
 	case <-answered:
 	case <-time.After(5 * time.Second):
@@ -594,14 +430,116 @@ func TestKeyFilesAreNotStatedUnderTheLock(t *testing.T) {
 	api := &slowAPI{latency: 5 * time.Millisecond}
 	creds := &lockProbe{}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
-	r := NewRefresher(api, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
+	r := NewRefresher(tasks{api}, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
 	r.Configure(4, 5*time.Second)
 	creds.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
 	defer func() { cancel(); r.Wait() }()
-	r.Get(context.Background(), manyTasks(40), Policy{})
+	r.Get(context.Background(), manyKeys(40), Policy{})
 	if n := creds.underMu.Load(); n > 0 {
 		t.Errorf("the key files were looked at %d times under the refresher's lock", n)
+	}
+}
+
+type orderAPI struct {
+	mu    sync.Mutex
+	order []string
+}
+
+func (a *orderAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
+	a.mu.Lock()
+	a.order = append(a.order, id)
+	a.mu.Unlock()
+	return task(id, false), nil
+}
+
+func (a *orderAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return &metastudio.TaskPage{}, nil
+}
+
+func (a *orderAPI) calls() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.order)
+}
+
+func TestQueueServesNeverFetchedThenStalest(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
+	api := &orderAPI{}
+	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
+	for _, k := range keys("old", "mid", "new") { // answered a minute apart
+		r.Get(context.Background(), []Key{k}, Policy{})
+		clock.Advance(time.Minute)
+	}
+	api.order = nil
+	r.Get(context.Background(), keys("new", "mid", "never", "old"), Policy{})
+	if got := strings.Join(api.calls(), " "); got != "never old mid new" {
+		t.Errorf("call order %q, want the never-fetched task first, then the stalest", got)
+	}
+}
+
+func TestThrottledTaskServesItsLastValues(t *testing.T) {
+	var throttle atomic.Bool
+	api := &authAPI{answer: func() error {
+		if throttle.Load() {
+			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"}
+		}
+		return nil
+	}}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
+	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
+	r.Get(context.Background(), keys("a"), Policy{})
+	throttle.Store(true)
+	clock.Advance(time.Minute)
+	res := r.Get(context.Background(), keys("a", "never"), Policy{})
+	if res[0].Err != nil || res[0].Age != time.Minute || api.calls.Load() != 3 {
+		t.Errorf("throttled: %v, age %s, %d calls; want the last values a minute old and one call per task", res[0].Err, res[0].Age, api.calls.Load())
+	}
+	if reasonOf(res[1].Err) != "APIGW.0308" {
+		t.Errorf("throttled with nothing known: %v, want the 429", res[1].Err)
+	}
+	throttle.Store(false)
+	if res := r.Get(context.Background(), keys("a", "never"), Policy{}); res[0].Age != 0 || res[1].Err != nil || api.calls.Load() != 5 {
+		t.Errorf("the next scrape: %+v after %d calls; want both called again", res, api.calls.Load())
+	}
+}
+
+func TestConcurrentScrapesShareCalls(t *testing.T) {
+	api := &countingAPI{}
+	r := startRefresher(t, api, time.Now, 0, 12, 5*time.Second)
+	tasks := manyKeys(12)
+	scrape(context.Background(), r, tasks) // the credentials have authenticated: both scrapes fan out
+	before := api.total()
+	api.mu.Lock()
+	api.gate = make(chan struct{}) // every call now waits until the gate opens
+	api.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() { scrape(context.Background(), r, tasks) })
+	waitFor(t, "the first scrape's 12 calls", func() bool { return api.total()-before == 12 })
+	wg.Go(func() { scrape(context.Background(), r, tasks) })
+	waitFor(t, "the second scrape to wait on them", func() bool { return r.waiting() == 24 })
+	close(api.gate)
+	wg.Wait()
+	if n := api.total() - before; n != 12 {
+		t.Errorf("two concurrent scrapes of 12 tasks made %d calls, want 12", n)
+	}
+}
+
+func TestMinRefreshCountsFromTheScrapesStart(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
+	api := &countingAPI{}
+	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
+	r.Get(context.Background(), keys("run1"), Policy{})
+	clock.Advance(time.Second)
+	start := clock.Now()
+	clock.Advance(1500 * time.Millisecond) // the scrape waited for a listing
+	p := Policy{MinRefresh: 1900 * time.Millisecond, Start: start}
+	if res := r.Get(context.Background(), keys("run1"), p); api.total() != 1 || res[0].Err != nil || res[0].Age != time.Second {
+		t.Errorf("%d calls, age %s; want the values fetched 1 s before the scrape began, no call", api.total(), res[0].Age)
+	}
+	p.Start = time.Time{}
+	if r.Get(context.Background(), keys("run1"), p); api.total() != 2 {
+		t.Errorf("%d calls; without the scrape's start the values are 2.5 s old and need a call", api.total())
 	}
 }

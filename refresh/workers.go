@@ -1,4 +1,4 @@
-package collector
+package refresh
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 // call is one unit of work for a worker. The client is the one in use when the call was
 // taken: a call never goes out with a client that its permit was not given for.
 type call struct {
-	e       *entry  // a ShowTask, or
-	search  *search // a SearchTask page
+	e       *entry  // a fetch, or
+	search  *search // a listing page
 	api     API
 	gen     uint64 // api's generation
 	permit  permit
@@ -164,7 +164,7 @@ func (r *Refresher) failQueued(err error) {
 			return
 		}
 		if s != nil {
-			s.done <- searchResult{err: &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}}
+			s.done <- searchResult{err: err}
 			continue
 		}
 		r.seq++
@@ -208,15 +208,14 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 	api := c.api
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	var (
-		task *metastudio.Task
-		vals *values
-		page *metastudio.TaskPage
+		vals Value
+		page any
 		err  error
 	)
 	if c.search != nil {
-		page, err = api.SearchTask(cctx, c.search.params)
-	} else if task, err = api.ShowTask(cctx, c.e.id); err == nil {
-		vals = newValues(task) // the decoded task is not kept
+		page, err = api.Search(cctx, c.search.kind, c.search.params)
+	} else {
+		vals, err = api.Fetch(cctx, c.e.key)
 	}
 	cancel()
 	r.guard.done(c.permit, err)

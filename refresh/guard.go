@@ -1,4 +1,4 @@
-package collector
+package refresh
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
+
+// namespace is the prefix of the metrics that the guard and the rate export.
+const namespace = "metastudio"
 
 // Bounds of the AK guard.
 const (

@@ -1,4 +1,14 @@
-package collector
+// Package refresh makes every API call of the process and keeps what they answered.
+//
+// Scrapes ask a Refresher for objects by Key (a kind and an id) as of their start, and
+// wait on their own deadline; the Refresher queues what is not fresh enough once, however
+// many scrapes ask, and a fixed pool of workers makes the calls in the queue's order, each
+// cleared by the AK guard (Guard) and the adaptive rate (Rate). What it keeps of an
+// object is an opaque Value that the API's Fetch built (the caller decides what that is),
+// which says whether the object is finished; listings (Search) go through the same queue,
+// guard and rate, and Store files what they found. The package knows nothing of the
+// exposition.
+package refresh
 
 import (
 	"container/list"
@@ -10,14 +20,37 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-
-	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// API is the part of the MetaStudio client the exporter needs; tests pass a fake.
+// Key names one object: its kind (the API that reads it, such as "task") and its id.
+// Objects of every kind share the queue, the rate and the guard.
+type Key struct {
+	Kind, ID string
+}
+
+func (k Key) String() string { return k.Kind + "/" + k.ID }
+
+// Value is what the Refresher keeps of an object's answer, built by the API's Fetch (or
+// given to Store); the Refresher only asks whether the object is finished (cache.
+// finished_ttl applies to finished ones, and listed finished ones need no call).
+type Value interface {
+	Finished() bool
+}
+
+// API makes the calls of one client (an endpoint and its credentials).
 type API interface {
-	ShowTask(ctx context.Context, id string) (*metastudio.Task, error)
-	SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error)
+	// Fetch reads one object and decodes what the Refresher keeps of it.
+	Fetch(ctx context.Context, k Key) (Value, error)
+	// Search lists one page of a kind's objects; params and the page are the caller's.
+	Search(ctx context.Context, kind string, params any) (any, error)
+}
+
+// Result is what a scrape gets for one key: a value and its age, or an error.
+type Result struct {
+	Key   Key
+	Value Value         // nil when Err is set
+	Age   time.Duration // how old the value is; 0 for a call made for this scrape
+	Err   error         // set when the scrape has no value to show
 }
 
 // Bounds of the task table.
@@ -32,14 +65,13 @@ const (
 	housekeepingEvery = 30 * time.Second
 )
 
-// ErrRateBudget is the error of a task that a scrape could not have fetched before its
+// ErrRateBudget is the error of an object that a scrape could not have fetched before its
 // deadline (the queue ahead of it at the rate in force) and of which nothing is known.
 var ErrRateBudget = errors.New("the API budget does not reach this task before the deadline")
 
-// errNoAnswerYet is the error of a task whose call was still in flight at the scrape's
+// ErrNoAnswerYet is the error of an object whose call was still in flight at the scrape's
 // deadline, with nothing known to serve instead. The call goes on for the next scrape.
-var errNoAnswerYet = &metastudio.APIError{Operation: metastudio.OpShowTask,
-	Err: fmt.Errorf("no answer before the scrape's deadline: %w", context.DeadlineExceeded)}
+var ErrNoAnswerYet = fmt.Errorf("no answer before the scrape's deadline: %w", context.DeadlineExceeded)
 
 // Policy is what a scrape's config says about freshness.
 type Policy struct {
@@ -89,8 +121,8 @@ type Refresher struct {
 	gen         uint64 // the client's generation: SetAPI adds one
 	concurrency int
 	callTimeout time.Duration
-	watched     func(id string) bool // the tasks some config lists; nil: keep all
-	table       map[string]*entry
+	watched     func(k Key) bool // the objects some config lists; nil: keep all
+	table       map[Key]*entry
 	unlisted    *list.List
 	searches    []*search
 	listed      queues // the tasks some config or discovery lists
@@ -103,15 +135,16 @@ type Refresher struct {
 	wg          sync.WaitGroup
 }
 
-// search is a SearchTask page that discovery asked for.
+// search is a listing page that a caller asked for.
 type search struct {
-	params metastudio.SearchParams
+	kind   string
+	params any
 	sent   Stamp
 	done   chan searchResult // buffered: the worker never blocks on a caller that left
 }
 
 type searchResult struct {
-	page *metastudio.TaskPage
+	page any
 	sent Stamp
 	err  error
 }
@@ -129,7 +162,7 @@ func NewRefresher(api API, guard *Guard, rate *Rate, now func() time.Time, logge
 		guard: guard, rate: rate, now: now, logger: logger,
 		wakeCh: make(chan struct{}, 1), calls: make(chan call),
 		api: api, concurrency: 1, callTimeout: 10 * time.Second,
-		table: map[string]*entry{}, unlisted: list.New(),
+		table: map[Key]*entry{}, unlisted: list.New(),
 	}
 	guard.mu.Lock()
 	guard.wake = r.wake
@@ -190,15 +223,11 @@ func (r *Refresher) SetAPI(api API) {
 	r.wake()
 }
 
-// API returns the client in use.
-func (r *Refresher) API() API {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.api
-}
+// Now is the Refresher's clock.
+func (r *Refresher) Now() time.Time { return r.now() }
 
-// SetWatched tells housekeeping which tasks are still watched.
-func (r *Refresher) SetWatched(watched func(id string) bool) {
+// SetWatched tells housekeeping which objects are still watched.
+func (r *Refresher) SetWatched(watched func(k Key) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.watched = watched
@@ -210,8 +239,8 @@ func (r *Refresher) SetWatched(watched func(id string) bool) {
 // finished). The others are queued and waited for; one that cannot be reached before the
 // deadline at the rate in force, or is not answered by then, is served from its last
 // values. During an authentication cool-down no call is queued.
-func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
-	results := make([]result, len(ids))
+func (r *Refresher) Get(ctx context.Context, keys []Key, p Policy) []Result {
+	results := make([]Result, len(keys))
 	backoff := r.guard.coolingDown()
 	deadline, hasDeadline := ctx.Deadline()
 
@@ -226,15 +255,15 @@ func (r *Refresher) Get(ctx context.Context, ids []string, p Policy) []result {
 	}
 	var pending, queue []*entry
 	var where []int
-	for i, id := range ids {
-		e := r.entry(id, p.Unlisted, now)
+	for i, k := range keys {
+		e := r.entry(k, p.Unlisted, now)
 		switch res, ok := r.fresh(e, p, freshAt); {
 		case e.answered > start && e.err == nil && e.vals != nil: // listed since the scrape began
-			results[i] = result{id: id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}
+			results[i] = Result{Key: k, Value: e.vals, Age: max(now.Sub(e.fetched), 0)}
 		case ok:
 			results[i] = res
 		case backoff != nil:
-			results[i] = result{id: id, err: backoff}
+			results[i] = Result{Key: k, Err: backoff}
 		default:
 			e.waiters++
 			if !e.queued() && !e.calling(gen) {
@@ -300,44 +329,45 @@ func (r *Refresher) await(ctx context.Context, e *entry, start, gen uint64, dead
 }
 
 // fresh returns e's result when it needs no call for this scrape. r.mu is held.
-func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (result, bool) {
+func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (Result, bool) {
 	switch {
 	case p.MinRefresh > 0 && e.err != nil && now.Sub(e.at) < p.MinRefresh:
-		return result{id: e.id, err: e.err}, true
+		return Result{Key: e.key, Err: e.err}, true
 	case e.err != nil || e.vals == nil:
-		return result{}, false
+		return Result{}, false
 	case p.MinRefresh > 0 && now.Sub(e.fetched) < p.MinRefresh,
-		e.vals.finished && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
-		return result{id: e.id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}, true
+		e.vals.Finished() && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
+		return Result{Key: e.key, Value: e.vals, Age: max(now.Sub(e.fetched), 0)}, true
 	}
-	return result{}, false
+	return Result{}, false
 }
 
 // outcome is e's result for a scrape that started at start (the answer sequence) and now
 // (the clock). r.mu is held.
-func (r *Refresher) outcome(e *entry, start uint64, now time.Time) result {
+func (r *Refresher) outcome(e *entry, start uint64, now time.Time) Result {
 	switch {
 	case e.answered > start && e.err != nil:
-		return result{id: e.id, err: e.err}
+		return Result{Key: e.key, Err: e.err}
 	case e.vals != nil: // answered for this scrape, or the last values
-		return result{id: e.id, vals: e.vals, age: max(now.Sub(e.fetched), 0)}
+		return Result{Key: e.key, Value: e.vals, Age: max(now.Sub(e.fetched), 0)}
 	case e.inflight > 0:
-		return result{id: e.id, err: errNoAnswerYet}
+		return Result{Key: e.key, Err: ErrNoAnswerYet}
 	case e.err != nil: // not reached: its last failure stands
-		return result{id: e.id, err: e.err}
+		return Result{Key: e.key, Err: e.err}
 	case e.throttle != nil:
-		return result{id: e.id, err: e.throttle}
+		return Result{Key: e.key, Err: e.throttle}
 	}
-	return result{id: e.id, err: ErrRateBudget}
+	return Result{Key: e.key, Err: ErrRateBudget}
 }
 
-// Search lists one page with SearchTask, cleared by the same guard and rate as ShowTask,
-// and says when the call was sent. The call has its own timeout; ctx bounds only the wait.
-func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, Stamp, error) {
+// Search lists one page of kind with the API's Search, cleared by the same guard and rate
+// as every call, and says when the call was sent. The call has its own timeout; ctx bounds
+// only the wait (its error is then ctx's).
+func (r *Refresher) Search(ctx context.Context, kind string, params any) (any, Stamp, error) {
 	if err := r.guard.coolingDown(); err != nil {
-		return nil, Stamp{}, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: err}
+		return nil, Stamp{}, err
 	}
-	s := &search{params: p, done: make(chan searchResult, 1)}
+	s := &search{kind: kind, params: params, done: make(chan searchResult, 1)}
 	r.mu.Lock()
 	r.searches = append(r.searches, s)
 	r.mu.Unlock()
@@ -346,6 +376,6 @@ func (r *Refresher) Search(ctx context.Context, p metastudio.SearchParams) (*met
 	case res := <-s.done:
 		return res.page, res.sent, res.err
 	case <-ctx.Done():
-		return nil, Stamp{}, &metastudio.APIError{Operation: metastudio.OpSearchTask, Err: ctx.Err()}
+		return nil, Stamp{}, ctx.Err()
 	}
 }

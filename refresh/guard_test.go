@@ -1,9 +1,8 @@
-package collector
+package refresh
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -55,46 +54,24 @@ func (a *authAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, er
 
 var errUnauthorized = &metastudio.APIError{Operation: "ShowTask", StatusCode: 401, Code: "APIGW.0301", Message: "Incorrect IAM authentication information: verify aksk signature fail"}
 
-func manyTasks(n int) []string {
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("t%03d", i)
-	}
-	return ids
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestGuardProbesAloneThenFansOut: the first call tests the credentials alone; once it
 // verified them, calls fan out to scrape.concurrency.
 func TestGuardProbesAloneThenFansOut(t *testing.T) {
 	api := &authAPI{answer: func() error { return nil }, gate: make(chan struct{})}
-	cfg := testConfig(manyTasks(50)...)
-	cfg.Scrape.Concurrency = 8
-	c := newTestCollector(t, cfg, api, log.NewNopLogger())
-	done := make(chan []result)
-	go func() { done <- c.scrape(context.Background(), c.Watched()) }()
+	r := startRefresher(t, api, time.Now, 0, 8, 5*time.Second)
+	done := make(chan []Result)
+	go func() { done <- scrape(context.Background(), r, manyKeys(50)) }()
 
 	waitFor(t, "the probe", func() bool { return api.inFlight.Load() == 1 })
-	if _, ok, _, _ := c.refresher.guard.admit(); ok { // what the dispatcher asks before each call
+	if _, ok, _, _ := r.guard.admit(); ok { // what the dispatcher asks before each call
 		t.Fatal("the guard lets a second call out while the probe is in flight")
 	}
 	api.gate <- struct{}{} // the probe answers: the credentials are verified
 	waitFor(t, "the fan-out to 8 calls in flight", func() bool { return api.inFlight.Load() == 8 })
 	close(api.gate)
 	for i, r := range <-done {
-		if r.err != nil {
-			t.Fatalf("task %d: %v", i, r.err)
+		if r.Err != nil {
+			t.Fatalf("task %d: %v", i, r.Err)
 		}
 	}
 	if api.calls.Load() != 50 || api.maxSeen.Load() != 8 {
@@ -112,14 +89,12 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 		}
 		return nil
 	}}
-	cfg := testConfig(manyTasks(200)...)
-	cfg.Scrape.Concurrency = 8
 	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
-	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
 	guard := r.guard
-	scrape := func() (failed int) {
-		for _, r := range c.scrape(context.Background(), c.Watched()) {
-			if r.err != nil {
+	keys := manyKeys(200)
+	failures := func() (failed int) {
+		for _, r := range scrape(context.Background(), r, keys) {
+			if r.Err != nil {
 				failed++
 			}
 		}
@@ -127,7 +102,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	}
 	callsAt := func() int64 { return api.calls.Load() }
 
-	if failed := scrape(); failed != 200 || callsAt() != 1 {
+	if failed := failures(); failed != 200 || callsAt() != 1 {
 		t.Fatalf("first scrape with a wrong key: %d failed, %d calls; want 200 failed and exactly 1 call", failed, callsAt())
 	}
 	if err := testutil.CollectAndCompare(guard, strings.NewReader(`
@@ -144,11 +119,11 @@ metastudio_auth_ok 0
 	for _, backoff := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute} {
 		before := callsAt()
 		clock.Advance(backoff - time.Second)
-		if scrape(); callsAt() != before {
+		if failures(); callsAt() != before {
 			t.Fatalf("a call was made 1s before the end of a %s cool-down", backoff)
 		}
 		clock.Advance(time.Second)
-		if scrape(); callsAt() != before+1 {
+		if failures(); callsAt() != before+1 {
 			t.Fatalf("after a %s cool-down: %d calls, want exactly one", backoff, callsAt()-before)
 		}
 	}
@@ -156,14 +131,14 @@ metastudio_auth_ok 0
 	failing.Store(false)
 	clock.Advance(10 * time.Minute)
 	before := callsAt()
-	if failed := scrape(); failed != 0 || callsAt() != before+200 {
+	if failed := failures(); failed != 0 || callsAt() != before+200 {
 		t.Fatalf("after recovery: %d failed, %d calls", failed, callsAt()-before)
 	}
 	failing.Store(true)
-	scrape()
+	failures()
 	clock.Advance(time.Minute)
 	before = callsAt()
-	scrape()
+	failures()
 	if callsAt() != before+1 {
 		t.Errorf("after a success, the cool-down starts again at 1m: %d calls at 1m", callsAt()-before)
 	}
@@ -186,15 +161,15 @@ func TestBurstProtection(t *testing.T) {
 		return nil
 	}}
 	r := startRefresher(t, api, clock.Now, 0, 16, 5*time.Second)
-	c := New(testConfig(manyTasks(1000)...), r, nil, Shard{}, log.NewNopLogger())
-	c.scrape(context.Background(), c.Watched())
+	keys := manyKeys(1000)
+	scrape(context.Background(), r, keys)
 	if n := api.failures.Load(); n == 0 || n > 16 {
 		t.Errorf("%d failures; want at least one and at most the 16 calls in flight", n)
 	}
 	for range 3 { // each cool-down then costs one probe
 		before := api.failures.Load()
 		clock.Advance(MaxFailureBackoff)
-		c.scrape(context.Background(), c.Watched())
+		scrape(context.Background(), r, keys)
 		if got := api.failures.Load() - before; got != 1 {
 			t.Fatalf("after a cool-down: %d failures, want 1", got)
 		}
@@ -236,7 +211,7 @@ func TestGuardNewCredentialsEndTheCoolDown(t *testing.T) {
 	creds := &versioned{}
 	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
 	guard.done(admitted(t, guard), errUnauthorized)
-	if err := guard.coolingDown(); Reason(err) != "auth_backoff" {
+	if err := guard.coolingDown(); !errors.Is(err, ErrAuthBackoff) {
 		t.Fatalf("during the cool-down: %v", err)
 	}
 	creds.gen.Add(1) // a secret manager wrote new keys

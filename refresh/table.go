@@ -1,18 +1,16 @@
-package collector
+package refresh
 
 import (
 	"container/list"
 	"time"
-
-	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// entry is what the refresher knows of one watched task. Guarded by Refresher.mu.
+// entry is what the refresher knows of one watched object. Guarded by Refresher.mu.
 type entry struct {
-	id       string
-	vals     *values       // the last values; nil when none are known
-	fetched  time.Time     // when ShowTask answered them, or SearchTask listed them
-	listed   bool          // the values came from discovery's listing
+	key      Key
+	vals     Value         // the last value; nil when none is known
+	fetched  time.Time     // when Fetch answered it, or a listing found it
+	listed   bool          // the value came from a listing (Store)
 	err      error         // the last call's failure; nil after a success (429s aside)
 	answered uint64        // the Refresher.seq of the last answer; 0: none yet
 	at       time.Time     // when that answer came
@@ -25,9 +23,9 @@ type entry struct {
 	callGen  uint64 // the client generation of its latest call
 	waiters  int    // scrapes that wait for its next answer
 
-	unlisted *list.Element // its place among the unlisted tasks; nil when listed
+	unlisted *list.Element // its place among the unlisted objects; nil when listed
 	wanted   time.Time     // when a scrape or probe last asked for it
-	reported string        // the failure reason last logged; "" when it was fine
+	note     string        // the caller's (Note)
 }
 
 func (e *entry) queued() bool { return e.queue != nil }
@@ -52,13 +50,13 @@ func (e *entry) lastAnswer() time.Time {
 	return e.at
 }
 
-// entry returns id's entry, making one if needed. r.mu is held.
-func (r *Refresher) entry(id string, unlisted bool, now time.Time) *entry {
-	e := r.table[id]
+// entry returns k's entry, making one if needed. r.mu is held.
+func (r *Refresher) entry(k Key, unlisted bool, now time.Time) *entry {
+	e := r.table[k]
 	switch {
 	case e == nil:
-		e = &entry{id: id}
-		r.table[id] = e
+		e = &entry{key: k}
+		r.table[k] = e
 		if unlisted {
 			e.unlisted = r.unlisted.PushFront(e)
 			r.evict()
@@ -98,22 +96,18 @@ func (r *Refresher) drop(e *entry) {
 		e.unlisted = nil
 	}
 	e.queue = nil
-	delete(r.table, e.id)
+	delete(r.table, e.key)
 }
 
-// list stores what a SearchTask listing sent at sent found: for each task it returns, an
+// Store files what a listing sent at sent found, keys[i] with vals[i]: for each, an
 // answer to every scrape that began before, unless a call answered it since.
-func (r *Refresher) list(tasks []*metastudio.Task, sent Stamp) {
-	vals := make([]*values, len(tasks))
-	for i, t := range tasks {
-		vals[i] = newValues(t)
-	}
+func (r *Refresher) Store(sent Stamp, keys []Key, vals []Value) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i, t := range tasks {
-		e := r.entry(t.TaskID.Text, false, sent.at)
+	for i, k := range keys {
+		e := r.entry(k, false, sent.at)
 		if e.answered > sent.seq || (e.vals != nil && e.fetched.After(sent.at)) {
-			continue // a ShowTask answer newer than the listing
+			continue // a fetch newer than the listing
 		}
 		e.vals, e.fetched, e.listed = vals[i], sent.at, true
 		e.err, e.throttle, e.answered, e.at = nil, nil, sent.seq, sent.at
@@ -121,69 +115,76 @@ func (r *Refresher) list(tasks []*metastudio.Task, sent Stamp) {
 	}
 }
 
-// staleRunning returns those of ids whose last values say they run (begun, not ended)
-// and that a scrape under p would have to call for now.
-func (r *Refresher) staleRunning(ids []string, p Policy) []string {
+// StaleRunning returns those of keys whose last value is not finished and that a scrape
+// under p would have to call for now.
+func (r *Refresher) StaleRunning(keys []Key, p Policy) []Key {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	var out []string
-	for _, id := range ids {
-		if e := r.table[id]; e != nil && e.vals != nil && !e.vals.finished {
+	var out []Key
+	for _, k := range keys {
+		if e := r.table[k]; e != nil && e.vals != nil && !e.vals.Finished() {
 			if _, ok := r.fresh(e, p, now); !ok {
-				out = append(out, id)
+				out = append(out, k)
 			}
 		}
 	}
 	return out
 }
 
-// running reports whether the last values of a task say it has begun and not ended.
-func (r *Refresher) running(id string) bool {
+// Running reports whether the last value of an object says it has not finished.
+func (r *Refresher) Running(k Key) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.table[id]
-	return e != nil && e.vals != nil && !e.vals.finished
+	e := r.table[k]
+	return e != nil && e.vals != nil && !e.vals.Finished()
 }
 
-// last returns the last known values of a task.
-func (r *Refresher) last(id string) (*values, bool) {
+// Last returns the last known value of an object.
+func (r *Refresher) Last(k Key) (Value, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e := r.table[id]; e != nil && e.vals != nil {
+	if e := r.table[k]; e != nil && e.vals != nil {
 		return e.vals, true
 	}
 	return nil, false
 }
 
-// report records the failure reason of a task's latest result and returns the one
-// before ("" when it was fine).
-func (r *Refresher) report(id, reason string) string {
+// Note keeps note with an object while the table holds it, and returns the one before
+// ("" when none): the caller's memory of the object, such as the failure it last logged.
+func (r *Refresher) Note(k Key, note string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.table[id]
+	e := r.table[k]
 	if e == nil {
 		return ""
 	}
-	previous := e.reported
-	e.reported = reason
+	previous := e.note
+	e.note = note
 	return previous
 }
 
-// Prune drops the tasks that are no longer watched (keep, or else the function that
+// Known reports whether the table holds an entry for k.
+func (r *Refresher) Known(k Key) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.table[k] != nil
+}
+
+// Prune drops the objects that are no longer watched (keep, or else the function that
 // SetWatched gave), and the unlisted ones idle for unlistedIdle. keep is called without
 // the table's lock: it may ask the refresher.
-func (r *Refresher) Prune(keep func(id string) bool) {
+func (r *Refresher) Prune(keep func(k Key) bool) {
 	r.mu.Lock()
 	if keep == nil {
 		keep = r.watched
 	}
 	now := r.now()
-	var listed []string
-	for id, e := range r.table {
+	var listed []Key
+	for k, e := range r.table {
 		switch {
 		case e.unlisted == nil:
-			listed = append(listed, id)
+			listed = append(listed, k)
 		case now.Sub(e.wanted) >= unlistedIdle && e.waiters == 0 && e.inflight == 0:
 			r.drop(e)
 		}
@@ -192,23 +193,23 @@ func (r *Refresher) Prune(keep func(id string) bool) {
 	if keep == nil {
 		return
 	}
-	var gone []string
-	for _, id := range listed {
-		if !keep(id) {
-			gone = append(gone, id)
+	var gone []Key
+	for _, k := range listed {
+		if !keep(k) {
+			gone = append(gone, k)
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, id := range gone {
-		if e := r.table[id]; e != nil && e.unlisted == nil && e.waiters == 0 && e.inflight == 0 {
+	for _, k := range gone {
+		if e := r.table[k]; e != nil && e.unlisted == nil && e.waiters == 0 && e.inflight == 0 {
 			r.drop(e)
 		}
 	}
 }
 
-// size is the number of tasks in the table (tests).
-func (r *Refresher) size() int {
+// Len is the number of objects in the table.
+func (r *Refresher) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.table)

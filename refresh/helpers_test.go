@@ -1,0 +1,134 @@
+package refresh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+)
+
+// taskAPI is what a MetaStudio client offers for tasks (the real client and the tests'
+// fakes).
+type taskAPI interface {
+	ShowTask(ctx context.Context, id string) (*metastudio.Task, error)
+	SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error)
+}
+
+// tasks makes a taskAPI an API whose values are the decoded tasks.
+type tasks struct{ api taskAPI }
+
+type taskValue struct{ *metastudio.Task }
+
+func (v taskValue) Finished() bool { return v.Task.Finished() }
+
+func (a tasks) Fetch(ctx context.Context, k Key) (Value, error) {
+	t, err := a.api.ShowTask(ctx, k.ID)
+	if err != nil {
+		return nil, err
+	}
+	return taskValue{t}, nil
+}
+
+func (a tasks) Search(ctx context.Context, _ string, params any) (any, error) {
+	return a.api.SearchTask(ctx, params.(metastudio.SearchParams))
+}
+
+// startRefresher runs a Refresher for api with its own guard and rate (perSecond, 0 for
+// no limit) until the test ends.
+func startRefresher(t testing.TB, api taskAPI, now func() time.Time, perSecond float64, concurrency int, timeout time.Duration) *Refresher {
+	t.Helper()
+	guard := NewGuard(time.Minute, nil, now, log.NewNopLogger())
+	r := NewRefresher(tasks{api}, guard, NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now), now, log.NewNopLogger())
+	r.Configure(concurrency, timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		r.Wait()
+	})
+	return r
+}
+
+// keys returns the task keys of ids.
+func keys(ids ...string) []Key {
+	out := make([]Key, len(ids))
+	for i, id := range ids {
+		out[i] = Key{Kind: "task", ID: id}
+	}
+	return out
+}
+
+// task returns a task that runs, or one that finished.
+func task(id string, finished bool) *metastudio.Task {
+	body := fmt.Sprintf(`{"task_id":%q,"total_count":10,"success_count":4,"failure_count":1,"begin_time":1744276967708}`, id)
+	if finished {
+		body = fmt.Sprintf(`{"task_id":%q,"total_count":10,"success_count":9,"failure_count":1,"begin_time":1744276967708,"end_time":1744277967708}`, id)
+	}
+	var t metastudio.Task
+	if err := json.Unmarshal([]byte(body), &t); err != nil {
+		panic(err)
+	}
+	return &t
+}
+
+// countingAPI answers ShowTask with a task per id (finished when the id starts with "done")
+// and SearchTask with pages, counting calls per id.
+type countingAPI struct {
+	mu    sync.Mutex
+	calls map[string]int
+	gate  chan struct{} // if set, calls wait until it is closed
+}
+
+func (a *countingAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
+	a.mu.Lock()
+	if a.calls == nil {
+		a.calls = map[string]int{}
+	}
+	a.calls[id]++
+	gate := a.gate
+	a.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return task(id, strings.HasPrefix(id, "done")), nil
+}
+
+func (a *countingAPI) SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	return &metastudio.TaskPage{}, nil
+}
+
+func (a *countingAPI) total() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.calls {
+		n += c
+	}
+	return n
+}
+
+// manyKeys returns n task keys.
+func manyKeys(n int) []Key {
+	keys := make([]Key, n)
+	for i := range keys {
+		keys[i] = Key{Kind: "task", ID: fmt.Sprintf("t%03d", i)}
+	}
+	return keys
+}
+
+// scrape asks r for keys the way a scrape of the collector does (a finished task is kept
+// for 10 minutes).
+func scrape(ctx context.Context, r *Refresher, keys []Key) []Result {
+	return r.Get(ctx, keys, Policy{FinishedTTL: 10 * time.Minute, Since: r.Mark(), Start: r.now()})
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) { t.Helper(); testkit.WaitFor(t, what, cond) }
