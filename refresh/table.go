@@ -164,13 +164,6 @@ func (r *Refresher) Note(k Key, note string) string {
 	return previous
 }
 
-// Known reports whether the table holds an entry for k.
-func (r *Refresher) Known(k Key) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.table[k] != nil
-}
-
 // Prune drops the objects that are no longer watched (keep, or else the function that
 // SetWatched gave), and the unlisted ones idle for unlistedIdle. keep is called without
 // the table's lock: it may ask the refresher.
