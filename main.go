@@ -41,6 +41,20 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
+// options are what the command line adds to a config.
+type options struct {
+	configFile    string // "" when the config did not come from a file (tests): no reload
+	getenv        config.Getenv
+	logger        log.Logger
+	now           func() time.Time // the clock of signatures, expiries and cool-downs
+	shard         collector.Shard
+	watchInterval time.Duration    // reload when the file's content changes; 0 = never
+	hup           <-chan os.Signal // SIGHUP: reload
+	// after is the timer of the background project resolution (default time.After);
+	// tests pass one that moves a fake clock.
+	after func(time.Duration) <-chan time.Time
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -129,9 +143,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	level.Info(logger).Log("msg", "Loaded config", "file", *configFile, "region", cfg.Region,
 		"endpoint", cfg.MetaStudioEndpoint(), "tasks", len(cfg.Tasks), "credentials", cfg.Credentials.Source())
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	e, err := newExporter(ctx, cfg, options{
 		configFile: *configFile, getenv: getenv, logger: logger, now: time.Now,
-		shard: collector.Shard{Index: *shardIndex, Count: *shardCount}, watchInterval: *watchInterval,
+		shard: collector.Shard{Index: *shardIndex, Count: *shardCount}, watchInterval: *watchInterval, hup: hup,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
@@ -142,19 +159,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
 		return 1
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-hup:
-				_ = e.Reload() // logged, and shown by the reload metrics
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	server := newServer(handler, logger)
 	// The toolkit logs through slog: its lines go to the same base logger with the same
 	// keys in the same order as the exporter's own (level, ts, caller, msg).
@@ -192,6 +196,25 @@ func newServer(handler http.Handler, logger log.Logger) *http.Server {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          stdlog.New(log.NewStdlibAdapter(level.Error(logger)), "", 0),
 	}
+}
+
+// landingPage is the page at /: what the exporter is, and links to its endpoints.
+func landingPage(metricsPath string) (http.Handler, error) {
+	return web.NewLandingPage(web.LandingConfig{
+		Name:        exporterName,
+		Description: "Prometheus exporter for Huawei Cloud MetaStudio import/export tasks",
+		Version:     version.Info(),
+		Form: web.LandingForm{Action: "/probe", Inputs: []web.LandingFormInput{
+			{Label: "Task", Type: "text", Name: "task", Placeholder: "task id"},
+		}},
+		Links: []web.LandingLinks{
+			{Address: metricsPath, Text: "Metrics"},
+			{Address: "/sd", Text: "Service discovery", Description: "the tasks, as Prometheus http_sd_configs JSON"},
+			{Address: "/config", Text: "Configuration", Description: "the running config, secrets hidden"},
+			{Address: "/-/healthy", Text: "Health"},
+			{Address: "/-/ready", Text: "Readiness"},
+		},
+	})
 }
 
 func checkChoice(flag, value string, choices ...string) error {

@@ -189,7 +189,7 @@ func TestReloadRacesScrapes(t *testing.T) {
 		if err := os.WriteFile(path, []byte(opsConfig(url, e2eSK, "", tasks...)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.Reload(); err != nil {
+		if err := e.reloader.Reload(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -132,7 +132,7 @@ func (r *matrixRig) reload(change func(*matrixConfig, *matrixRig)) {
 	if err := os.WriteFile(r.path, []byte(cfg.text()), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
-	if err := r.e.Reload(); err != nil {
+	if err := r.e.reloader.Reload(); err != nil {
 		r.t.Fatalf("reload of\n%s: %v", cfg.text(), err)
 	}
 	r.cfg = cfg

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,12 +86,22 @@ func (s *steppingClock) runUntil(t *testing.T, until time.Time) {
 // waitReady polls /-/ready until it answers 200 (a condition, not a guessed time).
 func waitReady(t *testing.T, h http.Handler) {
 	t.Helper()
+	waitReadiness(t, func() (int, string) { return do(t, h, "GET", "/-/ready") }, http.StatusOK, "Ready")
+}
+
+// waitReadiness polls ready (an answer of /-/ready) until it has code and its body
+// contains want, and returns the body.
+func waitReadiness(t *testing.T, ready func() (int, string), code int, want string) string {
+	t.Helper()
+	var got int
+	var body string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if code, _ := do(t, h, "GET", "/-/ready"); code == 200 {
-			return
+		if got, body = ready(); got == code && strings.Contains(body, want) {
+			return body
 		}
 	}
-	t.Fatal("the exporter never became ready")
+	t.Fatalf("/-/ready never answered %d with %q; last %d %q", code, want, got, body)
+	return ""
 }
 
 // startUnresolved builds an exporter without project_id on the stepping clock.
@@ -139,6 +150,11 @@ func TestStartWithWrongPassword(t *testing.T) {
 	h, logs := startUnresolved(t, url, "  iam_password: {domain_name: "+iamDomain+", user_name: "+iamUser+", password_file: "+path+"}\n", clock)
 	if code, _ := do(t, h, "GET", "/-/ready"); code != http.StatusServiceUnavailable {
 		t.Errorf("/-/ready answers %d with the password refused, want 503", code)
+	}
+	waitReadiness(t, func() (int, string) { return do(t, h, "GET", "/-/ready") },
+		http.StatusServiceUnavailable, "The username or password is wrong")
+	if n, waited := sim.Requests(simulator.OpIAMToken), clock.Now().Sub(start); n != 1 || waited != 0 {
+		t.Errorf("the first attempt made %d IAM calls after %s, want 1 at once", n, waited)
 	}
 	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
 		t.Errorf("/metrics while not ready:\n%s", out)
@@ -194,6 +210,195 @@ func TestStartWithWrongSK(t *testing.T) {
 	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
 		t.Errorf("a scrape once ready:\n%s", out)
 	}
+	noSecrets(t, logs.String())
+}
+
+// iamGate serves the simulator of credSim with an IAM that answers nothing until answer
+// is called. Each IAM request is announced on arrived as it comes, and on abandoned if the
+// exporter gives it up before the answer.
+type iamGate struct {
+	sim                *simulator.Server
+	url                string
+	arrived, abandoned chan string
+	answer             func()
+}
+
+func hangingIAM(t *testing.T) *iamGate {
+	t.Helper()
+	sim, _ := credSim(t, simulator.Options{})
+	release := make(chan struct{})
+	var once sync.Once
+	g := &iamGate{sim: sim, arrived: make(chan string, 100), abandoned: make(chan string, 100),
+		answer: func() { once.Do(func() { close(release) }) }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v3/") { // IAM
+			g.arrived <- r.URL.Path
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				g.abandoned <- r.URL.Path
+				return
+			}
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.answer) // before srv.Close, which waits for the handlers
+	g.url = srv.URL
+	return g
+}
+
+// wait waits for a request on ch, and fails the test if none comes.
+func (g *iamGate) wait(t *testing.T, ch chan string, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second): // only when the exporter is broken
+		t.Fatalf("no IAM request %s", what)
+	}
+}
+
+// TestListensWhileIAMHangs: start-up never waits for IAM. With project_id left out and IAM
+// not answering, the binary listens at once: /-/healthy answers 200, /-/ready 503 with the
+// reason, /metrics reports each task failed. Once IAM answers, the exporter becomes ready.
+func TestListensWhileIAMHangs(t *testing.T) {
+	iam := hangingIAM(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yml", "region: cn-north-4\nendpoint: "+iam.url+"\niam_endpoint: "+iam.url+"\ntasks: [t1, t2, t3, t4]\n"+
+		"credentials:\n  access_key: "+e2eAK+"\n  secret_key_file: "+settledFile(t, filepath.Join(dir, "sk"), e2eSK)+"\n")
+
+	started := time.Now()
+	base, stderr, stop := startRun(t, noEnv, "--config.file="+cfg)
+	if code, body := get(t, "GET", base+"/-/healthy"); code != http.StatusOK {
+		t.Fatalf("/-/healthy while IAM hangs: %d %q", code, body)
+	}
+	if took := time.Since(started); took > 10*time.Second {
+		t.Errorf("/-/healthy answered %s after start while IAM hangs; the attempt's bound is %s", took, projectTimeout)
+	}
+	if code, body := get(t, "GET", base+"/-/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "project_id") {
+		t.Errorf("/-/ready while IAM hangs: %d %q, want 503 saying why", code, body)
+	}
+	// Scrapes while unresolved answer at once: no call is queued, so nothing waits for a
+	// guard's probe or the rate (they took 1 s, 6 s and 10 s when a stand-in client failed
+	// every call as a probe that verified nothing).
+	scrapes := time.Now()
+	for range 3 {
+		if _, out := get(t, "GET", base+"/metrics"); strings.Count(out, `metastudio_task_scrape_success{task_id="t`) != 4 ||
+			!strings.Contains(out, `metastudio_task_scrape_success{task_id="t4"} 0`) {
+			t.Errorf("/metrics while IAM hangs:\n%s", out)
+		}
+	}
+	if took := time.Since(scrapes); took > 5*time.Second {
+		t.Errorf("three scrapes of 4 tasks took %s while the project is unresolved; with no call to make they answer at once", took)
+	}
+	if n := iam.sim.Requests(simulator.OpShowTask); n != 0 {
+		t.Errorf("%d ShowTask calls before the project is resolved, want 0", n)
+	}
+
+	iam.answer()
+	waitReadiness(t, func() (int, string) { return get(t, "GET", base+"/-/ready") }, http.StatusOK, "Ready")
+	if _, out := get(t, "GET", base+"/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+		t.Errorf("a scrape once ready:\n%s", out)
+	}
+	if n := iam.sim.Requests(simulator.OpIAMProjects); n != 1 {
+		t.Errorf("%d project lookups, want 1", n)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	noSecrets(t, stderr.String())
+}
+
+// startResolving starts an exporter from a config file without project_id, whose IAM
+// hangs, and waits until the first attempt to resolve the project reaches IAM.
+func startResolving(t *testing.T) (iam *iamGate, e *exporter, h http.Handler, path, config string) {
+	t.Helper()
+	iam = hangingIAM(t)
+	config = "region: cn-north-4\nendpoint: " + iam.url + "\niam_endpoint: " + iam.url +
+		"\ncredentials: {access_key: " + e2eAK + ", secret_key: " + e2eSK + "}\ntasks: [t1]\n"
+	e, h, path, _ = startOps(t, config, options{})
+	iam.wait(t, iam.arrived, "to resolve the project")
+	return iam, e, h, path, config
+}
+
+// TestReloadWhileResolving: while the project is being resolved, a reload of a config
+// with the same client part lets the resolution go on: no second IAM request, and the
+// reloaded config is the one that becomes ready.
+func TestReloadWhileResolving(t *testing.T) {
+	iam, e, h, path, config := startResolving(t)
+	if err := os.WriteFile(path, []byte(strings.Replace(config, "[t1]", "[t1, t2]", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reloader.Reload(); err != nil {
+		t.Fatalf("a reload while resolving: %v", err)
+	}
+	if code, body := do(t, h, "GET", "/-/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "being resolved") {
+		t.Errorf("/-/ready after a reload of the same client config: %d %q", code, body)
+	}
+	iam.answer()
+	waitReady(t, h)
+	if n := len(iam.arrived); n != 0 {
+		t.Errorf("%d more IAM requests after the first, want none: the resolution goes on", n)
+	}
+	if _, body := do(t, h, "GET", "/config"); !strings.Contains(body, "- t2") || !strings.Contains(body, e2eProject) {
+		t.Errorf("the reloaded config with the resolved project is not the one in use:\n%s", body)
+	}
+}
+
+// TestReloadSetsProjectWhileResolving: a reload that sets project_id while the project is
+// being resolved makes the exporter ready at once, and abandons the resolution.
+func TestReloadSetsProjectWhileResolving(t *testing.T) {
+	iam, e, h, path, config := startResolving(t)
+	const other = "fedcba9876543210fedcba9876543210"
+	if err := os.WriteFile(path, []byte(config+"project_id: "+other+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reloader.Reload(); err != nil {
+		t.Fatalf("a reload that sets project_id: %v", err)
+	}
+	if code, body := do(t, h, "GET", "/-/ready"); code != http.StatusOK {
+		t.Errorf("/-/ready after a reload that sets project_id: %d %q, want 200 at once", code, body)
+	}
+	iam.wait(t, iam.abandoned, "abandoned after the reload")
+	if _, body := do(t, h, "GET", "/config"); !strings.Contains(body, other) {
+		t.Errorf("/config does not show the configured project_id:\n%s", body)
+	}
+}
+
+// TestReloadResolvesTheProject: once ready, a reload with other credentials and no
+// project_id resolves the project before it answers. A failure fails the reload, and the
+// running client, ready, goes on.
+func TestReloadResolvesTheProject(t *testing.T) {
+	sim, url := credSim(t, simulator.Options{})
+	dir := t.TempDir()
+	config := func(file, sk string) string {
+		return "region: cn-north-4\nendpoint: " + url + "\niam_endpoint: " + url + "\ntasks: [t1]\n" +
+			"credentials: {access_key: " + e2eAK + ", secret_key_file: " + settledFile(t, filepath.Join(dir, file), sk) + "}\n"
+	}
+	e, h, path, logs := startOps(t, config("sk", e2eSK), options{})
+	waitReady(t, h)
+	reload := func(text, wantErr string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := sim.Requests(simulator.OpIAMProjects)
+		err := e.reloader.Reload()
+		if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Errorf("reload: %v, want %q", err, wantErr)
+		}
+		if n := sim.Requests(simulator.OpIAMProjects) - before; n != 1 {
+			t.Errorf("%d project lookups before the reload answered, want 1", n)
+		}
+		if code, _ := do(t, h, "GET", "/-/ready"); code != http.StatusOK {
+			t.Errorf("/-/ready answers %d after the reload, want 200", code)
+		}
+		if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+			t.Errorf("a scrape after the reload:\n%s", out)
+		}
+	}
+	reload(config("wrong", "wrong-secret-key"), "resolving project_id for region cn-north-4")
+	reload(config("right", e2eSK), "") // new credentials (another file), right ones
 	noSecrets(t, logs.String())
 }
 
@@ -259,9 +464,8 @@ func TestRunWithWrongPassword(t *testing.T) {
 	cfg := writeFile(t, dir, "c.yml", "region: cn-north-4\nendpoint: "+url+"\niam_endpoint: "+url+"\ntasks: [t1]\n"+
 		"credentials:\n  iam_password: {domain_name: "+iamDomain+", user_name: "+iamUser+", password_file: "+password+"}\n")
 	base, stderr, stop := startRun(t, noEnv, "--config.file="+cfg)
-	if code, _ := get(t, "GET", base+"/-/ready"); code != http.StatusServiceUnavailable {
-		t.Errorf("/-/ready answers %d, want 503", code)
-	}
+	waitReadiness(t, func() (int, string) { return get(t, "GET", base+"/-/ready") },
+		http.StatusServiceUnavailable, "The username or password is wrong")
 	if code, out := get(t, "GET", base+"/metrics"); code != 200 || !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
 		t.Errorf("/metrics: %d\n%s", code, out)
 	}

@@ -38,6 +38,10 @@ type Collector struct {
 
 	mu      sync.Mutex
 	targets targetCache
+
+	// unavailable, when set, is the error of every task: there is no API client yet, and
+	// the Collector asks the refresher for nothing.
+	unavailable error
 }
 
 // targetCache holds the targets of one discovery list and second (the lookback moves).
@@ -52,6 +56,10 @@ type targetCache struct {
 func New(cfg *config.Config, refresher *refresh.Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
 	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger}
 }
+
+// SetUnavailable makes err the error of every task, with no call made: the exporter has
+// no API client yet. Call it before the Collector serves.
+func (c *Collector) SetUnavailable(err error) { c.unavailable = err }
 
 // Config is the config this Collector scrapes with.
 func (c *Collector) Config() *config.Config { return c.cfg }
@@ -156,6 +164,13 @@ func (c *Collector) policy(unlisted bool) refresh.Policy {
 
 // scrape gets ids from the refresher for a scrape that ends with ctx.
 func (c *Collector) scrape(ctx context.Context, ids []string) []result {
+	if c.unavailable != nil {
+		out := make([]result, len(ids))
+		for i, id := range ids {
+			out[i] = result{id: id, err: c.unavailable}
+		}
+		return out
+	}
 	p := c.policy(false)
 	if c.discovery != nil { // running discovered tasks may be answered by one listing
 		p.Since, p.Start = c.refresher.Mark(), c.refresher.Now()
@@ -246,7 +261,10 @@ func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.M
 // probe_success and probe_duration_seconds series.
 func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 	start := time.Now()
-	r := resultOf(c.refresher.Get(ctx, []refresh.Key{taskKey(id)}, c.policy(!c.Listed(id)))[0])
+	r := result{id: id, err: c.unavailable}
+	if c.unavailable == nil {
+		r = resultOf(c.refresher.Get(ctx, []refresh.Key{taskKey(id)}, c.policy(!c.Listed(id)))[0])
+	}
 	c.track(r.id, r.err)
 	success := 0.0
 	if r.err == nil {

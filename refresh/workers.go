@@ -108,9 +108,13 @@ func (r *Refresher) dispatchOne(ctx context.Context) (time.Duration, bool) {
 	}
 }
 
-// take takes the next piece of work for a call under p; false when there is none.
+// take takes the next piece of work for a call under p; false when there is none, or no
+// client to make it with.
 // r.mu is held.
 func (r *Refresher) take(p permit) (call, bool) {
+	if r.api == nil { // no client yet (SetAPI): the work waits for one
+		return call{}, false
+	}
 	e, s, ok := r.next(true)
 	if !ok {
 		return call{}, false
