@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -238,7 +237,3 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- durationDesc
 }
-
-// piecesPool holds the buffers in which newValues puts a task's pieces together before
-// copying them into a string of the exact size.
-var piecesPool = sync.Pool{New: func() any { return new([]byte) }}

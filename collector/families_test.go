@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
@@ -218,5 +220,23 @@ func TestDocsShowEveryTaskFamily(t *testing.T) {
 	}
 	for line := range documented {
 		t.Errorf("docs/metrics.md documents %s, which is not in taskFamilies", line)
+	}
+}
+
+// TestTargetsCarryTheResource: /sd gives a configured task the resource of its kept
+// values (the resource label of the table).
+func TestTargetsCarryTheResource(t *testing.T) {
+	ids, api := renderFixture(t)
+	clock := testkit.NewClock(time.Unix(1_000_000_000, 0))
+	r := startRefresher(t, api, clock.Now, 0, 2, 5*time.Second)
+	c := New(testConfig(ids...), r, nil, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), c.Watched())
+	clock.Advance(time.Second) // the targets are worked out once a second
+	got := map[string]string{}
+	for _, target := range c.Targets(false) {
+		got[target.ID] = target.Resource
+	}
+	if got["full"] != "qa_pair" || got["empty"] != "" || len(got) != len(ids) {
+		t.Errorf("targets' resources %q, want qa_pair for full and none for empty", got)
 	}
 }

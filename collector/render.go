@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
@@ -29,6 +30,10 @@ type values struct {
 	ends     []uint32 // piece p is text[ends[p-1]:ends[p]] (from 0 for the first)
 	finished bool     // the task has an end time: what the freshness rules ask
 }
+
+// piecesPool holds the buffers in which newValues puts a task's pieces together before
+// copying them into a string of the exact size.
+var piecesPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // newValues keeps what the series of t need: for each family of the table, its labels'
 // values as the API sent them, then its value formatted, or "" when the series is left
