@@ -117,12 +117,17 @@ type family struct {
 	valuePiece  int
 	labelPieces []int
 
-	// A text line is line[0], the value of label text[0], line[1], ... line[len(text)],
-	// then the value and "\n": text lists the labels in the order of their names, as
-	// client_golang writes them, task_id among them as -1; line holds the name, the
-	// label names, quotes, commas and braces between them.
-	text []int
-	line []string
+	// A text line is each part of text (the labels in the order of their names, as
+	// client_golang writes them, task_id among them), then `"} `, the value and "\n".
+	text []textPart
+}
+
+// textPart is a label of a text line: what comes before its value, and where the value
+// comes from.
+type textPart struct {
+	prefix      string // `name{label="` for the first label, `",label="` for the others
+	piece       int    // the piece of values that holds the value; -1 for task_id
+	statusNames bool   // the value is replaced by its name in status_names
 }
 
 // familySet is taskFamilies with what derives from it.
@@ -172,17 +177,18 @@ func deriveFamilies(table []taskFamily) (*familySet, error) {
 			return nil, fmt.Errorf("metric family %q: %w", def.name, err)
 		}
 		f.header = "# HELP " + def.name + " " + helpEscaper.Replace(def.help) + "\n# TYPE " + def.name + " " + typeNames[def.kind] + "\n"
-		f.text = []int{-1}
-		for i := range def.labels {
-			f.text = append(f.text, i)
+		f.text = []textPart{{prefix: "task_id", piece: -1}} // the label's name, for now
+		for i, l := range def.labels {
+			f.text = append(f.text, textPart{prefix: l.name, piece: f.labelPieces[i], statusNames: l.statusNames})
 		}
-		slices.SortFunc(f.text, func(a, b int) int { return strings.Compare(names[a+1], names[b+1]) })
-		next := def.name + "{"
-		for _, l := range f.text {
-			f.line = append(f.line, next+names[l+1]+`="`)
-			next = `",`
+		slices.SortFunc(f.text, func(a, b textPart) int { return strings.Compare(a.prefix, b.prefix) })
+		for i := range f.text {
+			before := `",`
+			if i == 0 {
+				before = def.name + "{"
+			}
+			f.text[i].prefix = before + f.text[i].prefix + `="`
 		}
-		f.line = append(f.line, `"} `)
 		fs.all = append(fs.all, f)
 		fs.maxLabels = max(fs.maxLabels, len(names))
 	}
