@@ -117,7 +117,7 @@ func (c *Collector) all() ([]Target, map[string]bool) {
 	for _, id := range c.cfg.Tasks {
 		resource := ""
 		if v, ok := c.refresher.Last(taskKey(id)); ok {
-			resource = v.(*values).piece(pResource)
+			resource = v.(*values).label("resource")
 		}
 		add(id, resource)
 	}
@@ -226,16 +226,21 @@ func (c *Collector) run(ctx context.Context) ([]result, prometheus.Metric) {
 	return results, prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
 
-// emitValues sends a task's series (its values, or scrape_success 0 alone) through
-// client_golang: the path of protobuf answers, and of the tests that compare it with the
-// text that writeExposition writes.
+// emitValues sends a task's series (those of its values, or scrape_success 0 alone)
+// through client_golang: the path of protobuf answers, and of the tests that compare it
+// with the text that writeExposition writes.
 func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
+	for _, f := range families.all {
+		if f.scrape == nil {
+			continue
+		}
+		if x, ok := f.scrape(r); ok {
+			emit(ch, f, x, r.id)
+		}
+	}
 	if r.err != nil {
-		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 0, r.id)
 		return false
 	}
-	ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, 1, r.id)
-	ch <- prometheus.MustNewConstMetric(dataAgeDesc, prometheus.GaugeValue, r.age.Seconds(), r.id)
 	c.emitTask(ch, r.id, r.vals)
 	return true
 }
@@ -276,26 +281,38 @@ func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 	}
 }
 
+// emitTask sends the series of a task's kept values, status_names applied.
 func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, v *values) {
-	for _, n := range [...]struct {
-		desc  *prometheus.Desc
-		piece int
-	}{{itemsDesc, pItems}, {succeededDesc, pSucceeded}, {failedDesc, pFailed}, {beginDesc, pBegin}, {endDesc, pEnd}} {
-		if f, err := strconv.ParseFloat(v.piece(n.piece), 64); err == nil { // "" when none
-			ch <- prometheus.MustNewConstMetric(n.desc, prometheus.GaugeValue, f, id)
+	labels := make([]string, 0, families.maxLabels) // NewConstMetric keeps none of it
+	for _, f := range families.all {
+		if f.value == nil {
+			continue
 		}
+		number := v.piece(f.valuePiece)
+		if number == "" {
+			continue // the series is left out
+		}
+		x, err := strconv.ParseFloat(number, 64)
+		if err != nil {
+			continue
+		}
+		labels = append(labels[:0], id)
+		for i, l := range f.labels {
+			s := v.piece(f.labelPieces[i])
+			if l.statusNames {
+				s = named(s, c.cfg.StatusNames)
+			}
+			labels = append(labels, s)
+		}
+		emit(ch, f, x, labels...)
 	}
-	if status, ok := v.status(c.cfg.StatusNames); ok {
-		emit(ch, statusDesc, 1, id, status)
-	}
-	emit(ch, infoDesc, 1, id, v.piece(pTaskName), v.piece(pResource), v.piece(pTaskType), v.piece(pOperator), v.piece(pUserID))
 }
 
-// emit sends a series whose label values come from the API. JSON decoding already
-// guarantees valid UTF-8; should a value still be refused, the series is dropped rather
-// than the scrape failed or the process panicking.
-func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labels ...string) {
-	if m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, labels...); err == nil {
+// emit sends a series of f. JSON decoding already guarantees valid UTF-8; should a
+// label value still be refused, the series is dropped rather than the scrape failed or
+// the process panicking.
+func emit(ch chan<- prometheus.Metric, f *family, v float64, labels ...string) {
+	if m, err := prometheus.NewConstMetric(f.desc, f.kind, v, labels...); err == nil {
 		ch <- m
 	}
 }

@@ -310,13 +310,7 @@ func TestFailureIsLoggedOnChange(t *testing.T) {
 }
 
 func BenchmarkScrape1000Tasks(b *testing.B) {
-	ids := make([]string, 1000)
-	bodies := map[string]string{}
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%032x", i)
-		bodies[ids[i]] = fmt.Sprintf(`{"task_id":"%s","task_name":"import %d","resource":"qa_pair","begin_time":1744276967708,
-			"task_type":0,"operator":"ops","total_count":5000,"success_count":%d,"failure_count":3,"task_status":1,"user_id":"u1"}`, ids[i], i, i)
-	}
+	ids, bodies := benchTasks(1000)
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 8
 	c := newTestCollector(b, cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())

@@ -118,8 +118,8 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 			}
 		}
 	}
-	for f := range nTaskFamilies {
-		writeUpTo(taskFamilies[f].name)
+	for _, f := range families.byName {
+		writeUpTo(f.name)
 		writeTaskFamily(bw, f, tasks, statusNames)
 	}
 	writeUpTo("")

@@ -14,37 +14,8 @@ import (
 
 const namespace = "metastudio"
 
-// cached ends the HELP of the series that may come from the cache.
-const cached = " A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds)."
-
-// The help of the per-task families, shared by their descriptors and the text
-// exposition (render.go).
-const (
-	itemsHelp     = "Items in the task: total_count of ShowTask." + cached
-	succeededHelp = "Items of the task that succeeded so far: success_count of ShowTask." + cached
-	failedHelp    = "Items of the task that failed so far: failure_count of ShowTask." + cached
-	statusHelp    = "Always 1; status is task_status of ShowTask as text, or its name from status_names."
-	infoHelp      = "Always 1; the labels carry task_name, resource, task_type, operator and user_id of ShowTask."
-	beginHelp     = "When the task began, in seconds since the epoch: begin_time of ShowTask / 1000."
-	endHelp       = "When the task ended, in seconds since the epoch: end_time of ShowTask / 1000."
-	successHelp   = "1 if this scrape has the task's values (from ShowTask, or known ones as metastudio_task_data_age_seconds tells), 0 if its call failed or nothing is known (then its other series are absent)."
-	dataAgeHelp   = "Seconds since the task's values were fetched by ShowTask or listed by SearchTask: 0 for a call of this scrape, more for a finished task served from the cache or a task the rate limit did not reach."
-)
-
+// The per-task families are defined in taskFamilies (families.go).
 var (
-	taskLabels = []string{"task_id"}
-
-	itemsDesc     = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "items"), itemsHelp, taskLabels, nil)
-	succeededDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "succeeded_items"), succeededHelp, taskLabels, nil)
-	failedDesc    = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "failed_items"), failedHelp, taskLabels, nil)
-	statusDesc    = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "status"), statusHelp,
-		[]string{"task_id", "status"}, nil)
-	infoDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "info"), infoHelp,
-		[]string{"task_id", "task_name", "resource", "task_type", "operator", "user_id"}, nil)
-	beginDesc        = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "begin_timestamp_seconds"), beginHelp, taskLabels, nil)
-	endDesc          = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "end_timestamp_seconds"), endHelp, taskLabels, nil)
-	successDesc      = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "scrape_success"), successHelp, taskLabels, nil)
-	dataAgeDesc      = prometheus.NewDesc(prometheus.BuildFQName(namespace, "task", "data_age_seconds"), dataAgeHelp, taskLabels, nil)
 	probeSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "success"),
 		"1 if the probe has the task's values (metastudio_task_scrape_success 1), else 0.", nil, nil)
 	probeDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "duration_seconds"),

@@ -1,17 +1,22 @@
 package collector
 
 // MetricNames lists every metric family the exporter itself defines, as the contract names
-// them. The collector's tests check that what it emits is in this list, and the shipped
-// rules and dashboard are checked against it, so a rename is caught everywhere at once.
-var MetricNames = []string{
-	"metastudio_task_items",
-	"metastudio_task_succeeded_items",
-	"metastudio_task_failed_items",
-	"metastudio_task_status",
-	"metastudio_task_info",
-	"metastudio_task_begin_timestamp_seconds",
-	"metastudio_task_end_timestamp_seconds",
-	"metastudio_task_scrape_success",
+// them: the per-task families of taskFamilies, then the exporter-wide ones. The collector's
+// tests check that what it emits is in this list, and the shipped rules, dashboard and
+// docs are checked against it, so a rename is caught everywhere at once.
+var MetricNames = metricNames(families)
+
+// metricNames is the names of the families of fs, then exporterMetricNames.
+func metricNames(fs *familySet) []string {
+	names := make([]string, 0, len(fs.all)+len(exporterMetricNames))
+	for _, f := range fs.all {
+		names = append(names, f.name)
+	}
+	return append(names, exporterMetricNames...)
+}
+
+// exporterMetricNames are the exporter-wide families, each defined beside its collector.
+var exporterMetricNames = []string{
 	"metastudio_scrape_duration_seconds",
 	"metastudio_api_requests_total",
 	"metastudio_api_request_duration_seconds",
@@ -19,7 +24,6 @@ var MetricNames = []string{
 	"metastudio_auth_ok",
 	"metastudio_auth_backoff_seconds",
 	"metastudio_clock_skew_seconds",
-	"metastudio_task_data_age_seconds",
 	"metastudio_api_rate_limit_per_second",
 	"metastudio_api_throttled_total",
 	"metastudio_api_quota_exhausted",

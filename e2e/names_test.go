@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -411,4 +412,29 @@ func TestDashboardUsesExportedNames(t *testing.T) {
 		t.Fatalf("only %d expressions found in the dashboard", len(exprs))
 	}
 	checkNames(t, allowedNames(t), exprs)
+}
+
+// TestDocsListEveryMetric: docs/metrics.md has a line for every family the exporter
+// defines (collector.MetricNames, which the per-task families feed from their table, and
+// auth.MetricNames), and documents no other.
+func TestDocsListEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(metastudio_[a-z0-9_]+)").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+	names := append(slices.Clone(auth.MetricNames), collector.MetricNames...)
+	for _, n := range names {
+		if !documented[n] {
+			t.Errorf("docs/metrics.md has no line for %s", n)
+		}
+	}
+	for n := range documented {
+		if !slices.Contains(names, n) {
+			t.Errorf("docs/metrics.md documents %s, which the exporter does not define", n)
+		}
+	}
 }
