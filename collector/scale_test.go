@@ -120,26 +120,21 @@ func TestDiscovery(t *testing.T) {
 	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000)) // an hour after the tasks began
 	cases := []struct {
 		name     string
-		search   func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error)
-		want     int // tasks found
-		maxCalls int // SearchTask calls
+		count    int      // the answer's count
+		ids      []string // the tasks it lists, the same at every call
+		want     int      // tasks found
+		maxCalls int      // SearchTask calls
 	}{
-		{"one answer", func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 2, "done1", "run1"), nil
-		}, 2, 1},
-		{"the server ignores the time filter", func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 50, "done1", "run1"), nil
-		}, 2, 6},
-		{"bad ids are skipped", func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 2, "done1", "../x"), nil
-		}, 1, 1},
-		{"the same task twice is malformed", func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 2, "done1", "done1"), nil
-		}, 0, 1},
+		{"one answer", 2, []string{"done1", "run1"}, 2, 1},
+		{"the server ignores the time filter", 50, []string{"done1", "run1"}, 2, 6},
+		{"bad ids are skipped", 2, []string{"done1", "../x"}, 1, 1},
+		{"the same task twice is malformed", 2, []string{"done1", "done1"}, 0, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &fakeapi.API{Search: tc.search}
+			api := &fakeapi.API{Search: func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+				return page(0, tc.count, tc.ids...), nil
+			}}
 			c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 			d.Refresh(context.Background())
 			searches := api.Searches()

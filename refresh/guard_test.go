@@ -50,12 +50,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	clock := testkit.NewClock(time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 	failing := atomic.Bool{}
 	failing.Store(true)
-	api := &fakeapi.API{Fail: func(int, string) error {
-		if failing.Load() {
-			return errUnauthorized
-		}
-		return nil
-	}}
+	api := &fakeapi.API{Fail: failWhile(&failing, errUnauthorized)}
 	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
 	guard := r.guard
 	keys := manyKeys(200)

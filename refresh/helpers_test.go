@@ -3,6 +3,7 @@ package refresh
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,16 @@ func keys(ids ...string) []Key {
 		out[i] = Key{Kind: "task", ID: id}
 	}
 	return out
+}
+
+// failWhile is a fakeapi.API's Fail that fails every call with err while on is set.
+func failWhile(on *atomic.Bool, err error) func(n int, id string) error {
+	return func(int, string) error {
+		if on.Load() {
+			return err
+		}
+		return nil
+	}
 }
 
 // manyKeys returns n task keys.

@@ -94,12 +94,7 @@ func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 // failure, whatever is known of it; one not reached keeps its last values.
 func TestFailedCallHidesOldValues(t *testing.T) {
 	var fail atomic.Bool
-	api := &fakeapi.API{Fail: func(int, string) error {
-		if fail.Load() {
-			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
-		}
-		return nil
-	}}
+	api := &fakeapi.API{Fail: failWhile(&fail, &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"})}
 	r := startRefresher(t, api, time.Now, 0, 1, 5*time.Second)
 	r.Get(context.Background(), keys("a"), Policy{})
 	fail.Store(true)
@@ -112,6 +107,15 @@ func TestFailedCallHidesOldValues(t *testing.T) {
 // value on Gate (or its deadline).
 func newGatedAPI() *fakeapi.API {
 	return &fakeapi.API{Called: make(chan string, 10_000), Gate: make(chan struct{})}
+}
+
+// verifiedOneWorker runs a Refresher with one worker on a gated API (newGatedAPI), its
+// credentials verified so that no call is a probe.
+func verifiedOneWorker(t *testing.T) (*fakeapi.API, *Refresher) {
+	api := newGatedAPI()
+	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
+	verify(t, r)
+	return api, r
 }
 
 // verify makes r's guard take the credentials as verified, so that calls fan out.
@@ -192,9 +196,7 @@ func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
 // TestUnlistedProbesTakeAtMostHalf: probes of ever new unlisted ids do not starve a
 // configured task: while it waits, they take at most every other call.
 func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
-	api := newGatedAPI()
-	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
-	verify(t, r)
+	api, r := verifiedOneWorker(t)
 	go r.Get(context.Background(), keys("c1"), Policy{})
 	<-api.Called
 	api.Gate <- struct{}{} // c1 has values now
@@ -222,9 +224,7 @@ func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
 // TestEvictionSparesWaitedTasks: the cap on unlisted tasks never drops one that a probe
 // waits for: the queued probe is answered, by one call.
 func TestEvictionSparesWaitedTasks(t *testing.T) {
-	api := newGatedAPI()
-	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
-	verify(t, r)
+	api, r := verifiedOneWorker(t)
 	go r.Get(context.Background(), keys("block"), Policy{})
 	<-api.Called
 	res := make(chan []Result, 1)
@@ -371,12 +371,7 @@ func TestQueueServesNeverFetchedThenStalest(t *testing.T) {
 // by the next one.
 func TestThrottledTaskServesItsLastValues(t *testing.T) {
 	var throttle atomic.Bool
-	api := &fakeapi.API{Fail: func(int, string) error {
-		if throttle.Load() {
-			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"}
-		}
-		return nil
-	}}
+	api := &fakeapi.API{Fail: failWhile(&throttle, &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"})}
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
 	r.Get(context.Background(), keys("a"), Policy{})
