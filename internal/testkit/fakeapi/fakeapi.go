@@ -66,6 +66,7 @@ type API struct {
 
 // Call is one ShowTask call as it began.
 type Call struct {
+	// ID is the task id asked for.
 	ID string
 	// Left is the time its ctx had left before its deadline; 0 without a deadline.
 	Left time.Duration
