@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 )
 
-// benchTasks returns n task ids and fakeAPI's answers for them: every field set, the task
+// benchTasks returns n task ids and the fake's answers for them: every field set, the task
 // running, the success count different for each.
 func benchTasks(n int) ([]string, map[string]string) {
 	ids := make([]string, n)
@@ -36,7 +38,7 @@ func (w discardWriter) WriteHeader(int)             {}
 func BenchmarkWriteExposition1000Tasks(b *testing.B) {
 	ids, bodies := benchTasks(1000)
 	cfg := testConfig(ids...)
-	c := newTestCollector(b, cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
+	c := newTestCollector(b, cfg, &fakeapi.API{Bodies: bodies}, log.NewNopLogger())
 	results, _ := c.run(context.Background())
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	format, _ := textFormat(req)

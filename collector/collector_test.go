@@ -2,12 +2,10 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,55 +15,10 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
-
-// fakeAPI answers ShowTask from JSON bodies or errors, and measures concurrency.
-type fakeAPI struct {
-	tasks    map[string]string // id -> JSON body
-	errs     map[string]error
-	delay    time.Duration
-	inFlight atomic.Int64
-	maxSeen  atomic.Int64
-	calls    atomic.Int64
-}
-
-func (f *fakeAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	f.calls.Add(1)
-	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
-	for {
-		m := f.maxSeen.Load()
-		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	if f.delay > 0 {
-		select {
-		case <-time.After(f.delay):
-		case <-ctx.Done():
-			return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
-		}
-	}
-	if err, ok := f.errs[id]; ok {
-		return nil, err
-	}
-	body, ok := f.tasks[id]
-	if !ok {
-		body = `{"task_id":"` + id + `","total_count":10,"success_count":10,"failure_count":0}`
-	}
-	var t metastudio.Task
-	if err := json.Unmarshal([]byte(body), &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
-
-// SearchTask lists nothing; discovery has its own tests.
-func (f *fakeAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
 
 // startRefresher runs a Refresher for api with its own guard and rate (perSecond, 0 for
 // no limit) until the test ends.
@@ -140,8 +93,8 @@ var taskMetricNames = []string{
 }
 
 func TestExposition(t *testing.T) {
-	api := &fakeAPI{
-		tasks: map[string]string{
+	api := &fakeapi.API{
+		Bodies: map[string]string{
 			"numbers": `{"task_id":"numbers","task_name":"FAQ import","resource":"qa_pair","begin_time":1744276967708,
 				"end_time":1744277967708,"task_type":0,"operator":"ops","total_count":5000,"success_count":4990,
 				"failure_count":10,"task_status":2,"user_id":"u1"}`,
@@ -150,7 +103,7 @@ func TestExposition(t *testing.T) {
 			"sparse":      `{"begin_time":0,"end_time":"","total_count":-1,"success_count":"NaN","failure_count":{"x":1},"task_status":""}`,
 			"null_status": `{"task_status":null,"task_name":7}`,
 		},
-		errs: map[string]error{
+		Errs: map[string]error{
 			"broken": &metastudio.APIError{Operation: "ShowTask", StatusCode: 400, Code: "MSS.000000003", Message: "Invalid parameter"},
 		},
 	}
@@ -202,7 +155,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
-	api := &fakeAPI{delay: 2 * time.Millisecond}
+	api := &fakeapi.API{Latency: 2 * time.Millisecond}
 	c := newTestCollector(t, testConfig(ids...), api, log.NewNopLogger())
 	var wg sync.WaitGroup
 	for range 5 {
@@ -215,10 +168,10 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := api.maxSeen.Load(); got > 3 || got < 1 {
+	if got := api.MaxInFlight(); got > 3 || got < 1 {
 		t.Errorf("5 scrapes put %d calls in flight, want at most scrape.concurrency = 3", got)
 	}
-	if got := api.calls.Load(); got < 40 || got > 5*40 {
+	if got := api.Total(); got < 40 || got > 5*40 {
 		t.Errorf("made %d calls, want 40 to 200", got)
 	}
 }
@@ -231,7 +184,7 @@ func TestDeadlineServesWhatIsKnown(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("t%d", i)
 	}
-	api := &fakeAPI{delay: time.Hour} // every call hangs until its own timeout
+	api := &fakeapi.API{Latency: time.Hour} // every call hangs until its own timeout
 	c := newTestCollector(t, testConfig(ids...), api, log.NewNopLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -243,7 +196,7 @@ func TestDeadlineServesWhatIsKnown(t *testing.T) {
 	}
 	// The credentials were never verified: one probe alone, with a deadline of its own,
 	// and the scrape answers at its own deadline.
-	if got := api.calls.Load(); got != 1 {
+	if got := api.Total(); got != 1 {
 		t.Errorf("%d calls were started; before the credentials are verified one probe goes out alone", got)
 	}
 	if Reason(results[0].err) != "timeout" {
@@ -281,7 +234,7 @@ func TestScrapeTimeout(t *testing.T) {
 
 func TestFailureIsLoggedOnChange(t *testing.T) {
 	buf := &testkit.Buffer{}
-	api := &fakeAPI{errs: map[string]error{}}
+	api := &fakeapi.API{Errs: map[string]error{}}
 	c := newTestCollector(t, testConfig("a", "b"), api, log.NewLogfmtLogger(buf))
 	scrape := func() string {
 		c.Collect(context.Background(), make(chan prometheus.Metric, 100))
@@ -290,7 +243,7 @@ func TestFailureIsLoggedOnChange(t *testing.T) {
 	if out := scrape(); out != "" {
 		t.Errorf("healthy scrape logged %q", out)
 	}
-	api.errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 404, Code: "APIGW.0101", RequestID: "r1"}
+	api.Errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 404, Code: "APIGW.0101", RequestID: "r1"}
 	out := scrape()
 	if !strings.Contains(out, "level=warn") || !strings.Contains(out, "task_id=a") ||
 		!strings.Contains(out, "error_code=APIGW.0101") || !strings.Contains(out, "status=404") || !strings.Contains(out, "request_id=r1") {
@@ -299,11 +252,11 @@ func TestFailureIsLoggedOnChange(t *testing.T) {
 	if out := scrape(); strings.Contains(out, "level=warn") || !strings.Contains(out, "level=debug") {
 		t.Errorf("still failing with the same code: want debug only, got %q", out)
 	}
-	api.errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
+	api.Errs["a"] = &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
 	if out := scrape(); strings.Count(out, "level=warn") != 1 || !strings.Contains(out, "MSS.000000002") {
 		t.Errorf("new error code: want a warn line, got %q", out)
 	}
-	delete(api.errs, "a")
+	delete(api.Errs, "a")
 	if out := scrape(); !strings.Contains(out, "level=info") || !strings.Contains(out, "task_id=a") {
 		t.Errorf("recovery: want an info line, got %q", out)
 	}
@@ -313,7 +266,7 @@ func BenchmarkScrape1000Tasks(b *testing.B) {
 	ids, bodies := benchTasks(1000)
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 8
-	c := newTestCollector(b, cfg, &fakeAPI{tasks: bodies}, log.NewNopLogger())
+	c := newTestCollector(b, cfg, &fakeapi.API{Bodies: bodies}, log.NewNopLogger())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(scrapeCollector{ctx: context.Background(), c: c})
 	b.ReportAllocs()

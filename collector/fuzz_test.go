@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,42 +16,9 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
-	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
-
-// fuzzAPI answers every ShowTask at once with a task in progress, and records the calls.
-type fuzzAPI struct {
-	mu    sync.Mutex
-	shows []string
-	lists int
-}
-
-func (a *fuzzAPI) ShowTask(_ context.Context, id string) (*metastudio.Task, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.shows = append(a.shows, id)
-	return &metastudio.Task{
-		TaskID:     metastudio.Value{Text: id, Set: true},
-		BeginTime:  metastudio.Value{Text: "1744276967708", Set: true},
-		TotalCount: metastudio.Value{Text: "3", Set: true},
-	}, nil
-}
-
-func (a *fuzzAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.lists++
-	return &metastudio.TaskPage{}, nil
-}
-
-// take returns and forgets the calls made so far.
-func (a *fuzzAPI) take() (shows []string, lists int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	shows, lists, a.shows, a.lists = a.shows, a.lists, nil, 0
-	return shows, lists
-}
 
 // fuzzListed are the configured tasks of the probed exporter.
 var fuzzListed = []string{"fd1c56acbb2c4b1aa24ba37df99f3129", "task_2-b", "A", strings.Repeat("z", 64)}
@@ -99,7 +65,7 @@ func FuzzProbeQuery(f *testing.F) {
 		f.Add(s.query, s.timeout, s.allowUnlisted)
 	}
 
-	api := &fuzzAPI{}
+	api := &fakeapi.API{} // answers every ShowTask at once
 	logger := log.NewNopLogger()
 	guard := refresh.NewGuard(time.Minute, nil, time.Now, logger)
 	refresher := refresh.NewRefresher(collector.NewAPI(api), guard, refresh.NewRate(0, 1, 2, time.Now), time.Now, logger)
@@ -134,9 +100,9 @@ func FuzzProbeQuery(f *testing.F) {
 			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
 		}
 		rec := httptest.NewRecorder()
-		api.take()
+		api.Reset()
 		handlers[allowUnlisted].ServeHTTP(rec, req)
-		shows, lists := api.take()
+		shows, lists := api.Order(), len(api.Searches())
 
 		// The contract: the first "task" value, as Go parses a query (pairs that do not
 		// parse are skipped).

@@ -19,26 +19,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
-
-// tableAPI answers ShowTask with fixed values, or a fixed error.
-type tableAPI struct {
-	tasks map[string]*metastudio.Task
-	errs  map[string]error
-}
-
-func (a tableAPI) ShowTask(_ context.Context, id string) (*metastudio.Task, error) {
-	if err, ok := a.errs[id]; ok {
-		return nil, err
-	}
-	t := *a.tasks[id] // a new pointer per call, as the client gives
-	return &t, nil
-}
-
-func (a tableAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
 
 func decodeTask(t *testing.T, body string) *metastudio.Task {
 	t.Helper()
@@ -52,7 +35,7 @@ func decodeTask(t *testing.T, body string) *metastudio.Task {
 // renderFixture is a config and an API whose tasks cover every shape a series can take:
 // numbers and strings (with spaces), nulls and absent fields, a zero time, a mapped and an
 // unmapped status, label values that need escaping or are not UTF-8, and failed tasks.
-func renderFixture(t *testing.T) ([]string, tableAPI) {
+func renderFixture(t *testing.T) ([]string, *fakeapi.API) {
 	tasks := map[string]*metastudio.Task{
 		"full": decodeTask(t, `{"task_id":"full","task_name":"导入问答 2026","resource":"qa_pair","task_type":0,"operator":"ops",
 			"user_id":"u1","begin_time":1744276967708,"end_time":"1744277967708","total_count":"5000","success_count":4990,
@@ -70,7 +53,7 @@ func renderFixture(t *testing.T) ([]string, tableAPI) {
 		"transport": errors.New("connection refused"),
 	}
 	ids := []string{"spaced", "full", "fails", "nulls", "escapes", "empty", "bad-utf8", "transport", "big"}
-	return ids, tableAPI{tasks: tasks, errs: errs}
+	return ids, &fakeapi.API{Tasks: tasks, Errs: errs}
 }
 
 // renderedAndGathered runs one scrape and returns the exposition of its results twice:
@@ -279,7 +262,7 @@ func checkProtobufEqualsText(t *testing.T) {
 // new config (a reload changing status_names) renders afresh.
 func TestRenderedFollowsValuesAndStatusNames(t *testing.T) {
 	task := decodeTask(t, `{"total_count":1,"task_status":2}`)
-	api := tableAPI{tasks: map[string]*metastudio.Task{"a": task}}
+	api := &fakeapi.API{Tasks: map[string]*metastudio.Task{"a": task}}
 	cfg := testConfig("a")
 	cfg.Cache.FinishedTTL = 0
 	r := startRefresher(t, api, time.Now, 0, 2, 5*time.Second)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,62 +15,10 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
-
-// countingAPI answers ShowTask with a task per id (finished when the id starts with "done")
-// and SearchTask with pages, counting calls per id.
-type countingAPI struct {
-	mu       sync.Mutex
-	calls    map[string]int
-	searches []metastudio.SearchParams
-	pages    func(p metastudio.SearchParams) (*metastudio.TaskPage, error)
-	gate     chan struct{} // if set, calls wait until it is closed
-}
-
-func (a *countingAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	a.mu.Lock()
-	if a.calls == nil {
-		a.calls = map[string]int{}
-	}
-	a.calls[id]++
-	gate := a.gate
-	a.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	return task(id, strings.HasPrefix(id, "done")), nil
-}
-
-func (a *countingAPI) SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	a.mu.Lock()
-	a.searches = append(a.searches, p)
-	a.mu.Unlock()
-	return a.pages(p)
-}
-
-func (a *countingAPI) total() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, c := range a.calls {
-		n += c
-	}
-	return n
-}
-
-func task(id string, finished bool) *metastudio.Task {
-	body := fmt.Sprintf(`{"task_id":%q,"total_count":10,"success_count":4,"failure_count":1,"begin_time":1744276967708}`, id)
-	if finished {
-		body = fmt.Sprintf(`{"task_id":%q,"total_count":10,"success_count":9,"failure_count":1,"begin_time":1744276967708,"end_time":1744277967708}`, id)
-	}
-	var t metastudio.Task
-	if err := json.Unmarshal([]byte(body), &t); err != nil {
-		panic(err)
-	}
-	return &t
-}
 
 func scaleCollector(t *testing.T, cfg *config.Config, api TaskAPI, clock *testkit.Clock, perSecond float64) *Collector {
 	return New(cfg, startRefresher(t, api, clock.Now, perSecond, cfg.Scrape.Concurrency, cfg.Scrape.Timeout), nil, Shard{}, log.NewNopLogger())
@@ -89,37 +36,35 @@ func successes(results []result) (ok int, ages []time.Duration) {
 
 func TestFinishedTasksAreCached(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	cfg := testConfig("done1", "running1")
 	cfg.Cache.FinishedTTL = 10 * time.Minute
 	c := scaleCollector(t, cfg, api, clock, 0)
 	c.scrape(context.Background(), c.Watched())
 	clock.Advance(9 * time.Minute)
 	results := c.scrape(context.Background(), c.Watched())
-	if api.calls["done1"] != 1 || api.calls["running1"] != 2 {
-		t.Fatalf("within the TTL: calls %v, want done1 once and running1 every scrape", api.calls)
+	if calls := api.PerID(); calls["done1"] != 1 || calls["running1"] != 2 {
+		t.Fatalf("within the TTL: calls %v, want done1 once and running1 every scrape", calls)
 	}
 	if results[0].age != 9*time.Minute || results[0].err != nil {
 		t.Errorf("the cached task: age %s, err %v; want 9m and its values", results[0].age, results[0].err)
 	}
 	clock.Advance(time.Minute)
 	c.scrape(context.Background(), c.Watched())
-	if api.calls["done1"] != 2 {
-		t.Errorf("after the TTL the finished task must be fetched again: %v", api.calls)
+	if calls := api.PerID(); calls["done1"] != 2 {
+		t.Errorf("after the TTL the finished task must be fetched again: %v", calls)
 	}
 	cfg.Cache.FinishedTTL = 0
 	c.scrape(context.Background(), c.Watched())
-	if api.calls["done1"] != 3 {
-		t.Errorf("finished_ttl 0 disables the cache: %v", api.calls)
+	if calls := api.PerID(); calls["done1"] != 3 {
+		t.Errorf("finished_ttl 0 disables the cache: %v", calls)
 	}
 }
 
-// orderAPI records the order of its calls.
-// TestQueueServesNeverFetchedThenStalest: one call at a time shows the queue's order.
 // TestBudgetServesLastValues: the tasks a scrape cannot reach before its deadline at the
 // rate in force are served from their last values, with their age.
 func TestBudgetServesLastValues(t *testing.T) {
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	ids := manyTasks(20)
 	cfg := testConfig(ids...)
 	cfg.Scrape.Concurrency = 5
@@ -143,22 +88,17 @@ func TestBudgetServesLastValues(t *testing.T) {
 			stale++
 		}
 	}
-	if called := api.total() - 20; stale != 20-called || called > 6 {
+	if called := api.Total() - 20; stale != 20-called || called > 6 {
 		t.Errorf("%d calls and %d tasks a minute old; want at most the burst (and one more) called, the rest served with their age", called, stale)
 	}
 }
 
-// TestThrottledTaskServesItsLastValues: a 429 is the budget speaking: the task keeps its
-// last values (or has none), is not called again within the scrape, and is called again
-// by the next one.
-// TestConcurrentScrapesShareCalls: a scrape that starts while another's calls are in
-// flight waits for those answers instead of calling again.
 func page(offset, count int, ids ...string) *metastudio.TaskPage {
 	var p metastudio.TaskPage
 	p.Offset = metastudio.Value{Text: fmt.Sprint(offset), Set: true}
 	p.Count = metastudio.Value{Text: fmt.Sprint(count), Set: true}
 	for _, id := range ids {
-		p.Data = append(p.Data, *task(id, strings.HasPrefix(id, "done")))
+		p.Data = append(p.Data, *fakeapi.Task(id, strings.HasPrefix(id, "done")))
 	}
 	return &p
 }
@@ -170,7 +110,7 @@ func discoveryConfig() *config.Config {
 	return cfg
 }
 
-func discoveryCollector(t *testing.T, cfg *config.Config, api *countingAPI, clock *testkit.Clock) (*Collector, *Discovery) {
+func discoveryCollector(t *testing.T, cfg *config.Config, api *fakeapi.API, clock *testkit.Clock) (*Collector, *Discovery) {
 	r := startRefresher(t, api, clock.Now, 0, 4, 5*time.Second)
 	d := NewDiscovery(cfg.Discovery, r, log.NewNopLogger())
 	return New(cfg, r, d, Shard{}, log.NewNopLogger()), d
@@ -180,33 +120,29 @@ func TestDiscovery(t *testing.T) {
 	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000)) // an hour after the tasks began
 	cases := []struct {
 		name     string
-		pages    func(p metastudio.SearchParams) (*metastudio.TaskPage, error)
-		want     int // tasks found
-		maxCalls int // SearchTask calls
+		count    int      // the answer's count
+		ids      []string // the tasks it lists, the same at every call
+		want     int      // tasks found
+		maxCalls int      // SearchTask calls
 	}{
-		{"one answer", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 2, "done1", "run1"), nil
-		}, 2, 1},
-		{"the server ignores the time filter", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 50, "done1", "run1"), nil
-		}, 2, 6},
-		{"bad ids are skipped", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 2, "done1", "../x"), nil
-		}, 1, 1},
-		{"the same task twice is malformed", func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			return page(0, 2, "done1", "done1"), nil
-		}, 0, 1},
+		{"one answer", 2, []string{"done1", "run1"}, 2, 1},
+		{"the server ignores the time filter", 50, []string{"done1", "run1"}, 2, 6},
+		{"bad ids are skipped", 2, []string{"done1", "../x"}, 1, 1},
+		{"the same task twice is malformed", 2, []string{"done1", "done1"}, 0, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &countingAPI{pages: tc.pages}
+			api := &fakeapi.API{Search: func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
+				return page(0, tc.count, tc.ids...), nil
+			}}
 			c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 			d.Refresh(context.Background())
-			if got := len(d.Tasks()); got != tc.want || len(api.searches) > tc.maxCalls {
-				t.Fatalf("found %d tasks with %d calls, want %d with at most %d", got, len(api.searches), tc.want, tc.maxCalls)
+			searches := api.Searches()
+			if got := len(d.Tasks()); got != tc.want || len(searches) > tc.maxCalls {
+				t.Fatalf("found %d tasks with %d calls, want %d with at most %d", got, len(searches), tc.want, tc.maxCalls)
 			}
 			// Only the documented parameters: the time window, the resources; no paging.
-			p := api.searches[0]
+			p := searches[0]
 			if p.Limit != 0 || p.Offset != 0 || p.BeginTime != clock.Now().Add(-24*time.Hour).UnixMilli() ||
 				p.EndTime != clock.Now().UnixMilli() || strings.Join(p.Resources, ",") != "qa_pair,intent" {
 				t.Errorf("search parameters %+v", p)
@@ -216,13 +152,14 @@ func TestDiscovery(t *testing.T) {
 			if ok, _ := successes(results); ok != tc.want {
 				t.Errorf("%d of %d discovered tasks have values", ok, tc.want)
 			}
-			for id, n := range api.calls {
+			calls := api.PerID()
+			for id, n := range calls {
 				if strings.HasPrefix(id, "done") && n > 0 {
 					t.Errorf("finished task %s found by discovery was fetched with ShowTask", id)
 				}
 			}
-			if strings.Contains(strings.Join(d.taskIDs(), ","), "run1") && api.calls["run1"] != 1 {
-				t.Errorf("the task in progress must be refreshed by ShowTask: %v", api.calls)
+			if strings.Contains(strings.Join(d.taskIDs(), ","), "run1") && calls["run1"] != 1 {
+				t.Errorf("the task in progress must be refreshed by ShowTask: %v", calls)
 			}
 		})
 	}
@@ -236,17 +173,13 @@ func TestListingFreshensRunningTasks(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			clock := testkit.NewClock(time.UnixMilli(1_800_000_000_000))
 			srv := &pagingServer{mode: mode, begins: spread(50, clock.Now().UnixMilli()-1000, 3_600_000)}
-			var searches atomic.Int64
-			api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-				searches.Add(1)
-				return srv.search(context.Background(), p)
-			}}
+			api := &fakeapi.API{Search: srv.search}
 			c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 			d.Refresh(context.Background())
 			if n := len(d.Tasks()); n != 50 {
 				t.Fatalf("discovery found %d of 50", n)
 			}
-			before := searches.Load()
+			before := len(api.Searches())
 			clock.Advance(time.Second)
 			delete(srv.begins, "t00007") // gone from the listing
 			results := c.scrape(context.Background(), c.Watched())
@@ -258,10 +191,10 @@ func TestListingFreshensRunningTasks(t *testing.T) {
 					t.Errorf("task %s is %s old; want values listed for this scrape", r.id, r.age)
 				}
 			}
-			if n := api.total(); n != 1 || api.calls["t00007"] != 1 {
-				t.Errorf("%d ShowTask calls (%v); want one, for the task no longer listed", n, api.calls)
+			if n, calls := api.Total(), api.PerID(); n != 1 || calls["t00007"] != 1 {
+				t.Errorf("%d ShowTask calls (%v); want one, for the task no longer listed", n, calls)
 			}
-			if n := searches.Load() - before; n > 7 {
+			if n := len(api.Searches()) - before; n > 7 {
 				t.Errorf("%d listing calls for 50 running tasks", n)
 			}
 		})
@@ -279,7 +212,7 @@ func (d *Discovery) taskIDs() []string {
 func TestDiscoveryKeepsTheLastListAndBoundsIt(t *testing.T) {
 	clock := testkit.NewClock(time.UnixMilli(1744276967708 + 3600_000))
 	fail := atomic.Bool{}
-	api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	api := &fakeapi.API{Search: func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
 		if fail.Load() {
 			return nil, &metastudio.APIError{Operation: "SearchTask", StatusCode: 500, Code: "MSS.000000002"}
 		}
@@ -313,7 +246,7 @@ metastudio_discovery_tasks 2
 		t.Errorf("a day later the finished task must drop out and the running one stay: %v", got)
 	}
 	fail.Store(false)
-	api.pages = func(p metastudio.SearchParams) (*metastudio.TaskPage, error) { return page(0, 0), nil }
+	api.Search = func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) { return page(0, 0), nil }
 	d.Refresh(context.Background())
 	if got := d.taskIDs(); len(got) != 1 || got[0] != "run1" {
 		t.Errorf("after a listing that no longer returns it, the running task must stay: %v", got)
@@ -332,7 +265,7 @@ func TestDiscoveryKeepsTheNewest(t *testing.T) {
 		}
 		return tk
 	}
-	api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	api := &fakeapi.API{Search: func(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
 		pg := page(0, 4)
 		pg.Data = []metastudio.Task{begun("old", 50), begun("newest", 5), begun("oldest", 90), begun("mid", 20)}
 		return pg, nil
@@ -346,8 +279,6 @@ func TestDiscoveryKeepsTheNewest(t *testing.T) {
 	}
 }
 
-// TestMinRefreshCountsFromTheScrapesStart: a scrape that waited (for a listing) before it
-// asks for its tasks finds fresh what was fresh when it began.
 // TestHousekeepingSparesALongListing: the tasks a listing in progress has stored are
 // watched before it ends; housekeeping does not drop them.
 func TestHousekeepingSparesALongListing(t *testing.T) {
@@ -355,11 +286,11 @@ func TestHousekeepingSparesALongListing(t *testing.T) {
 	srv := &pagingServer{mode: "ignored", begins: spread(30, clock.Now().UnixMilli()-1000, 3_600_000)}
 	gate := make(chan struct{})
 	var calls atomic.Int64
-	api := &countingAPI{pages: func(p metastudio.SearchParams) (*metastudio.TaskPage, error) {
+	api := &fakeapi.API{Search: func(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
 		if calls.Add(1) == 2 {
 			<-gate // the pass goes on slowly
 		}
-		return srv.search(context.Background(), p)
+		return srv.search(ctx, p)
 	}}
 	c, d := discoveryCollector(t, discoveryConfig(), api, clock)
 	done := make(chan struct{})

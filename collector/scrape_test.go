@@ -15,57 +15,15 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
-	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 )
 
-type slowAPI struct {
-	latency time.Duration
-	hang    func(n int64, id string) bool
-	release chan struct{}
-	calls   atomic.Int64
-	mu      sync.Mutex
-	perTask map[string]int
-}
-
-func (a *slowAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	n := a.calls.Add(1)
-	a.mu.Lock()
-	if a.perTask == nil {
-		a.perTask = map[string]int{}
-	}
-	a.perTask[id]++
-	a.mu.Unlock()
-	wait := a.latency
-	if a.hang != nil && a.hang(n, id) {
-		wait = time.Hour
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-a.release:
-	case <-ctx.Done():
-		return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
-	}
-	return task(id, false), nil
-}
-
-func (a *slowAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
-
-func (a *slowAPI) maxPerTask() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	m := 0
-	for _, n := range a.perTask {
-		m = max(m, n)
-	}
-	return m
-}
-
+// TestHangingFirstCall: the API's very first call hangs. The probe has a deadline of its
+// own (min(5 s, scrape.timeout)), so a scrape that cannot wait that long answers at its
+// deadline with what is known; once the probe has timed out, the next probe verifies the
+// credentials and a later scrape gets every task.
 func TestHangingFirstCall(t *testing.T) {
-	api := &slowAPI{hang: func(n int64, _ string) bool { return n == 1 }}
+	api := &fakeapi.API{Gate: make(chan struct{}), Hold: func(n int, _ string) bool { return n == 1 }}
 	cfg := testConfig(manyTasks(12)...)
 	cfg.Scrape.Concurrency = 4
 	cfg.Scrape.Timeout = 10 * time.Second
@@ -92,8 +50,10 @@ func TestHangingFirstCall(t *testing.T) {
 	}
 }
 
+// TestProbeHonoursItsOwnTimeout: a /probe whose deadline is shorter than a call in flight
+// for its task answers while that call is still held, from the last values.
 func TestProbeHonoursItsOwnTimeout(t *testing.T) {
-	api := &slowAPI{}
+	api := &fakeapi.API{}
 	cfg := testConfig("a", "b")
 	cfg.Scrape.Concurrency = 2
 	// A probe that ignored its header would wait scrape.timeout, past the held calls' own
@@ -102,11 +62,11 @@ func TestProbeHonoursItsOwnTimeout(t *testing.T) {
 	r := startRefresher(t, api, time.Now, 0, 2, 10*time.Second)
 	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
 	c.scrape(context.Background(), []string{"a"}) // "a" has values; "b" has none
-	api.hang = func(int64, string) bool { return true }
-	api.release = make(chan struct{})
+	// From now on every call is held until the gate closes.
+	api.Gate = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { c.scrape(context.Background(), []string{"a", "b"}) }) // holds a call for each
-	waitFor(t, "the held calls", func() bool { return api.calls.Load() == 3 })
+	waitFor(t, "the held calls", func() bool { return api.Total() == 3 })
 
 	probe := ProbeHandler(func() *Collector { return c }, log.NewNopLogger())
 	for _, tc := range []struct{ id, want string }{
@@ -124,13 +84,16 @@ func TestProbeHonoursItsOwnTimeout(t *testing.T) {
 			t.Errorf("the last values must come with their age:\n%s", rec.Body.String())
 		}
 	}
-	if n := api.calls.Load(); n != 3 {
+	if n := api.Total(); n != 3 {
 		t.Errorf("%d calls; the probes must wait on the calls in flight, not make their own", n)
 	}
-	close(api.release)
+	close(api.Gate)
 	wg.Wait()
 }
 
+// TestOverlappingScrapesShareCalls: 1,000 running tasks, 32 calls in flight, 50 ms per
+// call. Five scrapes started within 100 ms cost at most 1.1 calls per task; with
+// min_refresh_interval 5 s, five scrapes spread over 2 s cost at most one.
 func TestOverlappingScrapesShareCalls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few seconds of 50 ms calls")
@@ -145,15 +108,14 @@ func TestOverlappingScrapesShareCalls(t *testing.T) {
 		{"min_refresh_interval 5s over 2 s", 5 * time.Second, 500 * time.Millisecond, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &slowAPI{latency: 50 * time.Millisecond}
+			api := &fakeapi.API{Latency: 50 * time.Millisecond}
 			cfg := testConfig(manyTasks(1000)...)
 			cfg.Scrape.Concurrency = 32
 			cfg.Scrape.Timeout = 30 * time.Second
 			cfg.Scrape.MinRefreshInterval = tc.minRefresh
 			c := newTestCollector(t, cfg, api, log.NewNopLogger())
 			c.scrape(context.Background(), manyTasks(1)) // the credentials are verified
-			api.calls.Store(0)
-			api.perTask = nil
+			api.Reset()
 			var wg sync.WaitGroup
 			for i := range 5 {
 				wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
@@ -162,15 +124,21 @@ func TestOverlappingScrapesShareCalls(t *testing.T) {
 				}
 			}
 			wg.Wait()
-			if per := float64(api.calls.Load()) / 1000; per > tc.maxCalls {
-				t.Errorf("%.2f calls per task (max %d for one task), want at most %g", per, api.maxPerTask(), tc.maxCalls)
+			if per := float64(api.Total()) / 1000; per > tc.maxCalls {
+				most := 0
+				for _, n := range api.PerID() {
+					most = max(most, n)
+				}
+				t.Errorf("%.2f calls per task (max %d for one task), want at most %g", per, most, tc.maxCalls)
 			}
 		})
 	}
 }
 
+// TestGoroutinesAreBounded: 50 concurrent scrapes of 500 tasks run on the refresher's
+// fixed pool: no goroutine per task.
 func TestGoroutinesAreBounded(t *testing.T) {
-	api := &slowAPI{latency: 5 * time.Millisecond}
+	api := &fakeapi.API{Latency: 5 * time.Millisecond}
 	cfg := testConfig(manyTasks(500)...)
 	cfg.Scrape.Concurrency = 8
 	c := newTestCollector(t, cfg, api, log.NewNopLogger())
@@ -206,20 +174,22 @@ func TestGoroutinesAreBounded(t *testing.T) {
 	}
 }
 
+// TestMinRefreshInterval: values younger than min_refresh_interval need no call; older
+// ones do.
 func TestMinRefreshInterval(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	cfg := testConfig("a")
 	cfg.Scrape.MinRefreshInterval = 15 * time.Second
 	c := scaleCollector(t, cfg, api, clock, 0)
 	c.scrape(context.Background(), c.Watched())
 	clock.Advance(14 * time.Second)
 	res := c.scrape(context.Background(), c.Watched())
-	if api.total() != 1 || res[0].age != 14*time.Second {
-		t.Errorf("14 s later: %d calls, age %s; want 1 call and the values with age 14s", api.total(), res[0].age)
+	if api.Total() != 1 || res[0].age != 14*time.Second {
+		t.Errorf("14 s later: %d calls, age %s; want 1 call and the values with age 14s", api.Total(), res[0].age)
 	}
 	clock.Advance(time.Second)
-	if c.scrape(context.Background(), c.Watched()); api.total() != 2 {
-		t.Errorf("15 s later: %d calls, want a new call", api.total())
+	if c.scrape(context.Background(), c.Watched()); api.Total() != 2 {
+		t.Errorf("15 s later: %d calls, want a new call", api.Total())
 	}
 }

@@ -15,67 +15,34 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
-
-// authAPI answers every call with answer(), counting calls and those in flight.
-type authAPI struct {
-	answer   func() error
-	calls    atomic.Int64
-	failures atomic.Int64
-	inFlight atomic.Int64
-	maxSeen  atomic.Int64
-	gate     chan struct{} // if set, each call waits for one value or its deadline
-}
-
-func (a *authAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return nil, a.answer()
-}
-
-func (a *authAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	a.calls.Add(1)
-	n := a.inFlight.Add(1)
-	defer a.inFlight.Add(-1)
-	for m := a.maxSeen.Load(); n > m && !a.maxSeen.CompareAndSwap(m, n); m = a.maxSeen.Load() {
-	}
-	if a.gate != nil {
-		select {
-		case <-a.gate:
-		case <-ctx.Done():
-			return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
-		}
-	}
-	if err := a.answer(); err != nil {
-		a.failures.Add(1)
-		return nil, err
-	}
-	return &metastudio.Task{}, nil
-}
 
 var errUnauthorized = &metastudio.APIError{Operation: "ShowTask", StatusCode: 401, Code: "APIGW.0301", Message: "Incorrect IAM authentication information: verify aksk signature fail"}
 
 // TestGuardProbesAloneThenFansOut: the first call tests the credentials alone; once it
 // verified them, calls fan out to scrape.concurrency.
 func TestGuardProbesAloneThenFansOut(t *testing.T) {
-	api := &authAPI{answer: func() error { return nil }, gate: make(chan struct{})}
+	api := &fakeapi.API{Gate: make(chan struct{})}
 	r := startRefresher(t, api, time.Now, 0, 8, 5*time.Second)
 	done := make(chan []Result)
 	go func() { done <- scrape(context.Background(), r, manyKeys(50)) }()
 
-	waitFor(t, "the probe", func() bool { return api.inFlight.Load() == 1 })
+	waitFor(t, "the probe", func() bool { return api.InFlight() == 1 })
 	if _, ok, _, _ := r.guard.admit(); ok { // what the dispatcher asks before each call
 		t.Fatal("the guard lets a second call out while the probe is in flight")
 	}
-	api.gate <- struct{}{} // the probe answers: the credentials are verified
-	waitFor(t, "the fan-out to 8 calls in flight", func() bool { return api.inFlight.Load() == 8 })
-	close(api.gate)
+	api.Gate <- struct{}{} // the probe answers: the credentials are verified
+	waitFor(t, "the fan-out to 8 calls in flight", func() bool { return api.InFlight() == 8 })
+	close(api.Gate)
 	for i, r := range <-done {
 		if r.Err != nil {
 			t.Fatalf("task %d: %v", i, r.Err)
 		}
 	}
-	if api.calls.Load() != 50 || api.maxSeen.Load() != 8 {
-		t.Errorf("%d calls, at most %d in flight; want 50 and 8", api.calls.Load(), api.maxSeen.Load())
+	if api.Total() != 50 || api.MaxInFlight() != 8 {
+		t.Errorf("%d calls, at most %d in flight; want 50 and 8", api.Total(), api.MaxInFlight())
 	}
 }
 
@@ -83,12 +50,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	clock := testkit.NewClock(time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC))
 	failing := atomic.Bool{}
 	failing.Store(true)
-	api := &authAPI{answer: func() error {
-		if failing.Load() {
-			return errUnauthorized
-		}
-		return nil
-	}}
+	api := &fakeapi.API{Fail: failWhile(&failing, errUnauthorized)}
 	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
 	guard := r.guard
 	keys := manyKeys(200)
@@ -100,7 +62,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 		}
 		return failed
 	}
-	callsAt := func() int64 { return api.calls.Load() }
+	callsAt := api.Total
 
 	if failed := failures(); failed != 200 || callsAt() != 1 {
 		t.Fatalf("first scrape with a wrong key: %d failed, %d calls; want 200 failed and exactly 1 call", failed, callsAt())
@@ -153,9 +115,8 @@ metastudio_auth_ok 0
 // calls (of the 900 tasks left), until the cool-down ends; then one probe.
 func TestBurstProtection(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	var api *authAPI
-	api = &authAPI{answer: func() error {
-		if api.calls.Load() > 100 { // the key is disabled after 100 calls
+	api := &fakeapi.API{Fail: func(n int, _ string) error {
+		if n > 100 { // the key is disabled after 100 calls
 			return errUnauthorized
 		}
 		return nil
@@ -163,14 +124,14 @@ func TestBurstProtection(t *testing.T) {
 	r := startRefresher(t, api, clock.Now, 0, 16, 5*time.Second)
 	keys := manyKeys(1000)
 	scrape(context.Background(), r, keys)
-	if n := api.failures.Load(); n == 0 || n > 16 {
+	if n := api.Failed(); n == 0 || n > 16 {
 		t.Errorf("%d failures; want at least one and at most the 16 calls in flight", n)
 	}
 	for range 3 { // each cool-down then costs one probe
-		before := api.failures.Load()
+		before := api.Failed()
 		clock.Advance(MaxFailureBackoff)
 		scrape(context.Background(), r, keys)
-		if got := api.failures.Load() - before; got != 1 {
+		if got := api.Failed() - before; got != 1 {
 			t.Fatalf("after a cool-down: %d failures, want 1", got)
 		}
 	}

@@ -2,10 +2,8 @@ package refresh
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +14,7 @@ import (
 )
 
 // taskAPI is what a MetaStudio client offers for tasks (the real client and the tests'
-// fakes).
+// fake, fakeapi.API).
 type taskAPI interface {
 	ShowTask(ctx context.Context, id string) (*metastudio.Task, error)
 	SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error)
@@ -66,53 +64,14 @@ func keys(ids ...string) []Key {
 	return out
 }
 
-// task returns a task that runs, or one that finished.
-func task(id string, finished bool) *metastudio.Task {
-	body := fmt.Sprintf(`{"task_id":%q,"total_count":10,"success_count":4,"failure_count":1,"begin_time":1744276967708}`, id)
-	if finished {
-		body = fmt.Sprintf(`{"task_id":%q,"total_count":10,"success_count":9,"failure_count":1,"begin_time":1744276967708,"end_time":1744277967708}`, id)
+// failWhile is a fakeapi.API's Fail that fails every call with err while on is set.
+func failWhile(on *atomic.Bool, err error) func(n int, id string) error {
+	return func(int, string) error {
+		if on.Load() {
+			return err
+		}
+		return nil
 	}
-	var t metastudio.Task
-	if err := json.Unmarshal([]byte(body), &t); err != nil {
-		panic(err)
-	}
-	return &t
-}
-
-// countingAPI answers ShowTask with a task per id (finished when the id starts with "done")
-// and SearchTask with pages, counting calls per id.
-type countingAPI struct {
-	mu    sync.Mutex
-	calls map[string]int
-	gate  chan struct{} // if set, calls wait until it is closed
-}
-
-func (a *countingAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	a.mu.Lock()
-	if a.calls == nil {
-		a.calls = map[string]int{}
-	}
-	a.calls[id]++
-	gate := a.gate
-	a.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	return task(id, strings.HasPrefix(id, "done")), nil
-}
-
-func (a *countingAPI) SearchTask(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
-
-func (a *countingAPI) total() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, c := range a.calls {
-		n += c
-	}
-	return n
 }
 
 // manyKeys returns n task keys.

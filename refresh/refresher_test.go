@@ -13,88 +13,30 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// slowAPI answers every ShowTask after latency; hang, if set, holds the calls it selects
-// until their deadline or release.
-type slowAPI struct {
-	latency time.Duration
-	hang    func(n int64, id string) bool
-	release chan struct{}
-	calls   atomic.Int64
-	mu      sync.Mutex
-	perTask map[string]int
-}
-
-func (a *slowAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	n := a.calls.Add(1)
-	a.mu.Lock()
-	if a.perTask == nil {
-		a.perTask = map[string]int{}
-	}
-	a.perTask[id]++
-	a.mu.Unlock()
-	wait := a.latency
-	if a.hang != nil && a.hang(n, id) {
-		wait = time.Hour
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-a.release:
-	case <-ctx.Done():
-		return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
-	}
-	return task(id, false), nil
-}
-
-func (a *slowAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
-
-func (a *slowAPI) maxPerTask() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	m := 0
-	for _, n := range a.perTask {
-		m = max(m, n)
-	}
-	return m
-}
-
-// TestHangingFirstCall: the API's very first call hangs. The probe has a deadline of its
-// own (min(5 s, scrape.timeout)), so a scrape that cannot wait that long answers at its
-// deadline with what is known; once the probe has timed out, the next probe verifies the
-// credentials and a later scrape gets every task.
-// TestProbeHonoursItsOwnTimeout: a /probe whose deadline is shorter than a call in flight
-// for its task answers while that call is still held, from the last values.
 // TestWaiterLeavingDoesNotCancelTheCall: the scrape that asked first leaves; the call
 // goes on and answers the next one.
 func TestWaiterLeavingDoesNotCancelTheCall(t *testing.T) {
-	api := &slowAPI{latency: 300 * time.Millisecond}
+	api := &fakeapi.API{Latency: 300 * time.Millisecond}
 	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
 	r.Get(context.Background(), keys("verified"), Policy{}) // the credentials are verified: no probe deadline
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	r.Get(ctx, keys("a"), Policy{}) // leaves long before the answer
 	res := r.Get(context.Background(), keys("a"), Policy{})
-	if res[0].Err != nil || api.calls.Load() != 2 {
-		t.Errorf("second scrape: %v after %d calls; want the first call's answer", res[0].Err, api.calls.Load())
+	if res[0].Err != nil || api.Total() != 2 {
+		t.Errorf("second scrape: %v after %d calls; want the first call's answer", res[0].Err, api.Total())
 	}
 }
 
-// TestOverlappingScrapesShareCalls: 1,000 running tasks, 32 calls in flight, 50 ms per
-// call. Five scrapes started within 100 ms cost at most 1.1 calls per task; with
-// min_refresh_interval 5 s, five scrapes spread over 2 s cost at most one.
-// TestGoroutinesAreBounded: 50 concurrent scrapes of 500 tasks run on the refresher's
-// fixed pool: no goroutine per task.
 // TestUnlistedProbesAreCapped: probing 100,000 distinct unlisted ids leaves the table at
 // its cap, and idle ones go.
 func TestUnlistedProbesAreCapped(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -119,7 +61,7 @@ func TestUnlistedProbesAreCapped(t *testing.T) {
 // TestPruneDropsUnwatchedTasks: housekeeping drops what no config lists, also when only
 // /probe is used.
 func TestPruneDropsUnwatchedTasks(t *testing.T) {
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	r := startRefresher(t, api, time.Now, 0, 2, 5*time.Second)
 	r.Get(context.Background(), keys("a", "b"), Policy{})
 	r.SetWatched(func(k Key) bool { return k.ID == "a" })
@@ -133,33 +75,26 @@ func TestPruneDropsUnwatchedTasks(t *testing.T) {
 // answer does not replace it.
 func TestDiscoveryNeverOverwritesNewerValues(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	r := startRefresher(t, &countingAPI{}, clock.Now, 0, 2, 5*time.Second)
+	r := startRefresher(t, &fakeapi.API{}, clock.Now, 0, 2, 5*time.Second)
 	listedAt := Stamp{seq: uint64(r.Mark()), at: clock.Now()}
 	clock.Advance(time.Second)
 	r.Get(context.Background(), keys("run1"), Policy{}) // answered after the listing began
-	r.Store(listedAt, keys("run1"), []Value{taskValue{task("run1", true)}})
+	r.Store(listedAt, keys("run1"), []Value{taskValue{fakeapi.Task("run1", true)}})
 	if got, _ := r.Last(keys("run1")[0]); got.Finished() {
 		t.Error("the older listing overwrote the newer ShowTask answer")
 	}
 	clock.Advance(time.Second)
-	r.Store(Stamp{seq: uint64(r.Mark()), at: clock.Now()}, keys("run1"), []Value{taskValue{task("run1", true)}})
+	r.Store(Stamp{seq: uint64(r.Mark()), at: clock.Now()}, keys("run1"), []Value{taskValue{fakeapi.Task("run1", true)}})
 	if got, _ := r.Last(keys("run1")[0]); !got.Finished() {
 		t.Error("a newer listing must replace the values")
 	}
 }
 
-// TestMinRefreshInterval: values younger than min_refresh_interval need no call; older
-// ones do.
 // TestFailedCallHidesOldValues: a task whose call for this scrape failed reports the
 // failure, whatever is known of it; one not reached keeps its last values.
 func TestFailedCallHidesOldValues(t *testing.T) {
 	var fail atomic.Bool
-	api := &authAPI{answer: func() error {
-		if fail.Load() {
-			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
-		}
-		return nil
-	}}
+	api := &fakeapi.API{Fail: failWhile(&fail, &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"})}
 	r := startRefresher(t, api, time.Now, 0, 1, 5*time.Second)
 	r.Get(context.Background(), keys("a"), Policy{})
 	fail.Store(true)
@@ -168,42 +103,19 @@ func TestFailedCallHidesOldValues(t *testing.T) {
 	}
 }
 
-// gatedAPI reports each ShowTask's id on called, then holds it until a value on release
-// (or its deadline). It answers with the task, or with fail when set.
-type gatedAPI struct {
-	called  chan string
-	release chan struct{}
-	fail    error
-	calls   atomic.Int64
-	mu      sync.Mutex
-	left    []time.Duration // each call's time to its deadline, at its start
+// newGatedAPI is an API that reports each ShowTask's id on Called, then holds it until a
+// value on Gate (or its deadline).
+func newGatedAPI() *fakeapi.API {
+	return &fakeapi.API{Called: make(chan string, 10_000), Gate: make(chan struct{})}
 }
 
-func newGatedAPI() *gatedAPI {
-	return &gatedAPI{called: make(chan string, 10_000), release: make(chan struct{})}
-}
-
-func (g *gatedAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	g.calls.Add(1)
-	if d, ok := ctx.Deadline(); ok {
-		g.mu.Lock()
-		g.left = append(g.left, time.Until(d))
-		g.mu.Unlock()
-	}
-	g.called <- id
-	select {
-	case <-g.release:
-	case <-ctx.Done():
-		return nil, &metastudio.APIError{Operation: "ShowTask", Err: ctx.Err()}
-	}
-	if g.fail != nil {
-		return nil, g.fail
-	}
-	return task(id, false), nil
-}
-
-func (g *gatedAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
+// verifiedOneWorker runs a Refresher with one worker on a gated API (newGatedAPI), its
+// credentials verified so that no call is a probe.
+func verifiedOneWorker(t *testing.T) (*fakeapi.API, *Refresher) {
+	api := newGatedAPI()
+	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
+	verify(t, r)
+	return api, r
 }
 
 // verify makes r's guard take the credentials as verified, so that calls fan out.
@@ -224,7 +136,7 @@ func TestProbeDeadlineIsItsOwn(t *testing.T) {
 	} {
 		t.Run(tc.callTimeout.String(), func(t *testing.T) {
 			api := newGatedAPI()
-			close(api.release)
+			close(api.Gate)
 			r := startRefresher(t, api, time.Now, 0, 4, tc.callTimeout)
 			var wg sync.WaitGroup
 			for i := range 4 { // scrapes with 100 ms left wait for the probe
@@ -234,11 +146,9 @@ func TestProbeDeadlineIsItsOwn(t *testing.T) {
 					r.Get(ctx, keys(fmt.Sprint("t", i)), Policy{})
 				})
 			}
-			<-api.called
+			<-api.Called
 			wg.Wait()
-			api.mu.Lock()
-			left := api.left[0]
-			api.mu.Unlock()
+			left := api.Calls()[0].Left
 			if left > tc.want || left < tc.want-time.Second {
 				t.Errorf("the probe's deadline was %s away, want %s (never derived from the waiting scrapes)", left, tc.want)
 			}
@@ -251,26 +161,28 @@ func TestProbeDeadlineIsItsOwn(t *testing.T) {
 // and the old call's late answer is discarded.
 func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
 	old := newGatedAPI()
-	old.fail = &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
+	old.Fail = func(int, string) error {
+		return &metastudio.APIError{Operation: "ShowTask", StatusCode: 500, Code: "MSS.000000002"}
+	}
 	r := startRefresher(t, old, time.Now, 0, 2, 10*time.Second)
 	verify(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	r.Get(ctx, keys("x"), Policy{}) // leaves the old client's call hanging
 	cancel()
-	<-old.called
+	<-old.Called
 
 	fresh := newGatedAPI()
-	close(fresh.release)
+	close(fresh.Gate)
 	r.SetAPI(tasks{fresh})
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if res := r.Get(ctx, keys("x"), Policy{}); res[0].Err != nil || res[0].Value == nil {
 		t.Fatalf("after the swap: %v; want the new client's answer", res[0].Err)
 	}
-	if n := fresh.calls.Load(); n != 1 {
+	if n := fresh.Total(); n != 1 {
 		t.Fatalf("the new client was called %d times, want 1", n)
 	}
-	close(old.release) // the old call fails late
+	close(old.Gate) // the old call fails late
 	waitFor(t, "the old call's end", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -284,16 +196,14 @@ func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
 // TestUnlistedProbesTakeAtMostHalf: probes of ever new unlisted ids do not starve a
 // configured task: while it waits, they take at most every other call.
 func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
-	api := newGatedAPI()
-	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
-	verify(t, r)
+	api, r := verifiedOneWorker(t)
 	go r.Get(context.Background(), keys("c1"), Policy{})
-	<-api.called
-	api.release <- struct{}{} // c1 has values now
+	<-api.Called
+	api.Gate <- struct{}{} // c1 has values now
 	waitFor(t, "c1's answer", func() bool { _, ok := r.Last(keys("c1")[0]); return ok })
 
 	go r.Get(context.Background(), keys("block"), Policy{}) // holds the only worker
-	<-api.called
+	<-api.Called
 	for i := range 6 {
 		go r.Get(context.Background(), keys(fmt.Sprint("u", i)), Policy{Unlisted: true})
 	}
@@ -302,10 +212,10 @@ func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
 	waitFor(t, "c1's wait", func() bool { return r.waiting() == 8 })
 	var order []string
 	for range 7 {
-		api.release <- struct{}{}
-		order = append(order, <-api.called)
+		api.Gate <- struct{}{}
+		order = append(order, <-api.Called)
 	}
-	close(api.release)
+	close(api.Gate)
 	if i := slices.Index(order, "c1"); i < 0 || i > 1 {
 		t.Errorf("calls after the held one: %v; the configured task must come within 2 calls", order)
 	}
@@ -314,11 +224,9 @@ func TestUnlistedProbesTakeAtMostHalf(t *testing.T) {
 // TestEvictionSparesWaitedTasks: the cap on unlisted tasks never drops one that a probe
 // waits for: the queued probe is answered, by one call.
 func TestEvictionSparesWaitedTasks(t *testing.T) {
-	api := newGatedAPI()
-	r := startRefresher(t, api, time.Now, 0, 1, 10*time.Second)
-	verify(t, r)
+	api, r := verifiedOneWorker(t)
 	go r.Get(context.Background(), keys("block"), Policy{})
-	<-api.called
+	<-api.Called
 	res := make(chan []Result, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -331,7 +239,7 @@ func TestEvictionSparesWaitedTasks(t *testing.T) {
 	for i := range maxUnlisted + 10 { // probes that leave at once
 		r.Get(gone, keys(fmt.Sprint("u", i)), Policy{Unlisted: true})
 	}
-	close(api.release)
+	close(api.Gate)
 	got := <-res
 	if got[0].Err != nil {
 		t.Fatalf("the waited-for probe: %v; want its answer", got[0].Err)
@@ -361,7 +269,7 @@ func (s *slowStat) Generation() uint64 {
 // TestSlowKeyFileStatHoldsUpOnlyItsCall: looking for changed key files (a stat, slow on
 // NFS) holds no lock: while one hangs, the table answers and the other calls go on.
 func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
-	api := &slowAPI{latency: 5 * time.Millisecond}
+	api := &fakeapi.API{Latency: 5 * time.Millisecond}
 	creds := &slowStat{entered: make(chan struct{}), release: make(chan struct{})}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
 	r := NewRefresher(tasks{api}, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
@@ -375,14 +283,14 @@ func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
 		defer close(done)
 		r.Get(context.Background(), manyKeys(200), Policy{})
 	}()
-	waitFor(t, "the first calls", func() bool { return api.calls.Load() >= 2 })
+	waitFor(t, "the first calls", func() bool { return api.Total() >= 2 })
 	creds.armed.Store(true)
 	select {
 	case <-creds.entered:
 	case <-done:
 		t.Fatal("the scrape ended before any stat was slow")
 	}
-	held := api.calls.Load()
+	held := api.Total()
 	answered := make(chan int, 1)
 	go func() { answered <- r.Len() }()
 	select {
@@ -391,10 +299,10 @@ func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
 		t.Error("the refresher's table is locked while a key file stat hangs")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for api.calls.Load() < held+4 && time.Now().Before(deadline) {
+	for api.Total() < held+4 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if n := api.calls.Load() - held; n < 4 {
+	if n := api.Total() - held; n < 4 {
 		t.Errorf("%d calls went out while a key file stat hung, want the others to go on", n)
 	}
 	close(creds.release)
@@ -427,7 +335,7 @@ func (l *lockProbe) Generation() uint64 {
 // TestKeyFilesAreNotStatedUnderTheLock: no path looks for changed key files while the
 // refresher's table is locked (a worker going from call to call included).
 func TestKeyFilesAreNotStatedUnderTheLock(t *testing.T) {
-	api := &slowAPI{latency: 5 * time.Millisecond}
+	api := &fakeapi.API{Latency: 5 * time.Millisecond}
 	creds := &lockProbe{}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
 	r := NewRefresher(tasks{api}, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
@@ -442,104 +350,83 @@ func TestKeyFilesAreNotStatedUnderTheLock(t *testing.T) {
 	}
 }
 
-type orderAPI struct {
-	mu    sync.Mutex
-	order []string
-}
-
-func (a *orderAPI) ShowTask(ctx context.Context, id string) (*metastudio.Task, error) {
-	a.mu.Lock()
-	a.order = append(a.order, id)
-	a.mu.Unlock()
-	return task(id, false), nil
-}
-
-func (a *orderAPI) SearchTask(context.Context, metastudio.SearchParams) (*metastudio.TaskPage, error) {
-	return &metastudio.TaskPage{}, nil
-}
-
-func (a *orderAPI) calls() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.order)
-}
-
+// TestQueueServesNeverFetchedThenStalest: one call at a time shows the queue's order.
 func TestQueueServesNeverFetchedThenStalest(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &orderAPI{}
+	api := &fakeapi.API{}
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
 	for _, k := range keys("old", "mid", "new") { // answered a minute apart
 		r.Get(context.Background(), []Key{k}, Policy{})
 		clock.Advance(time.Minute)
 	}
-	api.order = nil
+	api.Reset()
 	r.Get(context.Background(), keys("new", "mid", "never", "old"), Policy{})
-	if got := strings.Join(api.calls(), " "); got != "never old mid new" {
+	if got := strings.Join(api.Order(), " "); got != "never old mid new" {
 		t.Errorf("call order %q, want the never-fetched task first, then the stalest", got)
 	}
 }
 
+// TestThrottledTaskServesItsLastValues: a 429 is the budget speaking: the task keeps its
+// last values (or has none), is not called again within the scrape, and is called again
+// by the next one.
 func TestThrottledTaskServesItsLastValues(t *testing.T) {
 	var throttle atomic.Bool
-	api := &authAPI{answer: func() error {
-		if throttle.Load() {
-			return &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"}
-		}
-		return nil
-	}}
+	api := &fakeapi.API{Fail: failWhile(&throttle, &metastudio.APIError{Operation: "ShowTask", StatusCode: 429, Code: "APIGW.0308"})}
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
 	r.Get(context.Background(), keys("a"), Policy{})
 	throttle.Store(true)
 	clock.Advance(time.Minute)
 	res := r.Get(context.Background(), keys("a", "never"), Policy{})
-	if res[0].Err != nil || res[0].Age != time.Minute || api.calls.Load() != 3 {
-		t.Errorf("throttled: %v, age %s, %d calls; want the last values a minute old and one call per task", res[0].Err, res[0].Age, api.calls.Load())
+	if res[0].Err != nil || res[0].Age != time.Minute || api.Total() != 3 {
+		t.Errorf("throttled: %v, age %s, %d calls; want the last values a minute old and one call per task", res[0].Err, res[0].Age, api.Total())
 	}
 	if reasonOf(res[1].Err) != "APIGW.0308" {
 		t.Errorf("throttled with nothing known: %v, want the 429", res[1].Err)
 	}
 	throttle.Store(false)
-	if res := r.Get(context.Background(), keys("a", "never"), Policy{}); res[0].Age != 0 || res[1].Err != nil || api.calls.Load() != 5 {
-		t.Errorf("the next scrape: %+v after %d calls; want both called again", res, api.calls.Load())
+	if res := r.Get(context.Background(), keys("a", "never"), Policy{}); res[0].Age != 0 || res[1].Err != nil || api.Total() != 5 {
+		t.Errorf("the next scrape: %+v after %d calls; want both called again", res, api.Total())
 	}
 }
 
+// TestConcurrentScrapesShareCalls: a scrape that starts while another's calls are in
+// flight waits for those answers instead of calling again.
 func TestConcurrentScrapesShareCalls(t *testing.T) {
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	r := startRefresher(t, api, time.Now, 0, 12, 5*time.Second)
 	tasks := manyKeys(12)
 	scrape(context.Background(), r, tasks) // the credentials have authenticated: both scrapes fan out
-	before := api.total()
-	api.mu.Lock()
-	api.gate = make(chan struct{}) // every call now waits until the gate opens
-	api.mu.Unlock()
+	before := api.Total()
+	api.Gate = make(chan struct{}) // every call now waits until the gate opens
 	var wg sync.WaitGroup
 	wg.Go(func() { scrape(context.Background(), r, tasks) })
-	waitFor(t, "the first scrape's 12 calls", func() bool { return api.total()-before == 12 })
+	waitFor(t, "the first scrape's 12 calls", func() bool { return api.Total()-before == 12 })
 	wg.Go(func() { scrape(context.Background(), r, tasks) })
 	waitFor(t, "the second scrape to wait on them", func() bool { return r.waiting() == 24 })
-	close(api.gate)
+	close(api.Gate)
 	wg.Wait()
-	if n := api.total() - before; n != 12 {
+	if n := api.Total() - before; n != 12 {
 		t.Errorf("two concurrent scrapes of 12 tasks made %d calls, want 12", n)
 	}
 }
 
+// TestMinRefreshCountsFromTheScrapesStart: a scrape that waited (for a listing) before it
+// asks for its tasks finds fresh what was fresh when it began.
 func TestMinRefreshCountsFromTheScrapesStart(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	api := &countingAPI{}
+	api := &fakeapi.API{}
 	r := startRefresher(t, api, clock.Now, 0, 1, 5*time.Second)
 	r.Get(context.Background(), keys("run1"), Policy{})
 	clock.Advance(time.Second)
 	start := clock.Now()
 	clock.Advance(1500 * time.Millisecond) // the scrape waited for a listing
 	p := Policy{MinRefresh: 1900 * time.Millisecond, Start: start}
-	if res := r.Get(context.Background(), keys("run1"), p); api.total() != 1 || res[0].Err != nil || res[0].Age != time.Second {
-		t.Errorf("%d calls, age %s; want the values fetched 1 s before the scrape began, no call", api.total(), res[0].Age)
+	if res := r.Get(context.Background(), keys("run1"), p); api.Total() != 1 || res[0].Err != nil || res[0].Age != time.Second {
+		t.Errorf("%d calls, age %s; want the values fetched 1 s before the scrape began, no call", api.Total(), res[0].Age)
 	}
 	p.Start = time.Time{}
-	if r.Get(context.Background(), keys("run1"), p); api.total() != 2 {
-		t.Errorf("%d calls; without the scrape's start the values are 2.5 s old and need a call", api.total())
+	if r.Get(context.Background(), keys("run1"), p); api.Total() != 2 {
+		t.Errorf("%d calls; without the scrape's start the values are 2.5 s old and need a call", api.Total())
 	}
 }

@@ -1,6 +1,7 @@
 // Package testkit holds the helpers that the tests of several packages share: a fake
 // clock, a buffer safe for concurrent writers, and a free loopback address. It imports no
-// package of the exporter, so that any test may use it.
+// package of the exporter, so that any test may use it; the fake MetaStudio API, which
+// imports the client, is its subpackage fakeapi.
 package testkit
 
 import (
