@@ -187,6 +187,24 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
+// TestShareFlags: each flag that is a share of the answers takes 0 to 1, and an error
+// names the flag.
+func TestShareFlags(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // with good flags, run serves until ctx ends: at once
+	for _, name := range []string{"error-rate", "throttle-rate", "slow-rate", "malformed-rate"} {
+		for value, wantCode := range map[string]int{"0": 0, "1": 0, "1.5": 1, "-0.1": 1, "NaN": 1} {
+			var stdout, stderr testkit.Buffer
+			args := []string{"--web.listen-address=127.0.0.1:0", "--" + name + "=" + value}
+			code := run(ctx, args, &stdout, &stderr)
+			want := "--" + name + " must be between 0 and 1"
+			if code != wantCode || (wantCode == 1 && !strings.Contains(stderr.String(), want)) {
+				t.Errorf("%v: exit code %d, stderr %q; want %d and %q", args, code, stderr.String(), wantCode, want)
+			}
+		}
+	}
+}
+
 // TestSignalExit runs the command in a child process and stops it with SIGTERM and SIGINT.
 func TestSignalExit(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
