@@ -68,7 +68,9 @@ type errorsTB struct {
 	errs []string
 }
 
-func (e *errorsTB) Errorf(format string, a ...any) { e.errs = append(e.errs, fmt.Sprintf(format, a...)) }
+func (e *errorsTB) Errorf(format string, a ...any) {
+	e.errs = append(e.errs, fmt.Sprintf(format, a...))
+}
 
 // TestCaseReportFinish: missed targets fail a case unless LOAD_REPORT_ONLY=1.
 func TestCaseReportFinish(t *testing.T) {
