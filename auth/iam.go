@@ -66,7 +66,7 @@ func newIAMToken(p *config.IAMPassword, o Options) *IAMToken {
 
 // Authenticate sets X-Auth-Token, getting a token first if none is valid.
 func (t *IAMToken) Authenticate(ctx context.Context, req *http.Request, _ []byte) error {
-	token, err := t.get(ctx)
+	token, _, err := t.get(ctx)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (t *IAMToken) Refresh(ctx context.Context) error {
 	t.mu.Lock()
 	t.token = ""
 	t.mu.Unlock()
-	_, err := t.get(ctx)
+	_, _, err := t.get(ctx)
 	return err
 }
 
@@ -92,38 +92,35 @@ func (t *IAMToken) Generation() uint64 {
 
 // ProjectID is the project the token is scoped to, from token.project.id.
 func (t *IAMToken) ProjectID(ctx context.Context) (string, error) {
-	if _, err := t.get(ctx); err != nil {
-		return "", err
+	_, project, err := t.get(ctx)
+	if err == nil && project == "" {
+		err = errors.New("IAM's token names no project")
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.project == "" {
-		return "", errors.New("IAM's token names no project")
-	}
-	return t.project, nil
+	return project, err
 }
 
-// get returns a valid token. A token that nears its expiry is still returned while a new
-// one is fetched in the background; with none valid, the caller waits for the fetch.
-func (t *IAMToken) get(ctx context.Context) (string, error) {
+// get returns a valid token and its project. A token that nears its expiry is still
+// returned while a new one is fetched in the background; with none valid, the caller
+// waits for the fetch.
+func (t *IAMToken) get(ctx context.Context) (token, project string, err error) {
 	t.mu.Lock()
-	token, left := t.token, t.expires.Sub(t.now())
+	token, project, left := t.token, t.project, t.expires.Sub(t.now())
 	t.mu.Unlock()
 	if token != "" && left > 0 {
 		if left < tokenRefreshAhead {
 			t.flight.start(t.fetchAndStore)
 		}
-		return token, nil
+		return token, project, nil
 	}
 	if err := t.flight.do(ctx, "an IAM token", t.fetchAndStore); err != nil {
-		return "", err
+		return "", "", err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.token == "" {
-		return "", errors.New("the IAM token was discarded as soon as it came: try again")
+		return "", "", errors.New("the IAM token was discarded as soon as it came: try again")
 	}
-	return t.token, nil
+	return t.token, t.project, nil
 }
 
 // fetchAndStore gets a token from IAM, if the password gate allows, and caches it.

@@ -369,6 +369,33 @@ func TestResolveProjectRefusal(t *testing.T) {
 	}
 }
 
+// TestResolveProjectFromToken: with an IAM password the project is the one the token is
+// scoped to, with no project lookup; a token that names no project is an error.
+func TestResolveProjectFromToken(t *testing.T) {
+	sim, url := iamSim(t, simulator.Options{}, nil)
+	tok, _ := iamCredentials(t, url, simPassword, Options{})
+	if id, err := ResolveProject(context.Background(), tok, Options{}); err != nil || id != simProject {
+		t.Fatalf("resolve: %q %v, want %s", id, err, simProject)
+	}
+	if n := sim.Requests(simulator.OpIAMProjects); n != 0 {
+		t.Errorf("%d project lookups, want 0: the token names the project", n)
+	}
+
+	unscoped := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Subject-Token", "token-without-project")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"token":{"expires_at":"2099-01-01T00:00:00.000000Z"}}`)
+		})
+	}
+	_, url = iamSim(t, simulator.Options{}, unscoped)
+	tok, _ = iamCredentials(t, url, simPassword, Options{})
+	if id, err := ResolveProject(context.Background(), tok, Options{}); err == nil || id != "" ||
+		err.Error() != "IAM's token names no project" {
+		t.Errorf("resolve with a token of no project: %q %v", id, err)
+	}
+}
+
 func totalFailures(f *FetchFailures) float64 {
 	total := 0.0
 	for _, s := range []string{SourceIAM, SourceMetadata} {

@@ -65,18 +65,7 @@ func BenchmarkDiscoveryPass(b *testing.B) {
 				lookback: listSpan + time.Hour, debugLog: true})
 			pass := waitListed(b, e, passTasks, 15*time.Minute)
 			passRSS := e.peakRSS(b)
-			_, calls := sim.requests(b)
-			first := measure(b, e, sim, 1)
-			settled := settle(b, e, sim, first, passTasks)
-			gauges := discoveryGaugesOf(b, e)
-			var samples []sample
-			for b.Loop() {
-				s := measure(b, e, sim, 1)
-				expectTasks(b, s.scrapeResult, passTasks)
-				samples = append(samples, s)
-			}
-			reportScrapes(b, samples, passTasks)
-			reportFirst(b, first, settled)
+			calls, gauges, _ := scrapeAfterPass(b, e, sim, passTasks)
 			b.ReportMetric(float64(calls), "calls")
 			b.ReportMetric(callBound(passTasks, rowsPerAnswer(paging)), "bound")
 			b.ReportMetric(float64(pass.calls), "exporter-calls")
@@ -104,18 +93,7 @@ func BenchmarkListedFinished(b *testing.B) {
 		e := startExporter(b, sim.url, exporterConfig{finishedTTL: time.Hour, discovery: true,
 			lookback: listSpan + time.Hour, maxTasks: 2 * n, debugLog: true})
 		pass := waitListed(b, e, n, 20*time.Minute)
-		_, calls := sim.requests(b)
-		first := measure(b, e, sim, 1)
-		settled := settle(b, e, sim, first, n)
-		gauges := discoveryGaugesOf(b, e)
-		var samples []sample
-		for b.Loop() {
-			s := measure(b, e, sim, 1)
-			expectTasks(b, s.scrapeResult, n)
-			samples = append(samples, s)
-		}
-		reportScrapes(b, samples, n) // metrics are reported after b.Loop, which deletes earlier ones
-		reportFirst(b, first, settled)
+		calls, gauges, samples := scrapeAfterPass(b, e, sim, n)
 		b.ReportMetric(float64(e.peakRSS(b))/mib, "RSS-MiB")
 		b.ReportMetric(float64(calls), "calls")
 		b.ReportMetric(callBound(n, rowsPerAnswer(simulator.PagingRows)), "bound")
@@ -127,6 +105,25 @@ func BenchmarkListedFinished(b *testing.B) {
 		b.ReportMetric(medianOf(samples, func(s sample) float64 { return ms(s.wall) })/plainWall, "x-plain")
 		b.ReportMetric(loadAverage(), "load1")
 	})
+}
+
+// scrapeAfterPass is what the listing benchmarks do once the pass over n tasks is over:
+// it takes the SearchTask calls so far, scrapes once (reported by reportFirst with how
+// many more scrapes it took to be warm), reads the discovery gauges, then scrapes all n
+// tasks once per iteration (reported by reportScrapes).
+func scrapeAfterPass(b *testing.B, e *exporterProcess, sim *child, n int) (calls int64, gauges discoveryGauges, samples []sample) {
+	_, calls = sim.requests(b)
+	first := measure(b, e, sim, 1)
+	settled := settle(b, e, sim, first, n)
+	gauges = discoveryGaugesOf(b, e)
+	for b.Loop() {
+		s := measure(b, e, sim, 1)
+		expectTasks(b, s.scrapeResult, n)
+		samples = append(samples, s)
+	}
+	reportScrapes(b, samples, n) // metrics are reported after b.Loop, which deletes earlier ones
+	reportFirst(b, first, settled)
+	return calls, gauges, samples
 }
 
 // maxSettle is how many scrapes after the first settle may take.

@@ -88,6 +88,32 @@ func TestBadConfigs(t *testing.T) {
 	}
 }
 
+// TestScalarErrors checks the error of a value of each scalar kind that is not one, or
+// not a scalar at all.
+func TestScalarErrors(t *testing.T) {
+	const head = "region: cn-north-4\nproject_id: p1\ncredentials: {access_key: AK, secret_key: SK}\ntasks: [a]\n"
+	for name, c := range map[string]struct{ yaml, want string }{
+		"integer":        {"scrape: {concurrency: 1.5}", `line 5: scrape.concurrency: "1.5" is not an integer`},
+		"number":         {"scrape: {max_requests_per_second: fast}", `line 5: scrape.max_requests_per_second: "fast" is not a number`},
+		"infinite":       {"scrape: {max_requests_per_second: inf}", `line 5: scrape.max_requests_per_second: "inf" is not a number`},
+		"not a number":   {"scrape: {max_requests_per_second: NaN}", `line 5: scrape.max_requests_per_second: "NaN" is not a number`},
+		"bool":           {"probe: {allow_unlisted: maybe}", `line 5: probe.allow_unlisted: "maybe" is not true or false`},
+		"duration":       {"scrape: {timeout: 5}", `line 5: scrape.timeout: "5" is not a duration (want e.g. 10s, 1m30s)`},
+		"string list":    {"endpoint: [a]", `line 5: endpoint: want a string, got a list`},
+		"integer list":   {"scrape: {concurrency: [1]}", `line 5: scrape.concurrency: want an integer, got a list`},
+		"number mapping": {"scrape: {max_requests_per_second: {a: 1}}", `line 5: scrape.max_requests_per_second: want a number, got a mapping`},
+		"bool list":      {"probe: {allow_unlisted: [true]}", `line 5: probe.allow_unlisted: want true or false, got a list`},
+		"duration list":  {"scrape: {timeout: [5s]}", `line 5: scrape.timeout: want a duration such as 10s, got a list`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := Parse([]byte(head+c.yaml+"\n"), noEnv)
+			if err == nil || err.Error() != c.want {
+				t.Errorf("error:\n%v\nwant:\n%s", err, c.want)
+			}
+		})
+	}
+}
+
 func TestGoodConfig(t *testing.T) {
 	cfg, warnings, err := Load("testdata/good.yml", noEnv)
 	if err != nil {

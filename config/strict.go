@@ -29,12 +29,42 @@ type decoder struct {
 
 var durationType = reflect.TypeFor[time.Duration]()
 
+// A scalarType reads one Go type from a scalar. want is what a key of the type takes, in
+// the error of a value that is no scalar; notA ends the error of a text that parse refuses.
+type scalarType struct {
+	want, notA string
+	parse      func(s string) (any, error)
+}
+
+// durationScalar reads a time.Duration; scalarKinds read the other scalar kinds.
+var durationScalar = scalarType{"a duration such as 10s", "a duration (want e.g. 10s, 1m30s)",
+	func(s string) (any, error) { return time.ParseDuration(s) }}
+
+var scalarKinds = map[reflect.Kind]scalarType{
+	reflect.String:  {"a string", "", func(s string) (any, error) { return s, nil }},
+	reflect.Int:     {"an integer", "an integer", func(s string) (any, error) { return strconv.Atoi(s) }},
+	reflect.Float64: {"a number", "a number", parseFinite},
+	reflect.Bool:    {"true or false", "true or false", func(s string) (any, error) { return strconv.ParseBool(s) }},
+}
+
+// parseFinite parses a float that is neither NaN nor infinite.
+func parseFinite(s string) (any, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		err = fmt.Errorf("not finite")
+	}
+	return f, err
+}
+
 func (d decoder) value(n *yaml.Node, v reflect.Value, path string) error {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	if v.Type() == durationType {
-		return d.duration(n, v, path)
+		return setScalar(n, v, path, durationScalar)
+	}
+	if st, ok := scalarKinds[v.Kind()]; ok {
+		return setScalar(n, v, path, st)
 	}
 	switch v.Kind() {
 	case reflect.Struct:
@@ -53,60 +83,21 @@ func (d decoder) value(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		v.Set(elem)
 		return nil
-	case reflect.String:
-		s, err := scalar(n, path, "a string")
-		if err != nil {
-			return err
-		}
-		v.SetString(s)
-		return nil
-	case reflect.Int:
-		s, err := scalar(n, path, "an integer")
-		if err != nil {
-			return err
-		}
-		i, err := strconv.Atoi(s)
-		if err != nil {
-			return errorf(n, path, "%s is not an integer", quote(s, path))
-		}
-		v.SetInt(int64(i))
-		return nil
-	case reflect.Float64:
-		s, err := scalar(n, path, "a number")
-		if err != nil {
-			return err
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return errorf(n, path, "%s is not a number", quote(s, path))
-		}
-		v.SetFloat(f)
-		return nil
-	case reflect.Bool:
-		s, err := scalar(n, path, "true or false")
-		if err != nil {
-			return err
-		}
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return errorf(n, path, "%s is not true or false", quote(s, path))
-		}
-		v.SetBool(b)
-		return nil
 	}
 	return errorf(n, path, "unsupported type %s", v.Type())
 }
 
-func (d decoder) duration(n *yaml.Node, v reflect.Value, path string) error {
-	s, err := scalar(n, path, "a duration such as 10s")
+// setScalar sets v to the scalar n read as st.
+func setScalar(n *yaml.Node, v reflect.Value, path string, st scalarType) error {
+	s, err := scalar(n, path, st.want)
 	if err != nil {
 		return err
 	}
-	dur, err := time.ParseDuration(s)
+	x, err := st.parse(s)
 	if err != nil {
-		return errorf(n, path, "%s is not a duration (want e.g. 10s, 1m30s)", quote(s, path))
+		return errorf(n, path, "%s is not %s", quote(s, path), st.notA)
 	}
-	v.SetInt(int64(dur))
+	v.Set(reflect.ValueOf(x).Convert(v.Type()))
 	return nil
 }
 

@@ -473,18 +473,11 @@ func TestAlertRulesInEveryMode(t *testing.T) {
 			if e, tk := m.exporter("x:39107")[exporterLabel], m.task("x:39107", "t1", "qa_pair"); e == "" || (tk != nil && tk[exporterLabel] != e) {
 				t.Errorf("mode %s: the exporter's own target has %s=%q, a task's %v", m.name, exporterLabel, e, tk)
 			}
-			out, err := yaml.Marshal(doc)
-			if err != nil {
-				t.Fatal(err)
-			}
 			dir := t.TempDir()
 			if err := os.WriteFile(filepath.Join(dir, "alerts.yml"), rules, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			file := filepath.Join(dir, "alerts_test.yml")
-			if err := os.WriteFile(file, out, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			file := writeYAML(t, dir, "alerts_test.yml", doc)
 			if res, err := run(t, promtool, "test", "rules", file); err != nil || !strings.Contains(res, "SUCCESS") {
 				t.Errorf("promtool test rules, mode %s: %v\n%s", m.name, err, res)
 			}

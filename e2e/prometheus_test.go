@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"gopkg.in/yaml.v3"
 
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
@@ -88,14 +87,8 @@ func TestScaleExpr(t *testing.T) {
 // writeScaledRules writes alerts.yml with every for, range and offset scaled, into dir.
 func writeScaledRules(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile(alertsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var doc map[string]any
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
+	readYAML(t, alertsFile, &doc, false)
 	groups, _ := doc["groups"].([]any)
 	for _, g := range groups {
 		group := g.(map[string]any)
@@ -110,15 +103,7 @@ func writeScaledRules(t *testing.T, dir string) string {
 			}
 		}
 	}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "alerts.yml")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeYAML(t, dir, "alerts.yml", doc)
 }
 
 // writePrometheusConfig writes an example Prometheus configuration (examples/prometheus.yml
@@ -127,14 +112,8 @@ func writeScaledRules(t *testing.T, dir string) string {
 // the scaled rules loaded.
 func writePrometheusConfig(t *testing.T, dir, file, rules, exporter string) string {
 	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
+	readYAML(t, file, &cfg, false)
 	global := cfg["global"].(map[string]any)
 	for _, k := range []string{"scrape_interval", "evaluation_interval"} {
 		global[k] = scaleDuration(t, global[k].(string))
@@ -171,15 +150,7 @@ func writePrometheusConfig(t *testing.T, dir, file, rules, exporter string) stri
 			}
 		}
 	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeYAML(t, dir, "prometheus.yml", cfg)
 }
 
 // promAPI queries Prometheus' HTTP API.

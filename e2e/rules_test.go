@@ -142,16 +142,8 @@ type ruleTests struct {
 // where it stays quiet while MetaStudioAuthFailing fires. TestAlertRulesInEveryMode runs
 // them all in every deployment mode.
 func TestEveryAlertHasUnitTests(t *testing.T) {
-	b, err := os.ReadFile(alertsTestFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f ruleTests
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("%s: %v", alertsTestFile, err)
-	}
+	readYAML(t, alertsTestFile, &f, true)
 	if !slices.Equal(f.RuleFiles, []string{"alerts.yml"}) {
 		t.Errorf("rule_files = %q, want [alerts.yml]", f.RuleFiles)
 	}

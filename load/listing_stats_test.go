@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 )
 
 // The setup of the listing cases (BenchmarkLoadListing; doc.go gives the reasons): running
@@ -56,17 +54,12 @@ func (c listCase) rps() float64 {
 // simArgs are the simulator's flags besides its address: c.tasks tasks, all running,
 // begun over the last listSpread, behind the throttling gateway, paging by rows.
 func (c listCase) simArgs() []string {
-	return []string{
-		"--project-id=" + projectID,
-		"--ak=" + accessKey,
-		fmt.Sprintf("--tasks=%d", c.tasks),
+	return simArgs(c.tasks, listLatency, listGatewayRate,
 		fmt.Sprintf("--running=%d", c.tasks),
-		"--spread=" + listSpread.String(),
-		"--latency=" + listLatency.String(),
-		fmt.Sprintf("--rate-limit=%d", listGatewayRate),
+		"--spread="+listSpread.String(),
 		fmt.Sprintf("--rate-burst=%d", listGatewayRate),
-		"--search-paging=" + listPaging,
-	}
+		"--search-paging="+listPaging,
+	)
 }
 
 // config is the exporter's configuration: no configured task, discovery on, the scrape
@@ -115,16 +108,10 @@ type listFigures struct {
 func measureListing(c listCase, records []scrape, from, to time.Duration, start, end snapshot) listFigures {
 	f := listFigures{fewest: -1, worstAge: math.NaN(), tasks: c.tasks, wantAge: c.wantAge, wantSeen: c.wantSeen,
 		showTaskMin: showTaskPerMinute(listMinRefresh, listInterval, listScrapers)}
-	var lat []float64
-	for _, r := range records {
-		if r.at < from || r.at >= to {
-			continue
-		}
-		f.scrapes++
-		lat = append(lat, r.latency.Seconds())
-		if r.late() {
-			f.late++
-		}
+	window := sentIn(records, from, to)
+	f.scrapes = len(window)
+	f.late, f.p50, f.p99, _ = latencies(window)
+	for _, r := range window {
 		if !r.parsed() {
 			f.failed++
 			continue
@@ -143,7 +130,6 @@ func measureListing(c listCase, records []scrape, from, to time.Duration, start,
 		}
 		f.finished = max(f.finished, r.expo.finished)
 	}
-	f.p50, f.p99 = testkit.Quantile(lat, 0.5), testkit.Quantile(lat, 0.99)
 	f.calls = between(start, end)
 	return f
 }
@@ -185,10 +171,7 @@ func (f listFigures) targets() []target {
 func ageRows(records []scrape, from, to time.Duration, perLine int) []string {
 	var rows []string
 	var line []string
-	for _, r := range records {
-		if r.at < from || r.at >= to {
-			continue
-		}
+	for _, r := range sentIn(records, from, to) {
 		cell := fmt.Sprintf("%5.1fs: ", r.at.Seconds())
 		switch {
 		case !r.parsed():

@@ -5,7 +5,6 @@ package load
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,27 +26,19 @@ const (
 
 // BenchmarkLoad runs the measurement once (b.N is ignored: run it with -benchtime 1x).
 func BenchmarkLoad(b *testing.B) {
-	reportOnly := os.Getenv("LOAD_REPORT_ONLY") == "1"
+	rep := newCaseReport(b, "load")
+	out := rep.out
 	ids := runningTasks()
 	dir := b.TempDir()
-	stack := testkit.StartStack(b, "..", dir, []string{
-		"--project-id=" + projectID,
-		"--ak=" + accessKey,
-		"--tasks=" + strconv.Itoa(simTasks),
-		"--latency=" + simLatency.String(),
-		"--rate-limit=" + strconv.Itoa(gatewayRate),
-		"--rate-burst=" + strconv.Itoa(gatewayBurst),
-	}, func(simAddr, skFile string) string { return exporterConfig(simAddr, projectID, accessKey, skFile, ids) })
+	stack := testkit.StartStack(b, "..", dir, simArgs(simTasks, simLatency, gatewayRate,
+		"--rate-burst="+strconv.Itoa(gatewayBurst),
+	), func(simAddr, skFile string) string { return exporterConfig(simAddr, projectID, accessKey, skFile, ids) })
 	sim, exp, simAddr, expAddr := stack.Sim, stack.Exporter, stack.SimAddr, stack.ExporterAddr
 
-	out := func(format string, a ...any) { fmt.Printf("load: "+format+"\n", a...) }
-	out("%d running tasks (of %d seeded), simulator latency %s, gateway %d/s (burst %d); exporter "+
+	rep.setup("%d running tasks (of %d seeded), simulator latency %s, gateway %d/s (burst %d); exporter "+
 		"max_requests_per_second %d, concurrency %d, other keys at their defaults; %d scrapers, /metrics every %s "+
 		"for %s with a %s timeout header; measured after %s", numTasks, simTasks, simLatency, gatewayRate, gatewayBurst,
 		maxRPS, concurrency, scrapers, interval, runFor, promTimeout, warmUp)
-	if reportOnly {
-		out("LOAD_REPORT_ONLY=1: a missed target is reported, not failed")
-	}
 
 	b.ResetTimer()
 	records, snaps := run(b, "http://"+expAddr, "http://"+simAddr+simulator.StatsPath,
@@ -96,12 +87,7 @@ func BenchmarkLoad(b *testing.B) {
 			break
 		}
 	}
-	if expStop != "exit 0 on SIGTERM" {
-		b.Errorf("exporter: %s\n%s", expStop, exp.Tail())
-	}
-	if missed > 0 && !reportOnly {
-		b.Errorf("%d targets missed (LOAD_REPORT_ONLY=1 only reports them)", missed)
-	}
+	rep.finish(expStop, exp, missed, "targets")
 }
 
 // schedule is how the scrapers of a load case run.
@@ -126,39 +112,16 @@ func run(b *testing.B, base, statsURL string, sch schedule) ([]scrape, []snapsho
 	since := func(t time.Time) time.Duration { return t.Sub(t0) }
 	readStats := func() snapshot {
 		at := since(time.Now())
-		resp, err := client.Get(statsURL)
-		if err != nil {
-			b.Fatalf("reading the gateway's counts: %v", err)
-		}
-		defer resp.Body.Close()
-		var s simulator.GatewayStats
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("reading the gateway's counts: status %d, %v", resp.StatusCode, err)
-		}
-		return snapshot{at: at, stats: s}
+		return snapshot{at: at, stats: gatewayCounts[simulator.GatewayStats](b, client, statsURL)}
 	}
 	snaps := []snapshot{readStats()}
 
 	do := func() scrape {
-		req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
-		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", header)
-		sent := time.Now()
-		r := scrape{at: since(sent)}
-		resp, err := client.Do(req)
-		if err != nil {
-			r.latency, r.err = time.Since(sent), err.Error()
-			return r
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		r.latency, r.status = time.Since(sent), resp.StatusCode
-		switch {
-		case err != nil:
-			r.err = "reading the body: " + err.Error()
-		case r.status != http.StatusOK:
-			r.err = fmt.Sprintf("status %d: %.200s", r.status, body)
-		default:
-			if r.expo, err = parseExposition(bytes.NewReader(body)); err != nil {
+		g := get(client, t0, base+"/metrics", header)
+		r := scrape{at: g.at, latency: g.latency, status: g.status, err: g.err}
+		if r.err == "" {
+			var err error
+			if r.expo, err = parseExposition(bytes.NewReader(g.body)); err != nil {
 				r.err = "exposition: " + err.Error()
 			}
 		}
@@ -189,4 +152,89 @@ func run(b *testing.B, base, statsURL string, sch schedule) ([]scrape, []snapsho
 	wg.Wait()
 	slices.SortFunc(records, func(a, b scrape) int { return cmp.Compare(a.at, b.at) })
 	return records, snaps
+}
+
+// caseReport prints a load case's report, each line with the case's prefix, and fails the
+// case at the end; with LOAD_REPORT_ONLY=1 a missed target is reported, not failed.
+type caseReport struct {
+	b          testing.TB
+	prefix     string
+	reportOnly bool
+}
+
+func newCaseReport(b testing.TB, prefix string) *caseReport {
+	return &caseReport{b: b, prefix: prefix, reportOnly: os.Getenv("LOAD_REPORT_ONLY") == "1"}
+}
+
+// out prints one line of the report.
+func (r *caseReport) out(format string, a ...any) {
+	fmt.Printf(r.prefix+": "+format+"\n", a...)
+}
+
+// setup prints the line that describes the case, and whether a miss fails it.
+func (r *caseReport) setup(format string, a ...any) {
+	r.out(format, a...)
+	if r.reportOnly {
+		r.out("LOAD_REPORT_ONLY=1: a missed target is reported, not failed")
+	}
+}
+
+// finish fails the case when the exporter did not stop cleanly, and when targets (which
+// names them in the error) were missed, unless only reporting.
+func (r *caseReport) finish(expStop string, exp *testkit.Proc, missed int, targets string) {
+	if expStop != "exit 0 on SIGTERM" {
+		r.b.Errorf("exporter: %s\n%s", expStop, exp.Tail())
+	}
+	if missed > 0 && !r.reportOnly {
+		r.b.Errorf("%d %s missed (LOAD_REPORT_ONLY=1 only reports them)", missed, targets)
+	}
+}
+
+// answer is one GET of the exporter: when it was sent (since t0), how long until its whole
+// body was read (or it failed), its status and its body; err (a transport, read or status
+// error) is empty only for a 200 read whole.
+type answer struct {
+	at, latency time.Duration
+	status      int
+	body        []byte
+	err         string
+}
+
+// get sends a GET of url with the timeout header Prometheus would send.
+func get(client *http.Client, t0 time.Time, url, timeout string) answer {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
+	sent := time.Now()
+	a := answer{at: sent.Sub(t0)}
+	resp, err := client.Do(req)
+	if err != nil {
+		a.latency, a.err = time.Since(sent), err.Error()
+		return a
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	a.latency, a.status = time.Since(sent), resp.StatusCode
+	switch {
+	case err != nil:
+		a.err = "reading the body: " + err.Error()
+	case a.status != http.StatusOK:
+		a.err = fmt.Sprintf("status %d: %.200s", a.status, body)
+	default:
+		a.body = body
+	}
+	return a
+}
+
+// gatewayCounts reads the gateway's counts as T; a failure ends the case.
+func gatewayCounts[T any](b testing.TB, client *http.Client, statsURL string) T {
+	resp, err := client.Get(statsURL)
+	if err != nil {
+		b.Fatalf("reading the gateway's counts: %v", err)
+	}
+	defer resp.Body.Close()
+	s, err := decodeStats[T](resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("reading the gateway's counts: status %d, %v", resp.StatusCode, err)
+	}
+	return s
 }

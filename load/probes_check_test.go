@@ -52,7 +52,7 @@ func TestDecodeChurnStats(t *testing.T) {
 		{"without the field", `{"answered": 7}`, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := decodeChurnStats(strings.NewReader(tc.body))
+			s, err := decodeStats[churnStats](strings.NewReader(tc.body))
 			if err != nil || s.Answered != 7 {
 				t.Fatalf("%+v, %v", s, err)
 			}

@@ -79,8 +79,9 @@ type churnStats struct {
 	Overlaps *int64 `json:"overlaps"`
 }
 
-func decodeChurnStats(r io.Reader) (churnStats, error) {
-	var s churnStats
+// decodeStats decodes the gateway's counts (simulator.GatewayStats or churnStats).
+func decodeStats[T any](r io.Reader) (T, error) {
+	var s T
 	err := json.NewDecoder(r).Decode(&s)
 	return s, err
 }

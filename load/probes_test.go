@@ -6,10 +6,8 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -25,28 +23,19 @@ import (
 // 50 ms API, and 1,200 distinct unlisted probes in 3 s while /metrics is scraped every
 // second.
 func BenchmarkLoadProbes(b *testing.B) {
-	reportOnly := os.Getenv("LOAD_REPORT_ONLY") == "1"
+	rep := newCaseReport(b, "load probes")
+	out := rep.out
 	configured, unlisted := churnTasks()
 	dir := b.TempDir()
-	stack := testkit.StartStack(b, "..", dir, []string{
-		"--project-id=" + projectID,
-		"--ak=" + accessKey,
-		"--tasks=" + strconv.Itoa(churnSimTasks),
-		"--latency=" + churnLatency.String(),
-		"--rate-limit=" + strconv.Itoa(churnGatewayRate),
-	}, func(simAddr, skFile string) string {
+	stack := testkit.StartStack(b, "..", dir, simArgs(churnSimTasks, churnLatency, churnGatewayRate), func(simAddr, skFile string) string {
 		return churnConfig(simAddr, projectID, accessKey, skFile, configured)
 	})
 	sim, exp := stack.Sim, stack.Exporter
 
-	out := func(format string, a ...any) { fmt.Printf("load probes: "+format+"\n", a...) }
-	out("%d configured running tasks, probe.allow_unlisted, max_requests_per_second %d, other keys at their defaults; "+
+	rep.setup("%d configured running tasks, probe.allow_unlisted, max_requests_per_second %d, other keys at their defaults; "+
 		"simulator latency %s; %d distinct unlisted probes in %s (timeout header %s) from %s on; /metrics every %s "+
 		"(timeout header %s) for %s", churnConfigured, churnRPS, churnLatency, churnUnlisted, churnSpread,
 		churnProbeTimeout, churnWarmUp, churnScrapeEvery, churnScrapeEvery, churnRunFor)
-	if reportOnly {
-		out("LOAD_REPORT_ONLY=1: a missed target is reported, not failed")
-	}
 
 	b.ResetTimer()
 	r := runChurn(b, "http://"+stack.ExporterAddr, "http://"+stack.SimAddr+simulator.StatsPath, configured, unlisted)
@@ -77,12 +66,7 @@ func BenchmarkLoadProbes(b *testing.B) {
 		b.ReportMetric(float64(*f.overlaps), "overlaps")
 	}
 
-	if expStop != "exit 0 on SIGTERM" {
-		b.Errorf("exporter: %s\n%s", expStop, exp.Tail())
-	}
-	if missed > 0 && !reportOnly {
-		b.Errorf("%d of the probe-churn targets missed (LOAD_REPORT_ONLY=1 only reports them)", missed)
-	}
+	rep.finish(expStop, exp, missed, "of the probe-churn targets")
 }
 
 // churnRun is what runChurn recorded, with the gateway's counts at the start, when the
@@ -109,35 +93,7 @@ func runChurn(b *testing.B, base, statsURL string, configured, unlisted []string
 	since := func(t time.Time) time.Duration { return t.Sub(t0) }
 	readStats := func() churnSnapshot {
 		at := since(time.Now())
-		resp, err := client.Get(statsURL)
-		if err != nil {
-			b.Fatalf("reading the gateway's counts: %v", err)
-		}
-		defer resp.Body.Close()
-		s, err := decodeChurnStats(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("reading the gateway's counts: status %d, %v", resp.StatusCode, err)
-		}
-		return churnSnapshot{at: at, churnStats: s}
-	}
-	get := func(path, timeout string) (time.Duration, time.Duration, int, []byte, string) {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeout)
-		sent := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return since(sent), time.Since(sent), 0, nil, err.Error()
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		latency := time.Since(sent)
-		switch {
-		case err != nil:
-			return since(sent), latency, resp.StatusCode, nil, "reading the body: " + err.Error()
-		case resp.StatusCode != http.StatusOK:
-			return since(sent), latency, resp.StatusCode, nil, fmt.Sprintf("status %d: %.200s", resp.StatusCode, body)
-		}
-		return since(sent), latency, resp.StatusCode, body, ""
+		return churnSnapshot{at: at, churnStats: gatewayCounts[churnStats](b, client, statsURL)}
 	}
 	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
 
@@ -148,11 +104,11 @@ func runChurn(b *testing.B, base, statsURL string, configured, unlisted []string
 		tick := time.NewTicker(churnScrapeEvery)
 		defer tick.Stop()
 		for since(time.Now()) < churnRunFor {
-			at, latency, _, body, errText := get("/metrics", secs(churnScrapeEvery))
-			s := taskScrape{at: at, latency: latency, err: errText}
-			if errText == "" {
+			g := get(client, t0, base+"/metrics", secs(churnScrapeEvery))
+			s := taskScrape{at: g.at, latency: g.latency, err: g.err}
+			if g.err == "" {
 				var err error
-				if s.age, s.success, err = parseTaskSeries(bytes.NewReader(body)); err != nil {
+				if s.age, s.success, err = parseTaskSeries(bytes.NewReader(g.body)); err != nil {
 					s.err = "exposition: " + err.Error()
 				}
 			}
@@ -168,10 +124,10 @@ func runChurn(b *testing.B, base, statsURL string, configured, unlisted []string
 	for i, id := range unlisted {
 		time.Sleep(time.Until(t0.Add(churnWarmUp + time.Duration(i)*churnSpread/time.Duration(len(unlisted)))))
 		probes.Go(func() {
-			at, latency, status, body, errText := get("/probe?task="+id, secs(churnProbeTimeout))
-			p := probeRecord{at: at, latency: latency, status: status, err: errText, success: math.NaN()}
-			if errText == "" {
-				if v, ok := probeSuccess(body); ok {
+			g := get(client, t0, base+"/probe?task="+id, secs(churnProbeTimeout))
+			p := probeRecord{at: g.at, latency: g.latency, status: g.status, err: g.err, success: math.NaN()}
+			if g.err == "" {
+				if v, ok := probeSuccess(g.body); ok {
 					p.success = v
 				} else {
 					p.err = "no metastudio_probe_success in the answer"

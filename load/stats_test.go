@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -202,16 +203,10 @@ type figures struct {
 // sent in it, and the gateway's counts between the snapshots start and end.
 func measure(records []scrape, from, to time.Duration, first, start, end snapshot, ids []string) figures {
 	f := figures{minSuccess: math.NaN(), minParsed: math.NaN(), maxAge: math.NaN()}
-	var lat []float64
-	for _, r := range records {
-		if r.at < from || r.at >= to {
-			continue
-		}
-		f.scrapes++
-		lat = append(lat, r.latency.Seconds())
-		if r.late() {
-			f.late++
-		}
+	window := sentIn(records, from, to)
+	f.scrapes = len(window)
+	f.late, f.p50, f.p99, f.maxLatency = latencies(window)
+	for _, r := range window {
 		share := r.successShare()
 		if math.IsNaN(f.minSuccess) || share < f.minSuccess {
 			f.minSuccess = share
@@ -236,12 +231,47 @@ func measure(records []scrape, from, to time.Duration, first, start, end snapsho
 		}
 		f.finished = max(f.finished, r.expo.finished)
 	}
-	f.p50, f.p99 = testkit.Quantile(lat, 0.5), testkit.Quantile(lat, 0.99)
-	f.maxLatency = testkit.Quantile(lat, 1)
 	f.calls = between(start, end)
 	f.uncalledWindow = len(unanswered(ids, start, end))
 	f.uncalledRun = len(unanswered(ids, first, end))
 	return f
+}
+
+// simArgs are the simulator's flags of a load case besides its address: the project and
+// access key of every case, the tasks seeded, the latency of every answer and the
+// gateway's rate, then more.
+func simArgs(tasks int, latency time.Duration, rate int, more ...string) []string {
+	return append([]string{
+		"--project-id=" + projectID,
+		"--ak=" + accessKey,
+		"--tasks=" + strconv.Itoa(tasks),
+		"--latency=" + latency.String(),
+		"--rate-limit=" + strconv.Itoa(rate),
+	}, more...)
+}
+
+// sentIn is the scrapes sent in [from, to).
+func sentIn(records []scrape, from, to time.Duration) []scrape {
+	var in []scrape
+	for _, r := range records {
+		if r.at >= from && r.at < to {
+			in = append(in, r)
+		}
+	}
+	return in
+}
+
+// latencies are how many of the scrapes were late, and their latencies' median, 99th
+// percentile and maximum, in seconds.
+func latencies(scrapes []scrape) (late int, p50, p99, worst float64) {
+	var lat []float64
+	for _, r := range scrapes {
+		lat = append(lat, r.latency.Seconds())
+		if r.late() {
+			late++
+		}
+	}
+	return late, testkit.Quantile(lat, 0.5), testkit.Quantile(lat, 0.99), testkit.Quantile(lat, 1)
 }
 
 // target is one target of the measurement, with what was measured.

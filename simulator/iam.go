@@ -62,21 +62,26 @@ func (s *Server) serverNow() time.Time {
 
 // IssuedTokens returns how many X-Auth-Tokens IAM has issued.
 func (s *Server) IssuedTokens() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issued
+	return int(s.issued.Load())
 }
 
 // ExpireTokens makes every X-Auth-Token IAM has issued so far expire now (by Now): the
 // MetaStudio routes then answer 401 APIGW.0301 "... decrypt token fail", as Huawei's
 // gateway answers an expired token. Options.Tokens are not affected.
 func (s *Server) ExpireTokens() {
+	expireNow(s, s.iamTokens, func(exp *time.Time) *time.Time { return exp })
+}
+
+// expireNow makes every entry of m that has not expired expire now (by Now); expiry
+// points to an entry's expiry. m is one of the Server's maps that s.mu guards.
+func expireNow[V any](s *Server, m map[string]V, expiry func(*V) *time.Time) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for tok, exp := range s.iamTokens {
-		if exp.After(now) {
-			s.iamTokens[tok] = now
+	for k, v := range m {
+		if exp := expiry(&v); exp.After(now) {
+			*exp = now
+			m[k] = v
 		}
 	}
 }
@@ -184,7 +189,7 @@ func (s *Server) iamToken(w http.ResponseWriter, r *http.Request, reqID string, 
 		}
 	}
 	s.iamTokens[tok] = expires
-	s.issued++
+	s.issued.Add(1)
 	s.mu.Unlock()
 
 	type named struct {

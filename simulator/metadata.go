@@ -28,24 +28,14 @@ const (
 
 // IssuedCredentials returns how many temporary credentials the metadata service has issued.
 func (s *Server) IssuedCredentials() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issuedCreds
+	return int(s.issuedCreds.Load())
 }
 
 // ExpireCredentials makes every temporary credential issued so far expire now (by Now):
 // requests signed with them then answer 401 APIGW.0301 "... Get secretKey failed,ak:AK,
 // err:ak not exist", since IAM no longer knows an expired temporary AK.
 func (s *Server) ExpireCredentials() {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ak, tc := range s.temp {
-		if tc.expires.After(now) {
-			tc.expires = now
-			s.temp[ak] = tc
-		}
-	}
+	expireNow(s, s.temp, func(tc *tempCred) *time.Time { return &tc.expires })
 }
 
 func (s *Server) writeText(w http.ResponseWriter, status int, text string) {
@@ -61,20 +51,34 @@ func (s *Server) writeStatusText(w http.ResponseWriter, status int) {
 	s.writeText(w, status, text)
 }
 
-// metadataToken answers any method on /meta-data/latest/api/token.
-func (s *Server) metadataToken(w http.ResponseWriter, r *http.Request, reqID string) {
+// metadata answers any method on the metadata service's paths: the gateway's 404
+// APIGW.0101 when the service is off.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request, reqID string, via handler) {
 	m := s.opts.Metadata
-	if m == nil {
+	switch {
+	case m == nil:
 		s.writeJSONError(w, reqID, http.StatusNotFound, CodeGatewayNotFound, msgNotFound)
-		return
+	case via == viaMetadataToken:
+		s.metadataToken(w, r, m)
+	default:
+		s.metadataSecurityKey(w, r, reqID, m)
 	}
+}
+
+// notAllowed answers 405 to a method other than allow.
+func (s *Server) notAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	s.writeStatusText(w, http.StatusMethodNotAllowed)
+}
+
+// metadataToken answers any method on /meta-data/latest/api/token.
+func (s *Server) metadataToken(w http.ResponseWriter, r *http.Request, m *MetadataOptions) {
 	if r.Method != http.MethodPut {
 		if !m.SessionTokens && m.PutStatus == 0 {
 			s.writeStatusText(w, http.StatusNotFound)
 			return
 		}
-		w.Header().Set("Allow", http.MethodPut)
-		s.writeStatusText(w, http.StatusMethodNotAllowed)
+		s.notAllowed(w, http.MethodPut)
 		return
 	}
 	if m.PutStatus != 0 {
@@ -117,15 +121,9 @@ func (s *Server) validSession(tok string) bool {
 }
 
 // metadataSecurityKey answers any method on /openstack/latest/securitykey.
-func (s *Server) metadataSecurityKey(w http.ResponseWriter, r *http.Request, reqID string) {
-	m := s.opts.Metadata
-	if m == nil {
-		s.writeJSONError(w, reqID, http.StatusNotFound, CodeGatewayNotFound, msgNotFound)
-		return
-	}
+func (s *Server) metadataSecurityKey(w http.ResponseWriter, r *http.Request, reqID string, m *MetadataOptions) {
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		s.writeStatusText(w, http.StatusMethodNotAllowed)
+		s.notAllowed(w, http.MethodGet)
 		return
 	}
 	if m.SessionTokens && !s.validSession(r.Header.Get(HeaderMetadataToken)) {
@@ -159,7 +157,7 @@ func (s *Server) metadataSecurityKey(w http.ResponseWriter, r *http.Request, req
 		ak = randomFrom(upperDigits, 20)
 	}
 	s.temp[ak] = tc
-	s.issuedCreds++
+	s.issuedCreds.Add(1)
 	s.mu.Unlock()
 
 	b, err := json.Marshal(object{{"credential", object{

@@ -199,8 +199,8 @@ func TestMetadataSessionTokens(t *testing.T) {
 		t.Errorf("GET on the token path: %d Allow %q", get.status, get.header.Get("Allow"))
 	}
 	post := serve(s, httptest.NewRequest(http.MethodPost, metaBase+"/openstack/latest/securitykey", nil))
-	if post.status != 405 {
-		t.Errorf("POST securitykey: %d", post.status)
+	if post.status != 405 || post.header.Get("Allow") != http.MethodGet {
+		t.Errorf("POST securitykey: %d Allow %q", post.status, post.header.Get("Allow"))
 	}
 	// 5 answered PUTs + 6 bad TTLs; the GET and the POST are Other.
 	if got := s.Requests(OpMetadataToken); got != 9 {

@@ -287,8 +287,10 @@ type Server struct {
 	gate      *gateway      // nil without Options.RateLimit, QuotaPerMinute and Quota
 	faultTurn atomic.Uint64 // requests answered from Options.Faults so far
 
-	counts map[string]*atomic.Int64
-	skew   atomic.Int64 // time.Duration added to Now for the Date header and X-Sdk-Date
+	counts      map[string]*atomic.Int64
+	skew        atomic.Int64 // time.Duration added to Now for the Date header and X-Sdk-Date
+	issued      atomic.Int64 // IAM tokens issued
+	issuedCreds atomic.Int64 // temporary credentials issued
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -298,11 +300,9 @@ type Server struct {
 	faults map[string]Fault
 	aks    map[string]*akState
 
-	iamTokens   map[string]time.Time // issued X-Auth-Token -> expiry
-	issued      int                  // IAM tokens issued
-	sessions    map[string]time.Time // metadata session token -> expiry
-	temp        map[string]tempCred  // temporary AK -> its SK, security token and expiry
-	issuedCreds int                  // temporary credentials issued
+	iamTokens map[string]time.Time // issued X-Auth-Token -> expiry
+	sessions  map[string]time.Time // metadata session token -> expiry
+	temp      map[string]tempCred  // temporary AK -> its SK, security token and expiry
 }
 
 // tempCred is a temporary AK/SK issued by the metadata service.
@@ -527,11 +527,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case viaIAMProjects:
 		s.iamProjects(w, r, reqID, body)
 		return
-	case viaMetadataToken:
-		s.metadataToken(w, r, reqID)
-		return
-	case viaMetadataSecurityKey:
-		s.metadataSecurityKey(w, r, reqID)
+	case viaMetadataToken, viaMetadataSecurityKey:
+		s.metadata(w, r, reqID, rt.handler)
 		return
 	}
 

@@ -646,19 +646,7 @@ func TestReadyMadeFaults(t *testing.T) {
 	})
 	t.Run("slow, client gone", func(t *testing.T) {
 		s.SetFault(id, FaultSlow(time.Hour))
-		ctx, cancel := context.WithCancel(context.Background())
-		r := signed(clock, showPath(id)).WithContext(ctx)
-		done := make(chan answer)
-		go func() { done <- serve(s, r) }()
-		cancel()
-		select {
-		case a := <-done:
-			if len(a.body) != 0 {
-				t.Errorf("answered a gone client: %s", a.body)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the slow fault ignored the request context")
-		}
+		serveGone(t, s, signed(clock, showPath(id)), "the slow fault")
 	})
 	t.Run("unknown id", func(t *testing.T) {
 		s.SetFault("nosuchtask", FaultThrottled())
@@ -709,20 +697,27 @@ func TestRandomFaults(t *testing.T) {
 	})
 }
 
-func TestLatencyHonoursContext(t *testing.T) {
-	s, clock := newSim(t, Options{Tasks: 1, Latency: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+// serveGone serves r to a client that leaves as soon as it is sent: what (a delay of an
+// hour) must give way at once, and no body be written.
+func serveGone(t *testing.T, s *Server, r *http.Request, what string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(r.Context())
 	done := make(chan answer)
-	go func() { done <- serve(s, signed(clock, showPath(s.TaskIDs()[0])).WithContext(ctx)) }()
+	go func() { done <- serve(s, r.WithContext(ctx)) }()
+	cancel()
 	select {
 	case a := <-done:
 		if len(a.body) != 0 {
 			t.Errorf("answered a gone client: %s", a.body)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Latency ignored the request context")
+		t.Fatal(what + " ignored the request context")
 	}
+}
+
+func TestLatencyHonoursContext(t *testing.T) {
+	s, clock := newSim(t, Options{Tasks: 1, Latency: time.Hour})
+	serveGone(t, s, signed(clock, showPath(s.TaskIDs()[0])), "Latency")
 	s, clock = newSim(t, Options{Tasks: 1, Latency: 20 * time.Millisecond})
 	begin := time.Now()
 	if a := serve(s, signed(clock, showPath(s.TaskIDs()[0]))); a.status != 200 {

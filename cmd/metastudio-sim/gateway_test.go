@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
@@ -30,18 +29,12 @@ func TestRateLimitFlags(t *testing.T) {
 
 	get := func(path string, sign bool) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		sk, project := "", ""
 		if sign {
-			req.Header.Set(auth.HeaderProjectID, "p1")
-			auth.Sign(req, nil, auth.Keys{AccessKey: "AK1", SecretKey: "sk-for-the-gateway-test"}, time.Now())
+			sk, project = "sk-for-the-gateway-test", "p1"
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
+		resp, body := getAs(t, addr, path, sk, project)
+		return resp.StatusCode, body
 	}
 	show := "/v2/p1/ies/task/" + simulator.TaskID(1)
 	for i, want := range []int{200, 200, 429} {
@@ -79,20 +72,13 @@ func TestRateLimitFlagErrors(t *testing.T) {
 		{"--rate-limit=5", "--rate-burst=-1"},
 		{"--rate-burst=5"},
 	} {
-		var stdout, stderr testkit.Buffer
-		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
-			t.Errorf("%v: exit code %d, want 1", args, code)
-		}
-		if !strings.Contains(stderr.String(), "--rate-") {
-			t.Errorf("%v: stderr %q does not name the flag", args, stderr.String())
+		if stderr := runFails(t, args); !strings.Contains(stderr, "--rate-") {
+			t.Errorf("%v: stderr %q does not name the flag", args, stderr)
 		}
 	}
-	var stdout, stderr testkit.Buffer
-	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
-		t.Errorf("--help: exit code %d", code)
-	}
+	help := helpText(t)
 	for _, flag := range []string{"--rate-limit", "--rate-burst"} {
-		if !strings.Contains(stdout.String(), flag) {
+		if !strings.Contains(help, flag) {
 			t.Errorf("--help does not list %s", flag)
 		}
 	}
@@ -125,19 +111,11 @@ const simSK = "sk-for-the-flag-tests"
 // status and body.
 func signedGet(t *testing.T, addr, path string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
-	req.Header.Set(auth.HeaderProjectID, "p1")
-	auth.Sign(req, nil, auth.Keys{AccessKey: "AK1", SecretKey: simSK}, time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := getAs(t, addr, path, simSK, "p1")
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		t.Errorf("%s: Retry-After %q", path, ra)
 	}
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, body
 }
 
 // simStats fetches the gateway's stats.
@@ -229,22 +207,16 @@ func TestQuotaAndFaultFlagErrors(t *testing.T) {
 		{"--quota=-5"},
 		{"--search-paging=cursor"},
 	} {
-		var stdout, stderr testkit.Buffer
-		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
-			t.Errorf("%v: exit code %d, want 1", args, code)
-		}
+		stderr := runFails(t, args)
 		flag, _, _ := strings.Cut(strings.TrimPrefix(args[0], "--"), "=")
-		if !strings.Contains(stderr.String(), flag) {
-			t.Errorf("%v: stderr %q does not name the flag", args, stderr.String())
+		if !strings.Contains(stderr, flag) {
+			t.Errorf("%v: stderr %q does not name the flag", args, stderr)
 		}
 	}
-	var stdout, stderr testkit.Buffer
-	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
-		t.Errorf("--help: exit code %d", code)
-	}
+	help := helpText(t)
 	for _, want := range []string{"--fault", "--quota-per-minute", "--quota=", "--search-paging", "token-invalid",
 		"quota-used-up", "strictest"} {
-		if !strings.Contains(stdout.String(), want) {
+		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q", want)
 		}
 	}
@@ -265,21 +237,15 @@ func TestDocumentedAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+c.path, nil)
-			if !c.noProject {
-				req.Header.Set(auth.HeaderProjectID, "p1")
+			project := "p1"
+			if c.noProject {
+				project = ""
 			}
-			auth.Sign(req, nil, auth.Keys{AccessKey: "AK1", SecretKey: simSK}, time.Now())
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if got := fmt.Sprint(resp.StatusCode, " ", string(body)); !strings.HasPrefix(got, c.want) {
+			resp, body := getAs(t, addr, c.path, simSK, project)
+			if got := fmt.Sprint(resp.StatusCode, " ", body); !strings.HasPrefix(got, c.want) {
 				t.Fatalf("%s, want %s...", got, c.want)
 			}
-			if resp.StatusCode == 200 && (!strings.Contains(string(body), `"end_time":`) || !strings.Contains(string(body), `"task_status":0,`)) {
+			if resp.StatusCode == 200 && (!strings.Contains(body, `"end_time":`) || !strings.Contains(body, `"task_status":0,`)) {
 				t.Errorf("task 1 (finished) %s, want an end_time and task_status 0", body)
 			}
 		})

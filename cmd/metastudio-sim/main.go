@@ -65,6 +65,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app.HelpFlag.Short('h')
 	exited, exitCode := false, 0
 	app.Terminate(func(code int) { exited, exitCode = true, code })
+	shares := map[string]*float64{} // the flags that are a share of the answers, by name
+	share := func(name, which string) *float64 {
+		shares[name] = app.Flag(name, "Share (0..1) of ShowTask/SearchTask answers "+which+".").Default("0").Float64()
+		return shares[name]
+	}
 
 	var (
 		listen = app.Flag("web.listen-address", "Address to listen on (port 0 picks a free port; the startup line says which).").
@@ -77,20 +82,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			Envar("METASTUDIO_SIM_SK").Default("demo-secret-key-do-not-use-in-production").PlaceHolder("SK").String()
 		securityToken = app.Flag("security-token", "If set, --ak is a temporary key that must send and sign this X-Security-Token.").
 				Envar("METASTUDIO_SIM_SECURITY_TOKEN").PlaceHolder("TOKEN").String()
-		tokens    = app.Flag("token", "An accepted X-Auth-Token (repeatable).").Strings()
-		tasks     = app.Flag("tasks", "Number of seeded tasks.").Default("12").Int()
-		seed      = app.Flag("seed", "Seed of the task generator and of the fault injection.").Default("1").Int64()
-		latency   = app.Flag("latency", "Delay added to every answer.").Default("0s").Duration()
-		errorRate = app.Flag("error-rate", "Share (0..1) of ShowTask/SearchTask answers that are 500 MSS.000000002.").
-				Default("0").Float64()
-		throttleRate = app.Flag("throttle-rate", "Share (0..1) of ShowTask/SearchTask answers that are 429 APIGW.0308.").
-				Default("0").Float64()
-		slowRate = app.Flag("slow-rate", "Share (0..1) of ShowTask/SearchTask answers delayed by --slow-delay.").
-				Default("0").Float64()
+		tokens        = app.Flag("token", "An accepted X-Auth-Token (repeatable).").Strings()
+		tasks         = app.Flag("tasks", "Number of seeded tasks.").Default("12").Int()
+		seed          = app.Flag("seed", "Seed of the task generator and of the fault injection.").Default("1").Int64()
+		latency       = app.Flag("latency", "Delay added to every answer.").Default("0s").Duration()
+		errorRate     = share("error-rate", "that are 500 MSS.000000002")
+		throttleRate  = share("throttle-rate", "that are 429 APIGW.0308")
+		slowRate      = share("slow-rate", "delayed by --slow-delay")
 		slowDelay     = app.Flag("slow-delay", "Delay of a slow answer.").Default("30s").Duration()
-		malformedRate = app.Flag("malformed-rate", "Share (0..1) of ShowTask/SearchTask answers that are truncated JSON.").
-				Default("0").Float64()
-		fieldStyle = app.Flag("field-style", "How times, type, status and counts are sent: number, string, or mixed (per task).").
+		malformedRate = share("malformed-rate", "that are truncated JSON")
+		fieldStyle    = app.Flag("field-style", "How times, type, status and counts are sent: number, string, or mixed (per task).").
 				Default(simulator.StyleMixed).Enum(simulator.StyleNumber, simulator.StyleString, simulator.StyleMixed)
 		iamUsers = app.Flag("iam-user", "An IAM user accepted for password tokens, as domain/user:password (repeatable; "+
 			"newline-separated in the environment variable, which keeps passwords out of the process list).").
@@ -138,10 +139,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	for name, r := range map[string]float64{"error-rate": *errorRate, "throttle-rate": *throttleRate,
-		"slow-rate": *slowRate, "malformed-rate": *malformedRate} {
-		if !(r >= 0 && r <= 1) {
-			return fail("--%s must be between 0 and 1, not %v", name, r)
+	for name, r := range shares {
+		if !(*r >= 0 && *r <= 1) {
+			return fail("--%s must be between 0 and 1, not %v", name, *r)
 		}
 	}
 	switch {

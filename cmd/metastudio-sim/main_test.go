@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,26 @@ func waitAddress(t *testing.T, out interface{ String() string }) string {
 	return ""
 }
 
+// getAs sends a GET of path, signed with AK1 and sk unless sk is empty, with X-Project-Id
+// project unless it is empty, and returns the answer and its body.
+func getAs(t *testing.T, addr, path, sk, project string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if project != "" {
+		req.Header.Set(auth.HeaderProjectID, project)
+	}
+	if sk != "" {
+		auth.Sign(req, nil, auth.Keys{AccessKey: "AK1", SecretKey: sk}, time.Now())
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
 func TestServesSignedRequestsAndStops(t *testing.T) {
 	const sk = "env-secret-for-the-test-0123456789"
 	t.Setenv("METASTUDIO_SIM_SK", sk)
@@ -57,16 +78,9 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 	}()
 	addr := waitAddress(t, &stderr)
 
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/p1/ies/task/00000000000000000000000000000002", nil)
-	req.Header.Set(auth.HeaderProjectID, "p1")
-	auth.Sign(req, nil, auth.Keys{AccessKey: "AK1", SecretKey: sk}, time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, answer := getAs(t, addr, "/v2/p1/ies/task/00000000000000000000000000000002", sk, "p1")
 	var task map[string]any
-	err = json.NewDecoder(resp.Body).Decode(&task)
-	resp.Body.Close()
+	err := json.Unmarshal([]byte(answer), &task)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("status %d, %v", resp.StatusCode, err)
 	}
@@ -97,7 +111,7 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 	}
 
 	// --metadata: session tokens are required.
-	req, _ = http.NewRequest(http.MethodGet, "http://"+addr+"/openstack/latest/securitykey", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/openstack/latest/securitykey", nil)
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +155,28 @@ func TestServesSignedRequestsAndStops(t *testing.T) {
 	}
 }
 
+// runFails runs the command with args, which must make it exit 1, and returns its stderr.
+func runFails(t *testing.T, args []string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // args wrongly accepted serve until ctx ends: at once, with exit code 0
+	var stdout, stderr testkit.Buffer
+	if code := run(ctx, args, &stdout, &stderr); code != 1 {
+		t.Errorf("%v: exit code %d, want 1", args, code)
+	}
+	return stderr.String()
+}
+
+// helpText is what --help prints; it must exit 0.
+func helpText(t *testing.T) string {
+	t.Helper()
+	var stdout, stderr testkit.Buffer
+	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
+		t.Errorf("--help: exit code %d", code)
+	}
+	return stdout.String()
+}
+
 func TestFlagErrors(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,27 +198,39 @@ func TestFlagErrors(t *testing.T) {
 		{"--metadata-credential-ttl=-1h"},
 		{"--region="},
 	} {
-		var stdout, stderr testkit.Buffer
-		if code := run(context.Background(), args, &stdout, &stderr); code != 1 {
-			t.Errorf("%v: exit code %d, want 1", args, code)
-		}
-		if strings.TrimSpace(stderr.String()) == "" {
+		stderr := runFails(t, args)
+		if strings.TrimSpace(stderr) == "" {
 			t.Errorf("%v: nothing on stderr", args)
 		}
-		if strings.Contains(stderr.String(), "pw-secret") {
-			t.Errorf("%v: the error shows the password: %s", args, stderr.String())
+		if strings.Contains(stderr, "pw-secret") {
+			t.Errorf("%v: the error shows the password: %s", args, stderr)
 		}
 	}
-	var stdout, stderr testkit.Buffer
-	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
-		t.Errorf("--help: exit code %d", code)
-	}
+	help := helpText(t)
 	for _, flag := range []string{"--web.listen-address", "--project-id", "--ak", "--sk", "--token", "--tasks",
 		"--seed", "--latency", "--error-rate", "--throttle-rate", "--slow-rate", "--slow-delay",
 		"--malformed-rate", "--field-style", "--iam-user", "--region", "--token-ttl", "--metadata",
 		"--metadata-credential-ttl"} {
-		if !strings.Contains(stdout.String(), flag) {
+		if !strings.Contains(help, flag) {
 			t.Errorf("--help does not list %s", flag)
+		}
+	}
+}
+
+// TestShareFlags: each flag that is a share of the answers takes 0 to 1, and an error
+// names the flag.
+func TestShareFlags(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // with good flags, run serves until ctx ends: at once
+	for _, name := range []string{"error-rate", "throttle-rate", "slow-rate", "malformed-rate"} {
+		for value, wantCode := range map[string]int{"0": 0, "1": 0, "1.5": 1, "-0.1": 1, "NaN": 1} {
+			var stdout, stderr testkit.Buffer
+			args := []string{"--web.listen-address=127.0.0.1:0", "--" + name + "=" + value}
+			code := run(ctx, args, &stdout, &stderr)
+			want := "--" + name + " must be between 0 and 1"
+			if code != wantCode || (wantCode == 1 && !strings.Contains(stderr.String(), want)) {
+				t.Errorf("%v: exit code %d, stderr %q; want %d and %q", args, code, stderr.String(), wantCode, want)
+			}
 		}
 	}
 }

@@ -25,15 +25,8 @@ func TestSpreadFlagErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			// A flag that is wrongly accepted serves until the context ends: 0, not 1.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			var stdout, stderr testkit.Buffer
-			args := append([]string{"--web.listen-address=127.0.0.1:0"}, c.args...)
-			if code := run(ctx, args, &stdout, &stderr); code != 1 {
-				t.Errorf("exit code %d, want 1", code)
-			}
-			if got := strings.TrimSpace(stderr.String()); got != programName+": "+c.want {
+			stderr := runFails(t, append([]string{"--web.listen-address=127.0.0.1:0"}, c.args...))
+			if got := strings.TrimSpace(stderr); got != programName+": "+c.want {
 				t.Errorf("stderr %q, want %q", got, programName+": "+c.want)
 			}
 		})

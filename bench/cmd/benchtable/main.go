@@ -123,6 +123,11 @@ func (r *results) val(name, unit string) float64 {
 	return v
 }
 
+// num is val formatted by num.
+func (r *results) num(name, unit string) string {
+	return num(r.val(name, unit))
+}
+
 // num formats a value with about three significant digits; NaN is "not run".
 func num(v float64) string {
 	switch {
@@ -181,7 +186,10 @@ var sizes = []int{100, 1000, 10000}
 
 func write(w io.Writer, r *results) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	row := func(cells ...string) { p("| %s |\n", strings.Join(cells, " | ")) }
 	runs := func(name string) int { _, n := r.get(name, "wall-ms"); return n }
+	runsOf := func(name string) string { return strconv.Itoa(runs(name)) }
+	tasks := func(n int) string { return addCommas(strconv.Itoa(n)) }
 
 	maxLoad := 0.0
 	for _, m := range r.bench {
@@ -197,10 +205,9 @@ func write(w io.Writer, r *results) {
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range sizes {
 		name := fmt.Sprintf("BenchmarkScrape/cold/tasks=%d", n)
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", addCommas(strconv.Itoa(n)),
-			num(r.val(name, "wall-ms")), num(r.val(name, "ideal-ms")), ratio(r.val(name, "wall-ms"), r.val(name, "ideal-ms")),
-			num(r.val(name, "first-ms")), num(r.val(name, "cpu-us/task")), num(r.val(name, "bare-us/req")), times(r.val(name, "x-bare")),
-			num(r.val(name, "cpu-ms/scrape")), num(r.val(name, "ShowTask/scrape")), num(r.val(name, "RSS-MiB")), runs(name))
+		row(tasks(n), r.num(name, "wall-ms"), r.num(name, "ideal-ms"), ratio(r.val(name, "wall-ms"), r.val(name, "ideal-ms")),
+			r.num(name, "first-ms"), r.num(name, "cpu-us/task"), r.num(name, "bare-us/req"), times(r.val(name, "x-bare")),
+			r.num(name, "cpu-ms/scrape"), r.num(name, "ShowTask/scrape"), r.num(name, "RSS-MiB"), runsOf(name))
 	}
 
 	p("\n### Warm: every task finished and cached (cache.finished_ttl 1h)\n\n")
@@ -208,11 +215,9 @@ func write(w io.Writer, r *results) {
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range sizes {
 		name := fmt.Sprintf("BenchmarkScrape/warm/tasks=%d", n)
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", addCommas(strconv.Itoa(n)),
-			num(r.val(name, "wall-ms")), num(r.val(name, "plain-ms")), times(r.val(name, "x-plain")),
-			num(r.val(name, "cpu-us/task")), num(r.val(name, "cpu-ms/scrape")),
-			num(r.val(name, "ShowTask/scrape")), num(r.val(name, "body-MiB")), num(r.val(name, "first-ms")),
-			num(r.val(name, "RSS-MiB")), runs(name))
+		row(tasks(n), r.num(name, "wall-ms"), r.num(name, "plain-ms"), times(r.val(name, "x-plain")),
+			r.num(name, "cpu-us/task"), r.num(name, "cpu-ms/scrape"), r.num(name, "ShowTask/scrape"),
+			r.num(name, "body-MiB"), r.num(name, "first-ms"), r.num(name, "RSS-MiB"), runsOf(name))
 	}
 
 	p("\n### Discovery: no configured task, N listed by SearchTask, 1 in 100 in progress\n\n")
@@ -222,10 +227,10 @@ func write(w io.Writer, r *results) {
 	for _, n := range sizes {
 		for _, m := range discoveryModes {
 			name := fmt.Sprintf("BenchmarkScrape/%s/tasks=%d", m.mode, n)
-			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", addCommas(strconv.Itoa(n)), m.paging, (n+99)/100,
-				num(r.val(name, "wall-ms")), num(r.val(name, "ShowTask/scrape")), num(r.val(name, "SearchTask/scrape")),
-				num(r.val(name, "SearchTask/refresh")), num(callBound(n, m.perAnswer)), num(r.val(name, "refresh-ms")),
-				num(r.val(name, "cpu-us/task")), num(r.val(name, "RSS-MiB")), runs(name))
+			row(tasks(n), m.paging, strconv.Itoa((n+99)/100),
+				r.num(name, "wall-ms"), r.num(name, "ShowTask/scrape"), r.num(name, "SearchTask/scrape"),
+				r.num(name, "SearchTask/refresh"), num(callBound(n, m.perAnswer)), r.num(name, "refresh-ms"),
+				r.num(name, "cpu-us/task"), r.num(name, "RSS-MiB"), runsOf(name))
 		}
 	}
 
@@ -234,38 +239,38 @@ func write(w io.Writer, r *results) {
 	p("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, pg := range passPagings {
 		name := passName(pg.paging)
-		p("| %s | %d | %s | %s | %s | %s | %s | %s | %s, %s, %s | %s | %s | %d |\n", pg.paging, pg.perAnswer, num(r.val(name, "calls")),
-			num(r.val(name, "bound")), num(r.val(name, "pass-s")), num(r.val(name, "pass-RSS-MiB")), r.detected(name),
-			num(r.val(name, "missed")), num(r.val(name, "first-ok")), num(r.val(name, "first-ShowTask")), num(r.val(name, "first-ms")),
-			num(r.val(name, "wall-ms")), num(r.val(name, "ShowTask/scrape")), runs(name))
+		row(pg.paging, strconv.Itoa(pg.perAnswer), r.num(name, "calls"),
+			r.num(name, "bound"), r.num(name, "pass-s"), r.num(name, "pass-RSS-MiB"), r.detected(name), r.num(name, "missed"),
+			r.num(name, "first-ok")+", "+r.num(name, "first-ShowTask")+", "+r.num(name, "first-ms"),
+			r.num(name, "wall-ms"), r.num(name, "ShowTask/scrape"), runsOf(name))
 	}
 
 	listed := "BenchmarkListedFinished/tasks=100000"
 	p("\n### 100,000 finished tasks that only discovery knows (paging by rows, max_tasks 200,000)\n\n")
 	p("| SearchTask calls | bound | pass wall (s) | first scrape after the pass: tasks exported, ShowTask calls, wall (ms) | scrapes until one needed no call | warm scrape (ms) | plain registry over HTTP, same run (ms) | wall / plain | CPU per scrape (ms) | ShowTask calls per warm scrape | body (MiB) | peak RSS (MiB) | plain registry's peak RSS (MiB) | runs |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	p("| %s | %s | %s | %s, %s, %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", num(r.val(listed, "calls")), num(r.val(listed, "bound")),
-		num(r.val(listed, "pass-s")), num(r.val(listed, "first-ok")), num(r.val(listed, "first-ShowTask")), num(r.val(listed, "first-ms")),
-		num(r.val(listed, "settle-scrapes")), num(r.val(listed, "wall-ms")), num(r.val(listed, "plain-ms")), times(r.val(listed, "x-plain")),
-		num(r.val(listed, "cpu-ms/scrape")), num(r.val(listed, "ShowTask/scrape")), num(r.val(listed, "body-MiB")),
-		num(r.val(listed, "RSS-MiB")), num(r.val(listed, "plain-RSS-MiB")), runs(listed))
+	p("| %s | %s | %s | %s, %s, %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", r.num(listed, "calls"), r.num(listed, "bound"),
+		r.num(listed, "pass-s"), r.num(listed, "first-ok"), r.num(listed, "first-ShowTask"), r.num(listed, "first-ms"),
+		r.num(listed, "settle-scrapes"), r.num(listed, "wall-ms"), r.num(listed, "plain-ms"), times(r.val(listed, "x-plain")),
+		r.num(listed, "cpu-ms/scrape"), r.num(listed, "ShowTask/scrape"), r.num(listed, "body-MiB"),
+		r.num(listed, "RSS-MiB"), r.num(listed, "plain-RSS-MiB"), runs(listed))
 
 	p("\n### Yardsticks, measured in the same run\n\n")
 	p("| yardstick | measured | runs |\n|---|---:|---:|\n")
 	bare := "BenchmarkBareGET/requests=1000"
-	p("| bare net/http GET of ShowTask, client CPU per request (µs) | %s | %d |\n", num(r.val(bare, "cpu-us/req")), runs(bare))
-	p("| bare GET: 1,000 requests, 32 at a time (ms) | %s | %d |\n", num(r.val(bare, "wall-ms")), runs(bare))
+	p("| bare net/http GET of ShowTask, client CPU per request (µs) | %s | %d |\n", r.num(bare, "cpu-us/req"), runs(bare))
+	p("| bare GET: 1,000 requests, 32 at a time (ms) | %s | %d |\n", r.num(bare, "wall-ms"), runs(bare))
 	for _, n := range []int{1000, 10000} {
 		g := fmt.Sprintf("BenchmarkPlainRegistry/gather/tasks=%d", n)
 		h := fmt.Sprintf("BenchmarkPlainRegistry/http/tasks=%d", n)
-		c := addCommas(strconv.Itoa(n))
-		p("| plain registry, %s tasks (%s series): Gather + text encoding in process (ms) | %s | %d |\n", c, addCommas(strconv.Itoa(9*n)), num(r.val(g, "wall-ms")), runs(g))
-		p("| plain registry, %s tasks: served by promhttp, scraped like the exporter (ms) | %s | %d |\n", c, num(r.val(h, "wall-ms")), runs(h))
-		p("| plain registry, %s tasks: its CPU per task (µs), peak RSS (MiB) | %s, %s | %d |\n", c, num(r.val(h, "cpu-us/task")), num(r.val(h, "RSS-MiB")), runs(h))
+		c := tasks(n)
+		p("| plain registry, %s tasks (%s series): Gather + text encoding in process (ms) | %s | %d |\n", c, tasks(9*n), r.num(g, "wall-ms"), runs(g))
+		p("| plain registry, %s tasks: served by promhttp, scraped like the exporter (ms) | %s | %d |\n", c, r.num(h, "wall-ms"), runs(h))
+		p("| plain registry, %s tasks: its CPU per task (µs), peak RSS (MiB) | %s, %s | %d |\n", c, r.num(h, "cpu-us/task"), r.num(h, "RSS-MiB"), runs(h))
 	}
 	two := "BenchmarkTwoScrapers/tasks=1000"
-	p("| two scrapers at the same moment, 1,000 tasks, no cache: ShowTask calls per task | %s | %d |\n", num(r.val(two, "calls/task")), runs(two))
-	p("| two scrapers: wall of the slower scrape (ms) | %s | %d |\n", num(r.val(two, "wall-ms")), runs(two))
+	p("| two scrapers at the same moment, 1,000 tasks, no cache: ShowTask calls per task | %s | %d |\n", r.num(two, "calls/task"), runs(two))
+	p("| two scrapers: wall of the slower scrape (ms) | %s | %d |\n", r.num(two, "wall-ms"), runs(two))
 
 	p("\n### Micro-benchmarks (auth, metastudio, collector packages)\n\n| benchmark | time per op | runs |\n|---|---:|---:|\n")
 	for _, m := range []struct{ name, what string }{
@@ -298,8 +303,8 @@ func write(w io.Writer, r *results) {
 		for _, mode := range []string{"cold", "warm", "discovery"} {
 			d := "BenchmarkScrape/" + mode + "/tasks=10000"
 			l := "BenchmarkMemLimit/" + mode + "/tasks=10000/gomemlimit=" + limit
-			p("| %s | %s | %s | %s | %s | %s | %s |\n", mode, num(r.val(d, "RSS-MiB")), num(r.val(l, "RSS-MiB")),
-				num(r.val(d, "cpu-us/task")), num(r.val(l, "cpu-us/task")), num(r.val(d, "wall-ms")), num(r.val(l, "wall-ms")))
+			row(mode, r.num(d, "RSS-MiB"), r.num(l, "RSS-MiB"),
+				r.num(d, "cpu-us/task"), r.num(l, "cpu-us/task"), r.num(d, "wall-ms"), r.num(l, "wall-ms"))
 		}
 	}
 	worstDefault := r.worst("RSS-MiB", unlimited...)
@@ -310,22 +315,22 @@ func write(w io.Writer, r *results) {
 		n := strings.TrimPrefix(name, "BenchmarkScrape/cold/tasks=")
 		x := r.val(name, "x-bare")
 		p("| cold, %s tasks: exporter CPU per fetched task, exposition included, ≤ 1.5 × the bare GET of the same run | %s µs vs %s µs = %s (runs: %s) | %s |\n",
-			addCommas(n), num(r.val(name, "cpu-us/task")), num(r.val(name, "bare-us/req")), times(x), r.span(name, "x-bare"), verdict(x <= 1.5, x))
+			addCommas(n), r.num(name, "cpu-us/task"), r.num(name, "bare-us/req"), times(x), r.span(name, "x-bare"), verdict(x <= 1.5, x))
 	}
 	warm1k, warm10k := "BenchmarkScrape/warm/tasks=1000", "BenchmarkScrape/warm/tasks=10000"
 	xp := r.val(warm10k, "x-plain")
 	p("| warm scrape of 10,000 ≤ 0.5 × the plain registry served by promhttp, both scraped over HTTP | %s ms vs %s ms = %s (runs: %s) | %s |\n",
-		num(r.val(warm10k, "wall-ms")), num(r.val(warm10k, "plain-ms")), times(xp), r.span(warm10k, "x-plain"), verdict(xp <= 0.5, xp))
+		r.num(warm10k, "wall-ms"), r.num(warm10k, "plain-ms"), times(xp), r.span(warm10k, "x-plain"), verdict(xp <= 0.5, xp))
 	w1, c1 := r.val(warm1k, "wall-ms"), r.val(warm1k, "ShowTask/scrape")
 	p("| warm scrape of 1,000 finished tasks < 20 ms, no API call | %s ms (runs: %s), %s calls | %s |\n", num(w1), r.span(warm1k, "wall-ms"), num(c1), verdict(w1 < 20 && c1 == 0, w1, c1))
 	rows10k := "BenchmarkScrape/" + modeDiscoveryRows + "/tasks=10000"
 	worstDefault = maxKnown(worstDefault, r.worst("RSS-MiB", rows10k))
 	p("| peak RSS at 10,000 tasks ≤ 48 MiB with the default GC (cold, warm, discovery) | %s MiB in the worst run (medians: cold %s, warm %s, discovery %s, discovery by rows %s) | %s |\n",
-		num(worstDefault), num(r.val(unlimited[0], "RSS-MiB")), num(r.val(unlimited[1], "RSS-MiB")), num(r.val(unlimited[2], "RSS-MiB")),
-		num(r.val(rows10k, "RSS-MiB")), verdict(worstDefault <= 48, worstDefault))
+		num(worstDefault), r.num(unlimited[0], "RSS-MiB"), r.num(unlimited[1], "RSS-MiB"), r.num(unlimited[2], "RSS-MiB"),
+		r.num(rows10k, "RSS-MiB"), verdict(worstDefault <= 48, worstDefault))
 	x := r.val(cold1k, "wall-ms") / r.val(cold1k, "ideal-ms")
 	p("| cold scrape of 1,000 tasks ≤ 1.2 × ceil(1000/32) × 50 ms = %s ms | %s ms (runs: %s) = %s the ideal | %s |\n",
-		num(1.2*r.val(cold1k, "ideal-ms")), num(r.val(cold1k, "wall-ms")), r.span(cold1k, "wall-ms"),
+		num(1.2*r.val(cold1k, "ideal-ms")), r.num(cold1k, "wall-ms"), r.span(cold1k, "wall-ms"),
 		ratio(r.val(cold1k, "wall-ms"), r.val(cold1k, "ideal-ms")), verdict(x <= 1.2, x))
 	c10 := r.val(warm10k, "ShowTask/scrape")
 	p("| warm scrape of 10,000: no API call | %s calls | %s |\n", num(c10), verdict(c10 == 0, c10))
@@ -352,7 +357,7 @@ func write(w io.Writer, r *results) {
 	lr, lx := r.val(listed, "RSS-MiB"), r.val(listed, "x-plain")
 	p("| 100,000 listed finished tasks: peak RSS ≤ 320 MiB | %s MiB | %s |\n", num(lr), verdict(lr <= 320, lr))
 	p("| 100,000 listed finished tasks: warm scrape ≤ 0.5 × the plain registry served by promhttp, both scraped over HTTP | %s ms vs %s ms = %s | %s |\n",
-		num(r.val(listed, "wall-ms")), num(r.val(listed, "plain-ms")), times(lx), verdict(lx <= 0.5, lx))
+		r.num(listed, "wall-ms"), r.num(listed, "plain-ms"), times(lx), verdict(lx <= 0.5, lx))
 	ct := r.val(two, "calls/task")
 	p("| two scrapers at the same moment: one call per task, not two | %s calls per task | %s |\n", num(ct), verdict(ct <= 1, ct))
 }
