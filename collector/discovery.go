@@ -17,18 +17,12 @@ import (
 )
 
 var (
-	discoveryTasksDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "tasks"),
-		"Tasks that discovery's last SearchTask listing found (begun within discovery.lookback, at most discovery.max_tasks), and running tasks found before.", nil, nil)
-	discoveryLastSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "last_success_timestamp_seconds"),
-		"When discovery last listed the tasks successfully, in seconds since the epoch; 0 before the first success.", nil, nil)
-	discoveryMissedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "missed_tasks"),
-		"Tasks that SearchTask counted but no answer returned in the last complete listing: more tasks began in one millisecond than one answer delivers. 0 when the listing was complete; tasks left out by discovery.max_tasks do not count.", nil, nil)
-	discoveryCappedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "capped"),
-		"1 if the last listing stopped at discovery.max_tasks with more tasks to list, else 0.", nil, nil)
-	discoveryErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "errors_total"),
-		"SearchTask answers that discovery could not use, by reason: call_failed (no answer), no_count, count_below_rows, row_without_id, duplicate_id (a malformed answer).", []string{"reason"}, nil)
-	discoveryPagingDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "discovery", "paging"),
-		"1 for how SearchTask was seen to treat offset and limit: rows (a row offset), pages (a page index) or none (ignored or not to be trusted: windows are narrowed instead); absent until a listing needed more than one answer.", []string{"mode"}, nil)
+	discoveryTasksDesc       = newDesc("discovery", "tasks", "Tasks that discovery's last SearchTask listing found (begun within discovery.lookback, at most discovery.max_tasks), and running tasks found before.")
+	discoveryLastSuccessDesc = newDesc("discovery", "last_success_timestamp_seconds", "When discovery last listed the tasks successfully, in seconds since the epoch; 0 before the first success.")
+	discoveryMissedDesc      = newDesc("discovery", "missed_tasks", "Tasks that SearchTask counted but no answer returned in the last complete listing: more tasks began in one millisecond than one answer delivers. 0 when the listing was complete; tasks left out by discovery.max_tasks do not count.")
+	discoveryCappedDesc      = newDesc("discovery", "capped", "1 if the last listing stopped at discovery.max_tasks with more tasks to list, else 0.")
+	discoveryErrorsDesc      = newDesc("discovery", "errors_total", "SearchTask answers that discovery could not use, by reason: call_failed (no answer), no_count, count_below_rows, row_without_id, duplicate_id (a malformed answer).", "reason")
+	discoveryPagingDesc      = newDesc("discovery", "paging", "1 for how SearchTask was seen to treat offset and limit: rows (a row offset), pages (a page index) or none (ignored or not to be trusted: windows are narrowed instead); absent until a listing needed more than one answer.", "mode")
 )
 
 // Discovered is a task that SearchTask listed.

@@ -15,18 +15,18 @@ import (
 const namespace = "metastudio"
 
 // The per-task families are defined in taskFamilies (families.go).
+// newDesc describes one of the collector's metrics, in the exporter's namespace.
+func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), help, labels, nil)
+}
+
 var (
-	probeSuccessDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "success"),
-		"1 if the probe has the task's values (metastudio_task_scrape_success 1), else 0.", nil, nil)
-	probeDurationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "duration_seconds"),
-		"How long the probe took.", nil, nil)
-	durationDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "scrape_duration_seconds"),
-		"How long this scrape took to fetch every task.", nil, nil)
+	probeSuccessDesc  = newDesc("probe", "success", "1 if the probe has the task's values (metastudio_task_scrape_success 1), else 0.")
+	probeDurationDesc = newDesc("probe", "duration_seconds", "How long the probe took.")
+	durationDesc      = newDesc("", "scrape_duration_seconds", "How long this scrape took to fetch every task.")
 )
 
-var clockSkewDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "clock_skew_seconds"),
-	"The local clock minus the API's Date header at the last answer; the gateway refuses an X-Sdk-Date more than 15 minutes off. Absent until the first answer.",
-	nil, nil)
+var clockSkewDesc = newDesc("", "clock_skew_seconds", "The local clock minus the API's Date header at the last answer; the gateway refuses an X-Sdk-Date more than 15 minutes off. Absent until the first answer.")
 
 // skewWarning is the clock skew that is logged: a third of the way to the gateway's limit.
 const skewWarning = 5 * time.Minute

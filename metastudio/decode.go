@@ -2,21 +2,25 @@ package metastudio
 
 import "bytes"
 
-// taskFields maps each field name of a ShowTask answer to its place in Task.
-var taskFields = map[string]func(*Task) *Value{
-	"task_id":       func(t *Task) *Value { return &t.TaskID },
-	"task_name":     func(t *Task) *Value { return &t.TaskName },
-	"resource":      func(t *Task) *Value { return &t.Resource },
-	"task_type":     func(t *Task) *Value { return &t.TaskType },
-	"task_status":   func(t *Task) *Value { return &t.TaskStatus },
-	"operator":      func(t *Task) *Value { return &t.Operator },
-	"user_id":       func(t *Task) *Value { return &t.UserID },
-	"begin_time":    func(t *Task) *Value { return &t.BeginTime },
-	"end_time":      func(t *Task) *Value { return &t.EndTime },
-	"total_count":   func(t *Task) *Value { return &t.TotalCount },
-	"success_count": func(t *Task) *Value { return &t.SuccessCount },
-	"failure_count": func(t *Task) *Value { return &t.FailureCount },
+// taskFieldNames are the field names of a ShowTask answer, in the order of Task.fields
+// (TestTaskFieldsFollowTheTags checks them against Task's json tags).
+var taskFieldNames = [...]string{"task_id", "task_name", "resource", "task_type", "task_status",
+	"operator", "user_id", "begin_time", "end_time", "total_count", "success_count", "failure_count"}
+
+// fields returns the places of t's fields, in the order of taskFieldNames.
+func (t *Task) fields() [len(taskFieldNames)]*Value {
+	return [...]*Value{&t.TaskID, &t.TaskName, &t.Resource, &t.TaskType, &t.TaskStatus,
+		&t.Operator, &t.UserID, &t.BeginTime, &t.EndTime, &t.TotalCount, &t.SuccessCount, &t.FailureCount}
 }
+
+// taskFieldIndex is the place in taskFieldNames of each name.
+var taskFieldIndex = func() map[string]int {
+	m := make(map[string]int, len(taskFieldNames))
+	for i, name := range taskFieldNames {
+		m[name] = i
+	}
+	return m
+}()
 
 // decodeTask decodes a ShowTask answer into t exactly as decodeObject (encoding/json and
 // Value.UnmarshalJSON) does, in one pass over the common answer: an object whose keys
@@ -37,6 +41,7 @@ func decodeTask(body []byte, t *Task) error {
 // body is not a valid plain object it can read alone.
 func fastTask(body []byte, t *Task) bool {
 	*t = Task{}
+	fields := t.fields()
 	s := scanner{b: body}
 	s.space()
 	if !s.byte('{') {
@@ -57,14 +62,14 @@ func fastTask(body []byte, t *Task) bool {
 			return false
 		}
 		s.space()
-		field := taskFields[string(key)]
+		field, known := taskFieldIndex[string(key)]
 		start := s.i
 		kind, ok := s.value(0)
 		if !ok {
 			return false
 		}
-		if field != nil {
-			v := field(t)
+		if known {
+			v := fields[field]
 			*v = Value{}
 			switch kind {
 			case kindString:

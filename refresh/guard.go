@@ -35,11 +35,14 @@ const (
 // failed recently and the guard is cooling down.
 var ErrAuthBackoff = errors.New("authentication failed recently: no API call until the cool-down ends")
 
+// newDesc describes one of the refresher's metrics, in the exporter's namespace.
+func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), help, labels, nil)
+}
+
 var (
-	authOKDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "auth_ok"),
-		"1 if the last API call authenticated, 0 if its credentials were refused; absent until the first answer. Credentials that could not be fetched (IAM or the metadata service unreachable) leave it as it was.", nil, nil)
-	authBackoffDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "auth_backoff_seconds"),
-		"Seconds left in the cool-down after an authentication failure, during which no API call is made.", nil, nil)
+	authOKDesc      = newDesc("", "auth_ok", "1 if the last API call authenticated, 0 if its credentials were refused; absent until the first answer. Credentials that could not be fetched (IAM or the metadata service unreachable) leave it as it was.")
+	authBackoffDesc = newDesc("", "auth_backoff_seconds", "Seconds left in the cool-down after an authentication failure, during which no API call is made.")
 )
 
 // Guard keeps a wrong, revoked or just-rotated key from locking the user's AK: the API

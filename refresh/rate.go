@@ -45,14 +45,10 @@ const (
 )
 
 var (
-	rateLimitDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "rate_limit_per_second"),
-		"The rate of MetaStudio calls in force: scrape.max_requests_per_second, or less while the rate adapts after a 429 (never below scrape.min_requests_per_second), or the quota a 429 stated (its limit per time, even below the minimum) when that is lower; 0 means no limit.", nil, nil)
-	throttledDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "throttled_total"),
-		"MetaStudio answers of 429 (APIGW.0308) or of a used-up quota (APIGW.0501): each slows or pauses the calls.", nil, nil)
-	quotaExhaustedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "quota_exhausted"),
-		"1 if the API gateway's last word on the call quota is that it is used up (APIGW.0501, or a 429 stating a quota over more than a minute), until a call succeeds again; else 0.", nil, nil)
-	quotaPauseDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "api", "quota_pause_seconds"),
-		"Seconds left of the pause of every MetaStudio call that a used-up quota began; 0 when calls are not paused.", nil, nil)
+	rateLimitDesc      = newDesc("api", "rate_limit_per_second", "The rate of MetaStudio calls in force: scrape.max_requests_per_second, or less while the rate adapts after a 429 (never below scrape.min_requests_per_second), or the quota a 429 stated (its limit per time, even below the minimum) when that is lower; 0 means no limit.")
+	throttledDesc      = newDesc("api", "throttled_total", "MetaStudio answers of 429 (APIGW.0308) or of a used-up quota (APIGW.0501): each slows or pauses the calls.")
+	quotaExhaustedDesc = newDesc("api", "quota_exhausted", "1 if the API gateway's last word on the call quota is that it is used up (APIGW.0501, or a 429 stating a quota over more than a minute), until a call succeeds again; else 0.")
+	quotaPauseDesc     = newDesc("api", "quota_pause_seconds", "Seconds left of the pause of every MetaStudio call that a used-up quota began; 0 when calls are not paused.")
 )
 
 // Rate is the process-wide adaptive limit on MetaStudio calls, shared by every scrape and

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,25 +21,28 @@ import (
 // Clock is a clock that moves only when told, safe for concurrent use: simulated minutes
 // pass without sleeping.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	t atomic.Pointer[time.Time]
 }
 
 // NewClock returns a Clock that reads start.
-func NewClock(start time.Time) *Clock { return &Clock{t: start} }
+func NewClock(start time.Time) *Clock {
+	c := &Clock{}
+	c.t.Store(&start)
+	return c
+}
 
 // Now is the clock's time; pass the method value where a func() time.Time is wanted.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
+func (c *Clock) Now() time.Time { return *c.t.Load() }
 
 // Advance moves the clock by d.
 func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	for {
+		old := c.t.Load()
+		t := old.Add(d)
+		if c.t.CompareAndSwap(old, &t) {
+			return
+		}
+	}
 }
 
 // Buffer collects output (a log) written from several goroutines.
