@@ -27,6 +27,7 @@ type reloader struct {
 	logger   log.Logger
 	apply    func(*config.Config) error
 	requests chan chan error
+	handled  chan chan struct{} // a round trip through the loop (handledAll)
 	last     string // the hash of the file loaded last; owned by the loop
 	ok, when prometheus.Gauge
 }
@@ -38,6 +39,7 @@ var _ prometheus.Collector = (*reloader)(nil)
 func newReloader(ctx context.Context, o options, apply func(*config.Config) error) *reloader {
 	r := &reloader{ctx: ctx, file: o.configFile, getenv: o.getenv, logger: o.logger, apply: apply,
 		requests: make(chan chan error),
+		handled:  make(chan chan struct{}),
 		last:     fileHash(o.configFile), // hashed now: a change right after start is a change
 		ok: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "metastudio", Subsystem: "config", Name: "last_reload_successful",
 			Help: "1 if the last reload of the config file succeeded (or none was tried), 0 if it failed and the previous config is still in use."}),
@@ -79,6 +81,8 @@ func (r *reloader) loop(hup <-chan os.Signal, tick <-chan time.Time) {
 		select {
 		case done := <-r.requests:
 			done <- r.reload()
+		case done := <-r.handled:
+			close(done)
 		case <-hup:
 			_ = r.reload() // logged, and shown by the gauges
 		case <-tick:
@@ -88,6 +92,16 @@ func (r *reloader) loop(hup <-chan os.Signal, tick <-chan time.Time) {
 		case <-r.ctx.Done():
 			return
 		}
+	}
+}
+
+// handledAll returns once the loop has handled every signal and tick it took before.
+func (r *reloader) handledAll() {
+	done := make(chan struct{})
+	select {
+	case r.handled <- done:
+		<-done
+	case <-r.ctx.Done():
 	}
 }
 

@@ -63,10 +63,10 @@ func (rig *reloaderRig) write(text string) {
 	}
 }
 
-// ticks sends two ticks: once the second is taken, the first has been handled.
+// ticks sends a tick and returns once the loop has handled it.
 func (rig *reloaderRig) ticks() {
 	rig.tick <- time.Now()
-	rig.tick <- time.Now()
+	rig.r.handledAll()
 }
 
 // next returns the tasks of the next config handed to apply.
