@@ -28,7 +28,7 @@ type reloader struct {
 	apply    func(*config.Config) error
 	requests chan chan error
 	handled  chan chan struct{} // a round trip through the loop (handledAll)
-	last     string // the hash of the file loaded last; owned by the loop
+	last     string             // the hash of the file loaded last; owned by the loop
 	ok, when prometheus.Gauge
 }
 
