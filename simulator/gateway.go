@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -59,6 +60,11 @@ type GatewayStats struct {
 	Operations map[string]CallStats `json:"operations"`
 	// Tasks has the ShowTask counts of every task id that was asked for at least once.
 	Tasks map[string]CallStats `json:"tasks"`
+	// Projects splits Answered and Throttled (ShowTask and SearchTask together, with
+	// ShowTask's repeats and overlaps) by the project the path names, by name
+	// (DefaultProject or a Project.Name), for every project the handler serves; a path
+	// naming none is counted in no project.
+	Projects map[string]CallStats `json:"projects"`
 }
 
 // CallStats counts the calls of one operation or of one task.
@@ -133,6 +139,7 @@ func newGateway(o Options, now time.Time) *gateway {
 			Quota:          quota,
 			Operations:     map[string]CallStats{OpShowTask: {}, OpSearchTask: {}},
 			Tasks:          map[string]CallStats{},
+			Projects:       map[string]CallStats{},
 		},
 	}
 }
@@ -186,9 +193,10 @@ func (g *gateway) charge(who string, now time.Time) (status int, code, msg strin
 	return 0, "", "", false
 }
 
-// arrive counts a ShowTask request of who for taskID that is now being answered, and an
-// overlap when another one of the same who and taskID is; leave ends it.
-func (g *gateway) arrive(who, taskID string) (leave func()) {
+// arrive counts a ShowTask request of who for taskID of project (its name, "" for none)
+// that is now being answered, and an overlap when another one of the same who and taskID
+// is; leave ends it.
+func (g *gateway) arrive(who, taskID, project string) (leave func()) {
 	key := flight{who, taskID}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -197,6 +205,11 @@ func (g *gateway) arrive(who, taskID string) (leave func()) {
 		t := g.stats.Tasks[taskID]
 		t.Overlaps++
 		g.stats.Tasks[taskID] = t
+		if project != "" {
+			p := g.stats.Projects[project]
+			p.Overlaps++
+			g.stats.Projects[project] = p
+		}
 	}
 	g.inflight[key]++
 	return func() {
@@ -233,11 +246,17 @@ func (g *gateway) answered(rt route, now time.Time) {
 	})
 }
 
-// count applies f to the counters of rt's operation and, for ShowTask, of its task.
+// count applies f to the counters of rt's operation, of its project and, for ShowTask, of
+// its task.
 func (g *gateway) count(rt route, f func(*CallStats)) {
 	op := g.stats.Operations[rt.op]
 	f(&op)
 	g.stats.Operations[rt.op] = op
+	if rt.name != "" {
+		p := g.stats.Projects[rt.name]
+		f(&p)
+		g.stats.Projects[rt.name] = p
+	}
 	if rt.op == OpShowTask {
 		t := g.stats.Tasks[rt.taskID]
 		f(&t)
@@ -299,10 +318,8 @@ func (s *Server) GatewayStats() (stats GatewayStats, ok bool) {
 	for k, v := range g.stats.Operations {
 		stats.Operations[k] = v
 	}
-	stats.Tasks = make(map[string]CallStats, len(g.stats.Tasks))
-	for k, v := range g.stats.Tasks {
-		stats.Tasks[k] = v
-	}
+	stats.Tasks = maps.Clone(g.stats.Tasks)
+	stats.Projects = maps.Clone(g.stats.Projects)
 	return stats, true
 }
 

@@ -69,7 +69,7 @@ func (s *Server) IssuedTokens() int {
 // MetaStudio routes then answer 401 APIGW.0301 "... decrypt token fail", as Huawei's
 // gateway answers an expired token. Options.Tokens are not affected.
 func (s *Server) ExpireTokens() {
-	expireNow(s, s.iamTokens, func(exp *time.Time) *time.Time { return exp })
+	expireNow(s, s.iamTokens, func(it *issuedToken) *time.Time { return &it.expires })
 }
 
 // expireNow makes every entry of m that has not expired expire now (by Now); expiry
@@ -183,12 +183,12 @@ func (s *Server) iamToken(w http.ResponseWriter, r *http.Request, reqID string, 
 	expires := now.Add(s.opts.TokenTTL).UTC().Truncate(time.Microsecond)
 	tok := "MIIT" + randomBase64(base64.RawURLEncoding, 150)
 	s.mu.Lock()
-	for t, exp := range s.iamTokens {
-		if now.Sub(exp) > forgetAfter {
+	for t, it := range s.iamTokens {
+		if now.Sub(it.expires) > forgetAfter {
 			delete(s.iamTokens, t)
 		}
 	}
-	s.iamTokens[tok] = expires
+	s.iamTokens[tok] = issuedToken{expires: expires, project: projectID}
 	s.issued.Add(1)
 	s.mu.Unlock()
 

@@ -15,6 +15,7 @@ type route struct {
 	handler handler
 	project string
 	taskID  string
+	name    string // the name of the project it is routed to, once known
 }
 
 // handler is who answers a request after the body is read.

@@ -106,14 +106,14 @@ type listed struct {
 // filterFieldsLocked returns what SearchTask filters and orders a task by at now, its
 // resource and its begin time, as its answer would carry them, without rendering a
 // seeded task; ok is false for an unknown id. s.mu is held.
-func (s *Server) filterFieldsLocked(id string, now time.Time) (resource string, begin int64, hasBegin, ok bool) {
-	if t, found := s.seeded[id]; found {
+func (s *Server) filterFieldsLocked(p *project, id string, now time.Time) (resource string, begin int64, hasBegin, ok bool) {
+	if t, found := p.seeded[id]; found {
 		if now.Before(t.begin) { // waiting: no begin_time yet
 			return t.resource, 0, false, true
 		}
 		return t.resource, t.begin.UnixMilli(), true, true
 	}
-	if f, found := s.fixed[id]; found {
+	if f, found := p.fixed[id]; found {
 		begin, hasBegin = beginOf(f)
 		return resourceOf(f), begin, hasBegin, true
 	}
@@ -125,7 +125,7 @@ func (s *Server) filterFieldsLocked(id string, now time.Time) (resource string, 
 // before every begun one; ties in server order: seeded tasks, then tasks added with
 // SetTask), count being all that match, the rows and the echoed offset and limit as
 // Options.SearchPaging reads them. Only the rows of the answer are rendered.
-func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string) {
+func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string, p *project) {
 	paging := s.opts.SearchPaging
 	q, err := parseSearch(r.URL.Query(), paging)
 	if err != nil {
@@ -135,8 +135,8 @@ func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string
 	now := s.now()
 	var found []listed
 	s.mu.Lock()
-	for _, id := range s.order {
-		if resource, begin, hasBegin, ok := s.filterFieldsLocked(id, now); ok && q.matches(resource, begin, hasBegin) {
+	for _, id := range p.order {
+		if resource, begin, hasBegin, ok := s.filterFieldsLocked(p, id, now); ok && q.matches(resource, begin, hasBegin) {
 			found = append(found, listed{id, begin, hasBegin})
 		}
 	}
@@ -159,7 +159,7 @@ func (s *Server) searchTask(w http.ResponseWriter, r *http.Request, reqID string
 	data := make([]any, 0, len(rows))
 	s.mu.Lock()
 	for _, f := range rows {
-		data = append(data, s.lookupLocked(f.id, now))
+		data = append(data, s.lookupLocked(p, f.id, now))
 	}
 	s.mu.Unlock()
 	page := struct {

@@ -7,25 +7,25 @@ import (
 	"time"
 )
 
-// lookup returns the task's JSON object (an object or a fixedTask) at now, or nil.
-func (s *Server) lookup(id string, now time.Time) any {
+// lookup returns the JSON object (an object or a fixedTask) of p's task id at now, or nil.
+func (s *Server) lookup(p *project, id string, now time.Time) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lookupLocked(id, now)
+	return s.lookupLocked(p, id, now)
 }
 
-func (s *Server) lookupLocked(id string, now time.Time) any {
-	if t, ok := s.seeded[id]; ok {
+func (s *Server) lookupLocked(p *project, id string, now time.Time) any {
+	if t, ok := p.seeded[id]; ok {
 		return t.render(now)
 	}
-	if f, ok := s.fixed[id]; ok {
+	if f, ok := p.fixed[id]; ok {
 		return f // never modified after SetTask stored it
 	}
 	return nil
 }
 
-func (s *Server) showTask(w http.ResponseWriter, reqID, id string) {
-	task := s.lookup(id, s.now())
+func (s *Server) showTask(w http.ResponseWriter, reqID string, p *project, id string) {
+	task := s.lookup(p, id, s.now())
 	if task == nil {
 		s.writeJSONError(w, reqID, http.StatusBadRequest, CodeInvalidParam,
 			fmt.Sprintf("Invalid parameter: task %s does not exist.", id))

@@ -47,8 +47,11 @@
 //     APIGW.0308 "...,limit:N,time:1 minute". Neither sends Retry-After.
 //  7. Routing: only GET /v2/{project_id}/ies/task (SearchTask) and
 //     GET /v2/{project_id}/ies/task/{id} (ShowTask) exist. Any other path or method, and a
-//     project id other than Options.ProjectID, is 404 APIGW.0101, as the gateway answers
-//     for an API it does not know.
+//     project id that is neither Options.ProjectID nor one of Options.MoreProjects (nor
+//     served by this handler's region, see RegionHandler), is 404 APIGW.0101, as the
+//     gateway answers for an API it does not know. Then the caller must be allowed on that
+//     project (projects.go): an AK of another project gets Options.WrongProject's answer
+//     (401 APIGW.0301 by default), an IAM token scoped to another project 400 MSS.00010009.
 //  8. ShowTask: a Fault set with SetFault; else the next of Options.Faults; else a random
 //     fault; else the task, or 400 MSS.000000003 "Invalid parameter: task {id} does not
 //     exist." for an unknown id (ShowTask documents only 200 and 400).
@@ -231,6 +234,12 @@ type Options struct {
 	// Running is how many of the spread tasks, the newest, are running (only with Spread;
 	// at most Tasks).
 	Running int
+	// MoreProjects are served besides the default project (projects.go); CheckProjects
+	// says what New refuses.
+	MoreProjects []Project
+	// WrongProject is the answer to a correctly signed MetaStudio call whose AK is not one
+	// of its project's: WrongProjectGateway (the default) or WrongProjectMetaStudio.
+	WrongProject string
 }
 
 // Paging modes of Options.SearchPaging. The API documents no paging parameters: the
@@ -281,11 +290,13 @@ type Server struct {
 	creds     map[string]string
 	secTokens map[string]string
 	tokens    map[string]bool
-	ids       []string
 	users     map[IAMUser]bool
 	projects  map[string][]string
-	gate      *gateway      // nil without Options.RateLimit, QuotaPerMinute and Quota
-	faultTurn atomic.Uint64 // requests answered from Options.Faults so far
+	gate      *gateway            // nil without Options.RateLimit, QuotaPerMinute and Quota
+	faultTurn atomic.Uint64       // requests answered from Options.Faults so far
+	def       *project            // the project of Options.ProjectID
+	byID      map[string]*project // every project with an id, the default one's included
+	byName    map[string]*project // every project
 
 	counts      map[string]*atomic.Int64
 	skew        atomic.Int64 // time.Duration added to Now for the Date header and X-Sdk-Date
@@ -294,15 +305,12 @@ type Server struct {
 
 	mu     sync.Mutex
 	rng    *rand.Rand
-	order  []string
-	seeded map[string]*seedTask
-	fixed  map[string]fixedTask
 	faults map[string]Fault
 	aks    map[string]*akState
 
-	iamTokens map[string]time.Time // issued X-Auth-Token -> expiry
-	sessions  map[string]time.Time // metadata session token -> expiry
-	temp      map[string]tempCred  // temporary AK -> its SK, security token and expiry
+	iamTokens map[string]issuedToken // issued X-Auth-Token -> its expiry and project
+	sessions  map[string]time.Time   // metadata session token -> expiry
+	temp      map[string]tempCred    // temporary AK -> its SK, security token and expiry
 }
 
 // tempCred is a temporary AK/SK issued by the metadata service.
@@ -320,6 +328,9 @@ type akState struct {
 // New builds a Server from opts. Its start instant, from which seeded tasks progress, is
 // opts.Now() at this call.
 func New(opts Options) *Server {
+	if err := CheckProjects(opts); err != nil {
+		panic("simulator: " + err.Error())
+	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -362,12 +373,10 @@ func New(opts Options) *Server {
 		counts:    make(map[string]*atomic.Int64),
 		users:     make(map[IAMUser]bool, len(opts.IAMUsers)),
 		projects:  make(map[string][]string),
-		iamTokens: make(map[string]time.Time),
+		iamTokens: make(map[string]issuedToken),
 		sessions:  make(map[string]time.Time),
 		temp:      make(map[string]tempCred),
 		rng:       rand.New(rand.NewPCG(uint64(opts.Seed), 0xfa017)),
-		seeded:    make(map[string]*seedTask),
-		fixed:     make(map[string]fixedTask),
 		faults:    make(map[string]Fault),
 		aks:       make(map[string]*akState),
 	}
@@ -403,46 +412,8 @@ func New(opts Options) *Server {
 	for region, ids := range opts.Projects {
 		s.projects[region] = slices.Clone(ids)
 	}
-	for i := 0; i < opts.Tasks; i++ {
-		var place *placement
-		if opts.Spread > 0 {
-			place = &placement{
-				ago:     time.Duration(float64(opts.Spread) * (float64(i) + 0.5) / float64(opts.Tasks)),
-				running: i < opts.Running,
-			}
-		}
-		t := newSeedTask(i, opts.Seed, s.start, opts.FieldStyle, place)
-		s.seeded[t.id] = t
-		s.order = append(s.order, t.id)
-		s.ids = append(s.ids, t.id)
-	}
+	s.addProjects(opts)
 	return s
-}
-
-// TaskIDs returns the seeded task ids, in order (TaskID(0), TaskID(1), ...).
-func (s *Server) TaskIDs() []string {
-	return slices.Clone(s.ids)
-}
-
-// SetTask fixes a task: ShowTask of id answers exactly these JSON fields (values marshalled
-// as given, nil for null; a missing key is absent), and SearchTask lists it, in the place of
-// the seeded task with that id or after all earlier tasks. SearchTask filters it by its
-// "resource" (a string) and "begin_time" (a number or digit string). A value that cannot be
-// marshalled makes the answer a 500 MSS.000000002.
-func (s *Server) SetTask(id string, fields map[string]any) {
-	f := make(fixedTask, len(fields))
-	for k, v := range fields {
-		f[k] = v
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.seeded[id]; !ok {
-		if _, ok := s.fixed[id]; !ok {
-			s.order = append(s.order, id)
-		}
-	}
-	delete(s.seeded, id)
-	s.fixed[id] = f
 }
 
 // SetFault sets the answer of ShowTask for id, given after authentication passed, whether
@@ -480,8 +451,21 @@ func (s *Server) Requests(op string) int64 {
 	return 0
 }
 
-// ServeHTTP answers one request; see the package documentation for the order of checks.
+// ServeHTTP answers one request, for the projects of every region; see the package
+// documentation for the order of checks.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, "")
+}
+
+// RegionHandler answers like ServeHTTP, but MetaStudio's paths only for the projects of
+// region ("": every region), as that region's endpoint does: a project of another region
+// is the gateway's 404 APIGW.0101. IAM, the metadata service and every count are shared.
+func (s *Server) RegionHandler(region string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, region) })
+}
+
+// serve answers one request for the handler of region ("": every region).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, region string) {
 	defer func() {
 		// Never take the process down; net/http would recover too, but a handler called
 		// directly (tests) would not.
@@ -500,8 +484,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rt := parseRoute(r)
 	s.counts[rt.op].Add(1)
+	var p *project // nil: no project of this handler, or not a MetaStudio path
+	if rt.op == OpShowTask || rt.op == OpSearchTask {
+		if p = s.projectFor(rt.project, region); p != nil {
+			p.counts[rt.op].Add(1)
+			rt.name = p.name
+		}
+	}
 	if s.gate != nil && rt.op == OpShowTask {
-		defer s.gate.arrive(credentialsOf(r), rt.taskID)()
+		defer s.gate.arrive(credentialsOf(r), rt.taskID, rt.name)()
 	}
 
 	if !wait(r.Context(), s.opts.Latency) {
@@ -546,8 +537,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if rt.op == OpOther || (s.opts.ProjectID != "" && rt.project != s.opts.ProjectID) {
+	if p == nil {
 		s.writeJSONError(w, reqID, http.StatusNotFound, CodeGatewayNotFound, msgNotFound)
+		return
+	}
+	if status, code, msg, ok := s.authorize(r, p); !ok {
+		s.writeJSONError(w, reqID, status, code, msg)
 		return
 	}
 
@@ -556,13 +551,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f, ok := s.faults[rt.taskID]
 		s.mu.Unlock()
 		if ok {
-			s.serveFault(w, r, reqID, f, func() { s.showTask(w, reqID, rt.taskID) })
+			s.serveFault(w, r, reqID, f, func() { s.showTask(w, reqID, p, rt.taskID) })
 			return
 		}
 	}
-	normal := func() { s.searchTask(w, r, reqID) }
+	normal := func() { s.searchTask(w, r, reqID, p) }
 	if rt.op == OpShowTask {
-		normal = func() { s.showTask(w, reqID, rt.taskID) }
+		normal = func() { s.showTask(w, reqID, p, rt.taskID) }
 	}
 	if n := uint64(len(s.opts.Faults)); n > 0 {
 		s.serveFault(w, r, reqID, s.opts.Faults[(s.faultTurn.Add(1)-1)%n], normal)

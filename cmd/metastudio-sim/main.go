@@ -15,6 +15,11 @@
 // SearchTask's undocumented paging (--search-paging). --spread and --running seed a listing
 // workload: tasks begun one after another over a span, the newest of them running.
 //
+// --project adds projects besides --project-id, each with its own id, AK/SK, region and
+// tasks; a call is routed by its path's project id and must carry that project's AK
+// (--wrong-project chooses the answer otherwise). --web.listen-address serves every region;
+// each --listen REGION=ADDRESS serves one region's projects, as that region's endpoint does.
+//
 // Seeded task ids are the 32 lower-case hex digits of 1, 2, ... (00000000000000000000000000000001
 // first); --seed changes their contents, not their ids. Finished tasks have task_status 0, as
 // in the API's one documented example; running (1) and waiting (2) are the simulator's own.
@@ -126,6 +131,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"(i+0.5) x spread / tasks before the start (task 0 the newest), the --running newest of them still running "+
 			"for hours, the rest finished before the start. 0: the mix.").Default("0s").Duration()
 		running = app.Flag("running", "With --spread: how many of the tasks, the newest, are running.").Default("0").Int()
+		more    = app.Flag("project", "Another project to serve besides --project-id (repeatable): "+
+			"name=NAME,id=ID,ak=AK,sk=SK[,region=R][,tasks=N][,spread=D][,running=N][,seed=N]; region, tasks, spread and running "+
+			"default to the flags of the same name. Its tasks and AK are its own: another project's AK is refused (see --wrong-project). "+
+			"Newline-separated in the environment variable, which keeps the SKs out of the process list.").
+			Envar("METASTUDIO_SIM_PROJECTS").PlaceHolder("name=N,id=ID,ak=AK,sk=SK").Strings()
+		wrongProject = app.Flag("wrong-project", "The answer to a correctly signed call with an AK of another project (Huawei documents none): "+
+			"gateway (401 APIGW.0301) or metastudio (403 MSS.000000004).").
+			Default(simulator.WrongProjectGateway).Enum(simulator.WrongProjectGateway, simulator.WrongProjectMetaStudio)
+		listeners = app.Flag("listen", "Also listen on ADDRESS for REGION's projects only, as metastudio.REGION.myhuaweicloud.com "+
+			"(repeatable; IAM, the metadata service and the statistics are served there too). --web.listen-address serves every region.").
+			PlaceHolder("REGION=ADDRESS").Strings()
 	)
 
 	fail := func(format string, a ...any) int {
@@ -184,6 +200,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	projects, err := parseProjects(*more, projectDefaults{region: *region, tasks: *tasks, spread: *spread, running: *running})
+	if err != nil {
+		return fail("%v", err)
+	}
+	regions := []string{*region}
+	for _, p := range projects {
+		if !slices.Contains(regions, p.Region) {
+			regions = append(regions, p.Region)
+		}
+	}
+	regionOrder, regionAddrs, err := parseListeners(*listeners, regions)
+	if err != nil {
+		return fail("%v", err)
+	}
 
 	opts := simulator.Options{
 		Credentials:    map[string]string{*ak: *sk},
@@ -209,6 +239,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SearchPaging:   *searchPaging,
 		Spread:         *spread,
 		Running:        *running,
+		MoreProjects:   projects,
+		WrongProject:   *wrongProject,
+	}
+	if err := simulator.CheckProjects(opts); err != nil {
+		return fail("%v", err)
 	}
 	if *metadata {
 		opts.Metadata = &simulator.MetadataOptions{SessionTokens: true, CredentialTTL: *credentialTTL}
@@ -218,30 +253,51 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	sim := simulator.New(opts)
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fail("%v", err)
+	// The main listener serves every region; each --listen one region's projects.
+	handlers := []http.Handler{sim}
+	addrs := []string{*listen}
+	for _, r := range regionOrder {
+		handlers = append(handlers, sim.RegionHandler(r))
+		addrs = append(addrs, regionAddrs[r])
+	}
+	var lns []net.Listener
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return fail("%v", err)
+		}
+		lns = append(lns, ln)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	stats := sim.StatsHandler()
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == simulator.StatsPath {
-				stats.ServeHTTP(w, r)
-				return
-			}
-			sim.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      *latency + *slowDelay + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	var srvs []*http.Server
+	for _, h := range handlers {
+		srvs = append(srvs, &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == simulator.StatsPath {
+					stats.ServeHTTP(w, r)
+					return
+				}
+				h.ServeHTTP(w, r)
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      *latency + *slowDelay + 30*time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		})
 	}
 	ids := sim.TaskIDs()
+	projectNames := []string{simulator.DefaultProject}
+	for _, p := range projects {
+		projectNames = append(projectNames, p.Name)
+	}
 	logger.Info("MetaStudio simulator listening",
-		"address", ln.Addr().String(),
+		"address", lns[0].Addr().String(),
 		"project_id", *projectID,
 		"access_key", *ak,
 		"temporary_key", *securityToken != "",
@@ -258,23 +314,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"faults", strings.Join(*faults, ","),
 		"search_paging", *searchPaging,
 		"spread", *spread,
-		"running", *running)
+		"running", *running,
+		"projects", strings.Join(projectNames, ","))
+	for _, p := range projects {
+		pids := sim.ProjectTaskIDs(p.Name)
+		var aks []string
+		for k := range p.Credentials {
+			aks = append(aks, k)
+		}
+		logger.Info("Serving project", "project", p.Name, "project_id", p.ID, "region", p.Region,
+			"access_key", strings.Join(aks, ","), "tasks", len(pids),
+			"first_task_ids", strings.Join(pids[:min(len(pids), shownTaskIDs)], ","))
+	}
+	for i, r := range regionOrder {
+		logger.Info("Listening for one region", "region", r, "listen", lns[i+1].Addr().String())
+	}
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(srvs))
+	for i, srv := range srvs {
+		go func() { served <- srv.Serve(lns[i]) }()
+	}
+	pending := len(srvs)
+	var failed error
 	select {
-	case err := <-served:
-		return fail("%v", err)
+	case failed = <-served:
+		pending--
 	case <-ctx.Done():
 	}
 	// Let answers in flight finish briefly; Close then cancels the slow ones.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
+	for _, srv := range srvs {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			_ = srv.Close()
+		}
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fail("%v", err)
+	for ; pending > 0; pending-- {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil {
+		return fail("%v", failed)
 	}
 	return 0
 }

@@ -33,14 +33,20 @@ var addressRE = regexp.MustCompile(`address=(\S+)`)
 // waitAddress waits for the startup line and returns the address it names.
 func waitAddress(t *testing.T, out interface{ String() string }) string {
 	t.Helper()
+	return waitMatch(t, out, addressRE)
+}
+
+// waitMatch polls out until re matches it, and returns the first submatch.
+func waitMatch(t *testing.T, out interface{ String() string }, re *regexp.Regexp) string {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if m := addressRE.FindStringSubmatch(out.String()); m != nil {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
 			return m[1]
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no startup line: %q", out.String())
+	t.Fatalf("no line matching %s: %q", re, out.String())
 	return ""
 }
 
