@@ -1,7 +1,6 @@
 package refresh
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -152,31 +151,26 @@ func (r *Rate) measured(now time.Time) float64 {
 	return float64(n) / measureWindow.Seconds()
 }
 
-// Wait blocks until one call may go out, or ctx ends.
-func (r *Rate) Wait(ctx context.Context) error {
-	for {
-		if hold := r.turn(); hold > 0 {
-			t := time.NewTimer(hold)
-			select {
-			case <-t.C:
-				continue
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-		}
-		if err := r.lim.Wait(ctx); err != nil {
-			return err
-		}
-		if r.take() {
-			return nil
-		}
-		// Another call took the quota's last room, or a pause began, meanwhile.
+// Try lets one call go out if it may at once, as Now does; otherwise it says how long
+// until it may (a hold, or the adaptive rate's next token), so that a dispatcher serves
+// the projects on other rates meanwhile instead of blocking.
+func (r *Rate) Try() (time.Duration, bool) {
+	if hold := r.turn(); hold > 0 {
+		return hold, false
 	}
+	if !r.lim.Allow() {
+		limit, tokens := float64(r.lim.Limit()), r.lim.Tokens()
+		return max(time.Duration((1-tokens)/limit*float64(time.Second)), time.Millisecond), false
+	}
+	if r.take() {
+		return 0, true
+	}
+	// Another call took the quota's last room, or a pause began, meanwhile.
+	return max(r.Held(), time.Millisecond), false
 }
 
 // Now lets one call go out if it may at once (no pause, room in a stated quota, a token
-// at hand), and says whether it did; otherwise the call waits its turn with Wait.
+// at hand), and says whether it did.
 func (r *Rate) Now() bool {
 	if r.turn() > 0 || !r.lim.Allow() {
 		return false
