@@ -50,8 +50,9 @@ var (
 	quotaPauseDesc     = newDesc("api", "quota_pause_seconds", "Seconds left of the pause of every MetaStudio call that a used-up quota began; 0 when calls are not paused.")
 )
 
-// Rate is the process-wide adaptive limit on MetaStudio calls, shared by every scrape and
-// by discovery. Its design is additive-increase/multiplicative-decrease (AIMD, as TCP
+// Rate is the adaptive limit on the MetaStudio calls of one AK at one API host, shared by
+// every scrape and by discovery of the projects on them (Refresher.SetProject): the
+// gateway throttles per AK. Its design is additive-increase/multiplicative-decrease (AIMD, as TCP
 // congestion control and the AWS SDKs' "adaptive" retry mode do it):
 //   - a 429 cuts the rate to cutFactor × what was actually sent over the last
 //     measureWindow (not the limit, which may be far above what the gateway allows), at

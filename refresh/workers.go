@@ -157,7 +157,10 @@ func (r *Refresher) takeNow(ctx context.Context) (call, bool) {
 		if l.api == nil || !l.hasWork() {
 			continue
 		}
-		p, ok := l.guard.admitNow()
+		p, ok, err := l.guard.admitNow()
+		if err != nil { // a cool-down began: the work that waits for it is answered now
+			r.failQueuedLocked(l.guard, err)
+		}
 		if !ok {
 			continue
 		}
@@ -178,6 +181,11 @@ func (r *Refresher) takeNow(ctx context.Context) (call, bool) {
 func (r *Refresher) failQueued(guard *Guard, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.failQueuedLocked(guard, err)
+}
+
+// failQueuedLocked is failQueued; r.mu is held.
+func (r *Refresher) failQueuedLocked(guard *Guard, err error) {
 	for _, l := range r.ring {
 		if l.guard != guard {
 			continue
