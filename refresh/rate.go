@@ -52,8 +52,8 @@ var (
 
 // Rate is the adaptive limit on the MetaStudio calls of one AK at one API host, shared by
 // every scrape and by discovery of the projects on them (Refresher.SetProject): the
-// gateway throttles per AK. Its design is additive-increase/multiplicative-decrease (AIMD, as TCP
-// congestion control and the AWS SDKs' "adaptive" retry mode do it):
+// gateway throttles per AK. Its design is additive-increase/multiplicative-decrease
+// (AIMD, as TCP congestion control and the AWS SDKs' "adaptive" retry mode do it):
 //   - a 429 cuts the rate to cutFactor × what was actually sent over the last
 //     measureWindow (not the limit, which may be far above what the gateway allows), at
 //     most once every cutEvery, never below the floor (scrape.min_requests_per_second);

@@ -2,13 +2,13 @@
 //
 // Scrapes ask a Refresher for objects by Key (a project, a kind and an id) as of their
 // start, and wait on their own deadline; the Refresher queues what is not fresh enough
-// once, however many scrapes ask, and a fixed pool of workers makes the calls, each project
-// in its queue's order and the projects in turn, each call cleared by the project's AK
-// guard (Guard) and adaptive rate (Rate), which projects on the same AK share. What it keeps of an
-// object is an opaque Value that the API's Fetch built (the caller decides what that is),
-// which says whether the object is finished; listings (Search) go through the same queue,
-// guard and rate, and Store files what they found. The package knows nothing of the
-// exposition.
+// once, however many scrapes ask, and a fixed pool of workers makes the calls, each
+// project's in its queue's order and the projects in turn, each call cleared by its
+// project's AK guard (Guard) and adaptive rate (Rate), which the projects on the same AK
+// share. What it keeps of an object is an opaque Value that the API's Fetch built (the
+// caller decides what that is), which says whether the object is finished; listings
+// (Search) go through the same queue, guard and rate, and Store files what they found.
+// The package knows nothing of the exposition.
 package refresh
 
 import (
@@ -30,6 +30,7 @@ type Key struct {
 	Project, Kind, ID string
 }
 
+// String writes the key as project/kind/id, or kind/id for the project "", for logs.
 func (k Key) String() string {
 	if k.Project == "" {
 		return k.Kind + "/" + k.ID
@@ -227,7 +228,8 @@ func (r *Refresher) SetWatched(watched func(k Key) bool) {
 // policy (values younger than MinRefresh, a finished task within FinishedTTL or listed
 // finished). The others are queued and waited for; one that cannot be reached before the
 // deadline at the rate in force, or is not answered by then, is served from its last
-// values. During an authentication cool-down no call is queued.
+// values. During an authentication cool-down of a key's project no call is queued for
+// it. A key of a project that SetProject did not add gets ErrUnknownProject.
 func (r *Refresher) Get(ctx context.Context, keys []Key, p Policy) []Result {
 	results := make([]Result, len(keys))
 	cooling := r.coolingDown(keys)
