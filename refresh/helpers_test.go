@@ -43,9 +43,16 @@ func (a tasks) Search(ctx context.Context, _ string, params any) (any, error) {
 // no limit) until the test ends.
 func startRefresher(t testing.TB, api taskAPI, now func() time.Time, perSecond float64, concurrency int, timeout time.Duration) *Refresher {
 	t.Helper()
+	r := startProjects(t, now, concurrency, timeout)
 	guard := NewGuard(time.Minute, nil, now, log.NewNopLogger())
-	r := NewRefresher(now, log.NewNopLogger())
 	r.SetProject("", tasks{api}, guard, NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now))
+	return r
+}
+
+// startProjects runs a Refresher with no project until the test ends; the test adds them.
+func startProjects(t testing.TB, now func() time.Time, concurrency int, timeout time.Duration) *Refresher {
+	t.Helper()
+	r := NewRefresher(now, log.NewNopLogger())
 	r.Configure(concurrency, timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)

@@ -14,20 +14,6 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
 )
 
-// startProjects runs a Refresher with no project until the test ends; the test adds them.
-func startProjects(t *testing.T, now func() time.Time, concurrency int, timeout time.Duration) *Refresher {
-	t.Helper()
-	r := NewRefresher(now, log.NewNopLogger())
-	r.Configure(concurrency, timeout)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.Start(ctx)
-	t.Cleanup(func() {
-		cancel()
-		r.Wait()
-	})
-	return r
-}
-
 // projectKeys returns n task keys of project, named prefix0, prefix1, ….
 func projectKeys(project, prefix string, n int) []Key {
 	out := make([]Key, n)
