@@ -63,6 +63,20 @@ func TestBadConfigs(t *testing.T) {
 		"placeholder-file.bad.yml":       `line 5: credentials.token_file: "<secret>" is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (in testdata/placeholder.txt)`,
 		"empty-resource.bad.yml":         `line 6: discovery.resources[1]: "" is empty (want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)`,
 		"control-business-id.bad.yml":    `line 6: discovery.business_id: "line\nbreak" contains a control character (want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)`,
+		// Several projects: each error names its line and the project's path.
+		"duplicate-project.bad.yml":             `line 6: projects[1].name: duplicate project name "team-a" (also projects[0])`,
+		"project-name-space.bad.yml":            `line 2: projects[0].name: "team a" is not a project name (want 1 to 32 of a-z 0-9 - _)`,
+		"project-name-upper.bad.yml":            `line 6: projects[1].name: "Team-B" is not a project name (want 1 to 32 of a-z 0-9 - _)`,
+		"project-name-long.bad.yml":             `line 2: projects[0].name: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is not a project name (want 1 to 32 of a-z 0-9 - _)`,
+		"project-no-name.bad.yml":               `line 2: projects[0].name: required (1 to 32 of a-z 0-9 - _)`,
+		"project-no-credentials.bad.yml":        `line 6: projects[1].credentials: none usable: set access_key_file and secret_key_file, token_file, iam_password or ecs_metadata, or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment`,
+		"both-forms.bad.yml":                    `line 7: tasks: projects (line 1) and the top-level key tasks cannot be used together: move tasks into a project`,
+		"empty-projects.bad.yml":                `line 1: projects: empty: list at least one project, or write the keys of one project at the top level`,
+		"project-typo.bad.yml":                  `line 5: projects[0].taks: unknown key (valid: name, region, project_id, endpoint, iam_endpoint, credentials, tasks, status_names, discovery, allow_insecure_endpoint)`,
+		"project-missing-file.bad.yml":          `line 10: projects[1].credentials.secret_key_file: open testdata/does-not-exist.txt: no such file or directory`,
+		"project-bad-task.bad.yml":              `line 9: projects[1].tasks[1]: "b c" is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)`,
+		"project-no-region.bad.yml":             `line 2: projects[0].region: required (for example cn-north-4)`,
+		"project-secret-as-credentials.bad.yml": `line 4: projects[0].credentials: want a mapping of keys, got a single value (not shown: it may be a secret)`,
 	}
 	files, err := filepath.Glob("testdata/*.bad.yml")
 	if err != nil || len(files) != len(want) {
@@ -283,16 +297,26 @@ func TestNoSecretInErrors(t *testing.T) {
 	}
 	texts = append(texts, "credentials:\n  failure_backoff: "+secret+"\n", secret+"\n", "- "+secret+"\n")
 	for _, text := range texts {
-		_, _, err := Parse([]byte(base+text), noEnv)
+		files := []string{base + text}
 		if text == secret+"\n" || text == "- "+secret+"\n" {
-			_, _, err = Parse([]byte(text), noEnv)
+			files = []string{text}
+		} else {
+			// The same text in the second project of a list.
+			item := "    " + strings.ReplaceAll(strings.TrimSuffix(base+text, "\n"), "\n", "\n    ") + "\n"
+			files = append(files, "projects:\n  - {name: a, region: cn-north-4, tasks: [a], credentials: {access_key: AK, secret_key_file: sk}}\n  - name: b\n"+item)
 		}
-		if err == nil {
-			t.Errorf("accepted:\n%s", text)
-			continue
-		}
-		if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret[:6])) {
-			t.Errorf("the error shows the secret: %v\nfor\n%s", err, text)
+		for _, file := range files {
+			_, _, err := Parse([]byte(file), noEnv)
+			if err == nil {
+				t.Errorf("accepted:\n%s", file)
+				continue
+			}
+			if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret[:6])) {
+				t.Errorf("the error shows the secret: %v\nfor\n%s", err, file)
+			}
+			if strings.HasPrefix(file, "projects:") && !strings.Contains(err.Error(), "projects[1].credentials") {
+				t.Errorf("the error is not about the second project's credentials: %v\nfor\n%s", err, file)
+			}
 		}
 	}
 }
