@@ -58,7 +58,8 @@ func (s Secret) MarshalJSON() ([]byte, error) {
 // level: the shorthand for one project named "default". After Parse, Projects holds at
 // least one project in either form, and the top-level project keys (Region to
 // AllowInsecureEndpoint) mirror Projects[0], for code that knows one project only. They
-// are a copy: a change to one does not reach the other.
+// are a shallow copy: setting a field of one does not change the other, while Tasks,
+// StatusNames and the credential sections are shared.
 type Config struct {
 	Projects    []Project         `yaml:"projects,omitempty"`
 	Region      string            `yaml:"region"`
