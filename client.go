@@ -91,7 +91,7 @@ func (e *exporter) useClient(cfg *config.Config, s clientState) error {
 		e.api.CloseIdleConnections()
 	}
 	e.api = api
-	e.refresher.SetAPI(collector.NewAPI(api))
+	e.refresher.SetProject(collector.DefaultProject, collector.NewAPI(api), e.guard, e.rate)
 	if e.inUse.credentials != nil && sameIdentity(s.client.Credentials, e.inUse.client.Credentials) {
 		auth.Inherit(s.credentials, e.inUse.credentials)
 		e.guard.Adopt(s.credentials, cfg.Credentials.FailureBackoff)

@@ -64,7 +64,8 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	e.guard = refresh.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
 	e.guard.SetClock(e.clock)
 	e.rate = refresh.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
-	e.refresher = refresh.NewRefresher(nil, e.guard, e.rate, o.now, o.logger)
+	e.refresher = refresh.NewRefresher(o.now, o.logger)
+	e.refresher.SetProject(collector.DefaultProject, nil, e.guard, e.rate) // no client until the project is resolved
 	e.refresher.SetWatched(func(k refresh.Key) bool { return e.current.Load().Listed(k.ID) })
 	e.resolver = newProjectResolver(ctx, o, auth.Options{Now: o.now, Observer: e.apiMetrics, FetchFailures: e.fetchFailures}, e.resolved)
 	if err := e.apply(cfg); err != nil {

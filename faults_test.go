@@ -321,7 +321,7 @@ func (r *faultRig) start(endpoint, extra string, tasks ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.client.CloseIdleConnections) // runs before cancel and the servers' Close
-	r.e.refresher.SetAPI(collector.NewAPI(r.client))
+	r.e.refresher.SetProject(collector.DefaultProject, collector.NewAPI(r.client), r.e.guard, r.e.rate)
 	r.e.guard.Reset(creds, cfg.Credentials.FailureBackoff)
 	// The exporter's long-lived goroutines: its reload loop, the refresher's dispatcher,
 	// housekeeping and one worker per scrape.concurrency (discovery is off).

@@ -11,6 +11,10 @@ import (
 // KindTask is the refresher's kind of an import/export task (ShowTask, SearchTask).
 const KindTask = "task"
 
+// DefaultProject is the refresher's project of the config's tasks: the one project that
+// the top-level keys configure.
+const DefaultProject = ""
+
 // TaskAPI is the part of the MetaStudio client that reads tasks; tests pass a fake.
 type TaskAPI interface {
 	ShowTask(ctx context.Context, id string) (*metastudio.Task, error)
@@ -43,4 +47,6 @@ func (a api) Search(ctx context.Context, kind string, params any) (any, error) {
 }
 
 // taskKey is the refresher's key of a task.
-func taskKey(id string) refresh.Key { return refresh.Key{Kind: KindTask, ID: id} }
+func taskKey(id string) refresh.Key {
+	return refresh.Key{Project: DefaultProject, Kind: KindTask, ID: id}
+}

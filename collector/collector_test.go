@@ -30,7 +30,8 @@ func startRefresher(t testing.TB, api TaskAPI, now func() time.Time, perSecond f
 func startWithRate(t testing.TB, api TaskAPI, now func() time.Time, rate *refresh.Rate, concurrency int, timeout time.Duration) *refresh.Refresher {
 	t.Helper()
 	guard := refresh.NewGuard(time.Minute, nil, now, log.NewNopLogger())
-	r := refresh.NewRefresher(NewAPI(api), guard, rate, now, log.NewNopLogger())
+	r := refresh.NewRefresher(now, log.NewNopLogger())
+	r.SetProject(DefaultProject, NewAPI(api), guard, rate)
 	r.Configure(concurrency, timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)

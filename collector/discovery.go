@@ -123,7 +123,7 @@ func (d *Discovery) newLister(cfg config.Discovery, track bool) *lister {
 	d.mu.Unlock()
 	return &lister{
 		search: func(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			page, stamp, err := d.refresher.Search(ctx, KindTask, p)
+			page, stamp, err := d.refresher.Search(ctx, DefaultProject, KindTask, p)
 			sent = stamp
 			if err != nil {
 				var apiErr *metastudio.APIError

@@ -68,7 +68,8 @@ func FuzzProbeQuery(f *testing.F) {
 	api := &fakeapi.API{} // answers every ShowTask at once
 	logger := log.NewNopLogger()
 	guard := refresh.NewGuard(time.Minute, nil, time.Now, logger)
-	refresher := refresh.NewRefresher(collector.NewAPI(api), guard, refresh.NewRate(0, 1, 2, time.Now), time.Now, logger)
+	refresher := refresh.NewRefresher(time.Now, logger)
+	refresher.SetProject(collector.DefaultProject, collector.NewAPI(api), guard, refresh.NewRate(0, 1, 2, time.Now))
 	refresher.Configure(2, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	refresher.Start(ctx)

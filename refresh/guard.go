@@ -66,7 +66,8 @@ var (
 //     rotated key file, a new password or token file) starts a new epoch with a clean
 //     slate; a refresh the exporter makes itself does not.
 //
-// One Guard serves the whole process.
+// One Guard serves every project on one AK (Refresher.SetProject): the gateway locks the
+// AK, not the project.
 type Guard struct {
 	now    func() time.Time
 	logger log.Logger
@@ -188,11 +189,11 @@ func (g *Guard) admit() (p permit, ok bool, wait time.Duration, err error) {
 // admitNow is admit for a call that goes out at once or not at all. It does not look for
 // changed credential files (a stat can be slow: the caller holds the refresher's lock);
 // admit, coolingDown and done do.
-func (g *Guard) admitNow() (permit, bool) {
+func (g *Guard) admitNow() (permit, bool, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p, ok, _, err := g.admitLocked()
-	return p, ok && err == nil
+	return p, ok && err == nil, err
 }
 
 // valid reports whether a permit that was held for a while still holds: same credentials,

@@ -30,7 +30,7 @@ func TestGuardProbesAloneThenFansOut(t *testing.T) {
 	go func() { done <- scrape(context.Background(), r, manyKeys(50)) }()
 
 	waitFor(t, "the probe", func() bool { return api.InFlight() == 1 })
-	if _, ok, _, _ := r.guard.admit(); ok { // what the dispatcher asks before each call
+	if _, ok, _, _ := guardOf(r).admit(); ok { // what the dispatcher asks before each call
 		t.Fatal("the guard lets a second call out while the probe is in flight")
 	}
 	api.Gate <- struct{}{} // the probe answers: the credentials are verified
@@ -52,7 +52,7 @@ func TestGuardCoolsDownAfterAuthFailure(t *testing.T) {
 	failing.Store(true)
 	api := &fakeapi.API{Fail: failWhile(&failing, errUnauthorized)}
 	r := startRefresher(t, api, clock.Now, 0, 8, 5*time.Second)
-	guard := r.guard
+	guard := guardOf(r)
 	keys := manyKeys(200)
 	failures := func() (failed int) {
 		for _, r := range scrape(context.Background(), r, keys) {

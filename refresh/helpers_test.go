@@ -44,7 +44,8 @@ func (a tasks) Search(ctx context.Context, _ string, params any) (any, error) {
 func startRefresher(t testing.TB, api taskAPI, now func() time.Time, perSecond float64, concurrency int, timeout time.Duration) *Refresher {
 	t.Helper()
 	guard := NewGuard(time.Minute, nil, now, log.NewNopLogger())
-	r := NewRefresher(tasks{api}, guard, NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now), now, log.NewNopLogger())
+	r := NewRefresher(now, log.NewNopLogger())
+	r.SetProject("", tasks{api}, guard, NewRate(perSecond, min(1, max(perSecond, 1)), concurrency, now))
 	r.Configure(concurrency, timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
@@ -91,3 +92,17 @@ func scrape(ctx context.Context, r *Refresher, keys []Key) []Result {
 
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) { t.Helper(); testkit.WaitFor(t, what, cond) }
+
+// guardOf is the guard of r's project "".
+func guardOf(r *Refresher) *Guard {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lanes[""].guard
+}
+
+// rateOf is the rate of r's project "".
+func rateOf(r *Refresher) *Rate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lanes[""].rate
+}

@@ -1,9 +1,5 @@
 package refresh
 
-import (
-	"time"
-)
-
 // fifo is a queue of tasks. Tasks leave it lazily: a slot whose task has left, or was
 // queued again since, is skipped.
 type fifo struct {
@@ -94,59 +90,4 @@ func (q *queues) ahead(e *entry) uint64 {
 		n += q.unfetched.next - q.unfetched.headTicket()
 	}
 	return n
-}
-
-// reachable estimates whether a queued task's turn comes within left at the rate in force.
-// The other class of tasks takes at most every other call. r.mu is held.
-func (r *Refresher) reachable(e *entry, left time.Duration) bool {
-	if r.rate.Held() > left { // a quota's pause or pace, or a Retry-After
-		return false
-	}
-	limit, tokens := r.rate.Limit(), r.rate.lim.Tokens()
-	if limit <= 0 {
-		return true
-	}
-	own, other := &r.listed, &r.probed
-	if e.unlisted != nil && (e.queue == &r.probed.unfetched || e.queue == &r.probed.stale) {
-		own, other = other, own
-	}
-	ahead := own.ahead(e)
-	ahead += min(other.waiting(), ahead+1)
-	return (float64(ahead)+1-tokens)/limit <= left.Seconds()
-}
-
-// enqueue queues a task for a call. r.mu is held.
-func (r *Refresher) enqueue(e *entry) {
-	q := &r.listed
-	if e.unlisted != nil {
-		q = &r.probed
-	}
-	if e.vals == nil && e.err == nil && e.answered == 0 {
-		q.unfetched.push(e)
-	} else {
-		q.stale.push(e)
-	}
-}
-
-// next takes the next piece of work: a search, then a task. Unlisted tasks (/probe of ids
-// no config lists) take at most every other call while listed tasks wait, so that probes
-// of ever new ids cannot starve the configured and discovered tasks. r.mu is held.
-func (r *Refresher) next(take bool) (*entry, *search, bool) {
-	if len(r.searches) > 0 {
-		s := r.searches[0]
-		if take {
-			r.searches = r.searches[1:]
-		}
-		return nil, s, true
-	}
-	listed, probed := r.listed.peek() != nil, r.probed.peek() != nil
-	if !take || (!listed && !probed) {
-		return nil, nil, listed || probed
-	}
-	q := &r.listed
-	if probed && (!listed || !r.probedLast) {
-		q = &r.probed
-	}
-	r.probedLast = q == &r.probed
-	return q.pop(), nil, true
 }

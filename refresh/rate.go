@@ -1,7 +1,6 @@
 package refresh
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -51,9 +50,10 @@ var (
 	quotaPauseDesc     = newDesc("api", "quota_pause_seconds", "Seconds left of the pause of every MetaStudio call that a used-up quota began; 0 when calls are not paused.")
 )
 
-// Rate is the process-wide adaptive limit on MetaStudio calls, shared by every scrape and
-// by discovery. Its design is additive-increase/multiplicative-decrease (AIMD, as TCP
-// congestion control and the AWS SDKs' "adaptive" retry mode do it):
+// Rate is the adaptive limit on the MetaStudio calls of one AK at one API host, shared by
+// every scrape and by discovery of the projects on them (Refresher.SetProject): the
+// gateway throttles per AK. Its design is additive-increase/multiplicative-decrease
+// (AIMD, as TCP congestion control and the AWS SDKs' "adaptive" retry mode do it):
 //   - a 429 cuts the rate to cutFactor × what was actually sent over the last
 //     measureWindow (not the limit, which may be far above what the gateway allows), at
 //     most once every cutEvery, never below the floor (scrape.min_requests_per_second);
@@ -152,31 +152,26 @@ func (r *Rate) measured(now time.Time) float64 {
 	return float64(n) / measureWindow.Seconds()
 }
 
-// Wait blocks until one call may go out, or ctx ends.
-func (r *Rate) Wait(ctx context.Context) error {
-	for {
-		if hold := r.turn(); hold > 0 {
-			t := time.NewTimer(hold)
-			select {
-			case <-t.C:
-				continue
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-		}
-		if err := r.lim.Wait(ctx); err != nil {
-			return err
-		}
-		if r.take() {
-			return nil
-		}
-		// Another call took the quota's last room, or a pause began, meanwhile.
+// Try lets one call go out if it may at once, as Now does; otherwise it says how long
+// until it may (a hold, or the adaptive rate's next token), so that a dispatcher serves
+// the projects on other rates meanwhile instead of blocking.
+func (r *Rate) Try() (time.Duration, bool) {
+	if hold := r.turn(); hold > 0 {
+		return hold, false
 	}
+	if !r.lim.Allow() {
+		limit, tokens := float64(r.lim.Limit()), r.lim.Tokens()
+		return max(time.Duration((1-tokens)/limit*float64(time.Second)), time.Millisecond), false
+	}
+	if r.take() {
+		return 0, true
+	}
+	// Another call took the quota's last room, or a pause began, meanwhile.
+	return max(r.Held(), time.Millisecond), false
 }
 
 // Now lets one call go out if it may at once (no pause, room in a stated quota, a token
-// at hand), and says whether it did; otherwise the call waits its turn with Wait.
+// at hand), and says whether it did.
 func (r *Rate) Now() bool {
 	if r.turn() > 0 || !r.lim.Allow() {
 		return false

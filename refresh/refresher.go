@@ -1,13 +1,14 @@
 // Package refresh makes every API call of the process and keeps what they answered.
 //
-// Scrapes ask a Refresher for objects by Key (a kind and an id) as of their start, and
-// wait on their own deadline; the Refresher queues what is not fresh enough once, however
-// many scrapes ask, and a fixed pool of workers makes the calls in the queue's order, each
-// cleared by the AK guard (Guard) and the adaptive rate (Rate). What it keeps of an
-// object is an opaque Value that the API's Fetch built (the caller decides what that is),
-// which says whether the object is finished; listings (Search) go through the same queue,
-// guard and rate, and Store files what they found. The package knows nothing of the
-// exposition.
+// Scrapes ask a Refresher for objects by Key (a project, a kind and an id) as of their
+// start, and wait on their own deadline; the Refresher queues what is not fresh enough
+// once, however many scrapes ask, and a fixed pool of workers makes the calls, each
+// project's in its queue's order and the projects in turn, each call cleared by its
+// project's AK guard (Guard) and adaptive rate (Rate), which the projects on the same AK
+// share. What it keeps of an object is an opaque Value that the API's Fetch built (the
+// caller decides what that is), which says whether the object is finished; listings
+// (Search) go through the same queue, guard and rate, and Store files what they found.
+// The package knows nothing of the exposition.
 package refresh
 
 import (
@@ -22,13 +23,20 @@ import (
 	"github.com/go-kit/log"
 )
 
-// Key names one object: its kind (the API that reads it, such as "task") and its id.
-// Objects of every kind share the queue, the rate and the guard.
+// Key names one object: its project (SetProject), its kind (the API that reads it, such
+// as "task") and its id. Objects of every kind of a project share its queue, rate and
+// guard.
 type Key struct {
-	Kind, ID string
+	Project, Kind, ID string
 }
 
-func (k Key) String() string { return k.Kind + "/" + k.ID }
+// String writes the key as project/kind/id, or kind/id for the project "", for logs.
+func (k Key) String() string {
+	if k.Project == "" {
+		return k.Kind + "/" + k.ID
+	}
+	return k.Project + "/" + k.Kind + "/" + k.ID
+}
 
 // Value is what the Refresher keeps of an object's answer, built by the API's Fetch (or
 // given to Store); the Refresher only asks whether the object is finished (cache.
@@ -37,7 +45,7 @@ type Value interface {
 	Finished() bool
 }
 
-// API makes the calls of one client (an endpoint and its credentials).
+// API makes the calls of one project's client (an endpoint and its credentials).
 type API interface {
 	// Fetch reads one object and decodes what the Refresher keeps of it.
 	Fetch(ctx context.Context, k Key) (Value, error)
@@ -100,34 +108,32 @@ func (r *Refresher) Mark() Mark {
 // Refresher owns the task table and makes every MetaStudio call of the process. Scrapes
 // (/metrics, /probe) ask it for their tasks as of their start and wait on their own
 // deadline; they never plan calls. A task that is not fresh enough is queued once,
-// however many scrapes ask for it: never-fetched tasks first, then in the order they were
-// asked for, which over consecutive scrapes is stalest first. A fixed pool of
-// scrape.concurrency workers makes the calls, in the queue's order, each cleared by the AK
-// guard and the adaptive rate: a worker that has made a call takes the next one itself
-// when it may go out at once, and one dispatcher hands out the calls that have to wait
-// (for the rate, a cool-down or a probe) and those of idle workers. A call has its own
-// timeout (scrape.timeout, or the guard's probe deadline) and ends with no waiter's
-// departure. One Refresher lives as long as the process; reloads reconfigure it.
+// however many scrapes ask for it, in its project's queue: never-fetched tasks first,
+// then in the order they were asked for, which over consecutive scrapes is stalest first.
+// A fixed pool of scrape.concurrency workers makes the calls of every project: the
+// projects with work take turns, one call each, and each call is cleared by its project's
+// AK guard and adaptive rate. A project that has to wait (for its rate, a cool-down or a
+// probe) holds up no other. A worker that has made a call takes the next one itself when
+// it may go out at once, and one dispatcher hands out the calls that had to wait and
+// those of idle workers. A call has its own timeout (scrape.timeout, or the guard's probe
+// deadline) and ends with no waiter's departure. One Refresher lives as long as the
+// process; reloads reconfigure it.
 type Refresher struct {
-	guard  *Guard
-	rate   *Rate
 	now    func() time.Time
 	logger log.Logger
 	wakeCh chan struct{}
 	calls  chan call
+	ready  []ready // the dispatcher's own: the projects that may have a call to make
 
 	mu          sync.Mutex
-	api         API
-	gen         uint64 // the client's generation: SetAPI adds one
+	lanes       map[string]*lane // by project
+	ring        []*lane          // the projects in the order they take turns
+	turn        int              // the place in ring of the project whose turn is next
 	concurrency int
 	callTimeout time.Duration
 	watched     func(k Key) bool // the objects some config lists; nil: keep all
 	table       map[Key]*entry
 	unlisted    *list.List
-	searches    []*search
-	listed      queues // the tasks some config or discovery lists
-	probed      queues // the unlisted tasks that /probe asked for
-	probedLast  bool   // the last call taken was of an unlisted task
 	seq         uint64
 	inflight    int
 	workers     int
@@ -156,18 +162,14 @@ type Stamp struct {
 	at  time.Time
 }
 
-// NewRefresher returns a Refresher that calls api through guard and rate. Start runs it.
-func NewRefresher(api API, guard *Guard, rate *Rate, now func() time.Time, logger log.Logger) *Refresher {
-	r := &Refresher{
-		guard: guard, rate: rate, now: now, logger: logger,
+// NewRefresher returns a Refresher with no project yet (SetProject adds them). Start runs it.
+func NewRefresher(now func() time.Time, logger log.Logger) *Refresher {
+	return &Refresher{
+		now: now, logger: logger,
 		wakeCh: make(chan struct{}, 1), calls: make(chan call),
-		api: api, concurrency: 1, callTimeout: 10 * time.Second,
+		lanes: map[string]*lane{}, concurrency: 1, callTimeout: 10 * time.Second,
 		table: map[Key]*entry{}, unlisted: list.New(),
 	}
-	guard.mu.Lock()
-	guard.wake = r.wake
-	guard.mu.Unlock()
-	return r
 }
 
 // Start runs the dispatcher, the workers and the housekeeping until ctx ends; Wait waits
@@ -211,18 +213,6 @@ func (r *Refresher) Configure(concurrency int, callTimeout time.Duration) {
 	r.wake()
 }
 
-// SetAPI replaces the client (a reload that changed the endpoint or credentials). What is
-// known of the tasks survives. A wait that begins from now on is answered by this client
-// only: a task whose call by the old client is still in flight may be called again by the
-// new one, and the old call's answer is discarded.
-func (r *Refresher) SetAPI(api API) {
-	r.mu.Lock()
-	r.api = api
-	r.gen++
-	r.mu.Unlock()
-	r.wake()
-}
-
 // Now is the Refresher's clock.
 func (r *Refresher) Now() time.Time { return r.now() }
 
@@ -238,14 +228,15 @@ func (r *Refresher) SetWatched(watched func(k Key) bool) {
 // policy (values younger than MinRefresh, a finished task within FinishedTTL or listed
 // finished). The others are queued and waited for; one that cannot be reached before the
 // deadline at the rate in force, or is not answered by then, is served from its last
-// values. During an authentication cool-down no call is queued.
+// values. During an authentication cool-down of a key's project no call is queued for
+// it. A key of a project that SetProject did not add gets ErrUnknownProject.
 func (r *Refresher) Get(ctx context.Context, keys []Key, p Policy) []Result {
 	results := make([]Result, len(keys))
-	backoff := r.guard.coolingDown()
+	cooling := r.coolingDown(keys)
 	deadline, hasDeadline := ctx.Deadline()
 
 	r.mu.Lock()
-	start, now, gen := r.seq, r.now(), r.gen
+	start, now := r.seq, r.now()
 	if p.Since > 0 {
 		start = uint64(p.Since) - 1
 	}
@@ -253,10 +244,18 @@ func (r *Refresher) Get(ctx context.Context, keys []Key, p Policy) []Result {
 	if !p.Start.IsZero() && p.Start.Before(now) {
 		freshAt = p.Start
 	}
-	var pending, queue []*entry
-	var where []int
+	var pending []waiting
+	var queue []*entry
+	project, backoff := "", cooling[""]
 	for i, k := range keys {
+		if k.Project != project {
+			project, backoff = k.Project, cooling[k.Project]
+		}
 		e := r.entry(k, p.Unlisted, now)
+		if e == nil {
+			results[i] = Result{Key: k, Err: fmt.Errorf("project %q: %w", k.Project, ErrUnknownProject)}
+			continue
+		}
 		switch res, ok := r.fresh(e, p, freshAt); {
 		case e.answered > start && e.err == nil && e.vals != nil: // listed since the scrape began
 			results[i] = Result{Key: k, Value: e.vals, Age: max(now.Sub(e.fetched), 0)}
@@ -266,17 +265,18 @@ func (r *Refresher) Get(ctx context.Context, keys []Key, p Policy) []Result {
 			results[i] = Result{Key: k, Err: backoff}
 		default:
 			e.waiters++
+			gen := e.lane.gen // the wait is answered by the project's client in place now
 			if !e.queued() && !e.calling(gen) {
 				queue = append(queue, e)
 			}
-			pending, where = append(pending, e), append(where, i)
+			pending = append(pending, waiting{e, gen, i})
 		}
 	}
 	// Stalest first: over consecutive scrapes that the rate cannot cover, every task is
 	// refreshed in turn.
 	slices.SortStableFunc(queue, func(a, b *entry) int { return a.lastAnswer().Compare(b.lastAnswer()) })
 	for _, e := range queue {
-		r.enqueue(e)
+		e.lane.enqueue(e)
 	}
 	r.mu.Unlock()
 	if len(pending) == 0 {
@@ -284,23 +284,65 @@ func (r *Refresher) Get(ctx context.Context, keys []Key, p Policy) []Result {
 	}
 	r.wake()
 
-	for _, e := range pending {
-		if !r.await(ctx, e, start, gen, deadline, hasDeadline) {
+	for _, w := range pending {
+		if !r.await(ctx, w.e, start, w.gen, deadline, hasDeadline) {
 			break
 		}
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, e := range pending { // ages as of the scrape's start: 0 for values fetched for it
+	for _, w := range pending { // ages as of the scrape's start: 0 for values fetched for it
+		e := w.e
 		e.waiters--
 		if e.waiters == 0 && e.queue != nil { // nobody waits any more: it leaves the queue
 			e.queue = nil
 		}
-		results[where[k]] = r.outcome(e, start, now)
+		results[w.at] = r.outcome(e, start, now)
 	}
 	r.evict() // what the cap spared while it was waited for
 	return results
+}
+
+// waiting is a Get's wait for one entry: the generation of its project's client when the
+// wait began, and the place of its result.
+type waiting struct {
+	e   *entry
+	gen uint64
+	at  int
+}
+
+// coolingDown returns, for each project among keys whose guard cools down, the error to
+// answer its keys with. The guards look at their key files under no lock of the
+// refresher's, and a guard that several projects share is asked once.
+func (r *Refresher) coolingDown(keys []Key) map[string]error {
+	guards := map[string]*Guard{}
+	r.mu.Lock()
+	for i, k := range keys {
+		if i > 0 && k.Project == keys[i-1].Project {
+			continue
+		}
+		if l := r.lanes[k.Project]; l != nil {
+			guards[k.Project] = l.guard
+		}
+	}
+	r.mu.Unlock()
+	var out map[string]error
+	asked := map[*Guard]error{}
+	for project, g := range guards {
+		err, ok := asked[g]
+		if !ok {
+			err = g.coolingDown()
+			asked[g] = err
+		}
+		if err != nil {
+			if out == nil {
+				out = map[string]error{}
+			}
+			out[project] = err
+		}
+	}
+	return out
 }
 
 // await waits for e's answer after start by the client of generation gen. It returns
@@ -360,17 +402,33 @@ func (r *Refresher) outcome(e *entry, start uint64, now time.Time) Result {
 	return Result{Key: e.key, Err: ErrRateBudget}
 }
 
-// Search lists one page of kind with the API's Search, cleared by the same guard and rate
-// as every call, and says when the call was sent. The call has its own timeout; ctx bounds
-// only the wait (its error is then ctx's).
-func (r *Refresher) Search(ctx context.Context, kind string, params any) (any, Stamp, error) {
-	if err := r.guard.coolingDown(); err != nil {
+// Search lists one page of kind with the project's API's Search, cleared by the same
+// guard and rate as every call of the project, and says when the call was sent. The call
+// has its own timeout; ctx bounds only the wait (its error is then ctx's).
+func (r *Refresher) Search(ctx context.Context, project, kind string, params any) (any, Stamp, error) {
+	r.mu.Lock()
+	l := r.lanes[project]
+	var guard *Guard
+	if l != nil {
+		guard = l.guard
+	}
+	r.mu.Unlock()
+	if l == nil {
+		return nil, Stamp{}, fmt.Errorf("project %q: %w", project, ErrUnknownProject)
+	}
+	if err := guard.coolingDown(); err != nil {
 		return nil, Stamp{}, err
 	}
 	s := &search{kind: kind, params: params, done: make(chan searchResult, 1)}
 	r.mu.Lock()
-	r.searches = append(r.searches, s)
+	removed := l.removed
+	if !removed {
+		l.searches = append(l.searches, s)
+	}
 	r.mu.Unlock()
+	if removed {
+		return nil, Stamp{}, fmt.Errorf("project %q: %w", project, ErrProjectRemoved)
+	}
 	r.wake()
 	select {
 	case res := <-s.done:

@@ -121,7 +121,7 @@ func verifiedOneWorker(t *testing.T) (*fakeapi.API, *Refresher) {
 // verify makes r's guard take the credentials as verified, so that calls fan out.
 func verify(t *testing.T, r *Refresher) {
 	t.Helper()
-	r.guard.done(admitted(t, r.guard), nil)
+	guardOf(r).done(admitted(t, guardOf(r)), nil)
 }
 
 // TestProbeDeadlineIsItsOwn: the guard's probe has the deadline min(5 s, scrape.timeout),
@@ -156,7 +156,7 @@ func TestProbeDeadlineIsItsOwn(t *testing.T) {
 	}
 }
 
-// TestNewClientAnswersWaitsAfterASwap: after SetAPI (a reload to a new endpoint), a scrape
+// TestNewClientAnswersWaitsAfterASwap: after SetProject (a reload to a new endpoint), a scrape
 // is answered by the new client even while the old one's call for the same task hangs,
 // and the old call's late answer is discarded.
 func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
@@ -173,7 +173,7 @@ func TestNewClientAnswersWaitsAfterASwap(t *testing.T) {
 
 	fresh := newGatedAPI()
 	close(fresh.Gate)
-	r.SetAPI(tasks{fresh})
+	r.SetProject("", tasks{fresh}, guardOf(r), rateOf(r))
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if res := r.Get(ctx, keys("x"), Policy{}); res[0].Err != nil || res[0].Value == nil {
@@ -272,7 +272,8 @@ func TestSlowKeyFileStatHoldsUpOnlyItsCall(t *testing.T) {
 	api := &fakeapi.API{Latency: 5 * time.Millisecond}
 	creds := &slowStat{entered: make(chan struct{}), release: make(chan struct{})}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
-	r := NewRefresher(tasks{api}, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
+	r := NewRefresher(time.Now, log.NewNopLogger())
+	r.SetProject("", tasks{api}, guard, NewRate(0, 1, 4, time.Now))
 	r.Configure(4, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
@@ -338,7 +339,8 @@ func TestKeyFilesAreNotStatedUnderTheLock(t *testing.T) {
 	api := &fakeapi.API{Latency: 5 * time.Millisecond}
 	creds := &lockProbe{}
 	guard := NewGuard(time.Minute, creds, time.Now, log.NewNopLogger())
-	r := NewRefresher(tasks{api}, guard, NewRate(0, 1, 4, time.Now), time.Now, log.NewNopLogger())
+	r := NewRefresher(time.Now, log.NewNopLogger())
+	r.SetProject("", tasks{api}, guard, NewRate(0, 1, 4, time.Now))
 	r.Configure(4, 5*time.Second)
 	creds.r = r
 	ctx, cancel := context.WithCancel(context.Background())

@@ -23,6 +23,7 @@ type entry struct {
 	callGen  uint64 // the client generation of its latest call
 	waiters  int    // scrapes that wait for its next answer
 
+	lane     *lane         // its project
 	unlisted *list.Element // its place among the unlisted objects; nil when listed
 	wanted   time.Time     // when a scrape or probe last asked for it
 	note     string        // the caller's (Note)
@@ -50,12 +51,17 @@ func (e *entry) lastAnswer() time.Time {
 	return e.at
 }
 
-// entry returns k's entry, making one if needed. r.mu is held.
+// entry returns k's entry, making one if needed; nil when k's project is unknown. r.mu
+// is held.
 func (r *Refresher) entry(k Key, unlisted bool, now time.Time) *entry {
 	e := r.table[k]
 	switch {
 	case e == nil:
-		e = &entry{key: k}
+		l := r.lanes[k.Project]
+		if l == nil {
+			return nil
+		}
+		e = &entry{key: k, lane: l}
 		r.table[k] = e
 		if unlisted {
 			e.unlisted = r.unlisted.PushFront(e)
@@ -106,6 +112,9 @@ func (r *Refresher) Store(sent Stamp, keys []Key, vals []Value) {
 	defer r.mu.Unlock()
 	for i, k := range keys {
 		e := r.entry(k, false, sent.at)
+		if e == nil {
+			continue // a project removed since the listing was sent
+		}
 		if e.answered > sent.seq || (e.vals != nil && e.fetched.After(sent.at)) {
 			continue // a fetch newer than the listing
 		}

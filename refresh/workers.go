@@ -13,8 +13,11 @@ import (
 type call struct {
 	e       *entry  // a fetch, or
 	search  *search // a listing page
+	lane    *lane   // its project
 	api     API
 	gen     uint64 // api's generation
+	guard   *Guard // what cleared it, and takes its outcome
+	rate    *Rate
 	permit  permit
 	timeout time.Duration
 }
@@ -37,8 +40,8 @@ func (r *Refresher) wake() {
 	}
 }
 
-// dispatch hands the queue's work to the workers in order, each call cleared by the guard
-// and the rate, until ctx ends.
+// dispatch hands the queues' work to the workers, the projects in turn and each call
+// cleared by its project's guard and rate, until ctx ends.
 func (r *Refresher) dispatch(ctx context.Context) {
 	for {
 		wait, ok := r.dispatchOne(ctx)
@@ -65,116 +68,142 @@ func (r *Refresher) dispatch(ctx context.Context) {
 	}
 }
 
-// dispatchOne sends one call to the workers if it can; otherwise it says how long to
-// wait (0: until woken).
+// dispatchOne sends one call to the workers if it can: the first project, in turn, whose
+// guard and rate let a call go out now. A project that has to wait (a cool-down, a probe
+// in flight, a pause, no token) is passed over, so that it holds up no other. Otherwise
+// it says how long to wait: the shortest wait of all projects (0: until woken).
 func (r *Refresher) dispatchOne(ctx context.Context) (time.Duration, bool) {
 	r.mu.Lock()
-	_, _, work := r.next(false)
-	busy := r.inflight >= r.concurrency
+	r.ready = r.ready[:0]
+	if r.inflight < r.concurrency {
+		r.ready = r.readyLanes(r.ready)
+	}
 	r.mu.Unlock()
-	if !work || busy {
-		return 0, false
+	var wait time.Duration
+	soonest := func(d time.Duration) {
+		if d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
 	}
-	p, ok, wait, err := r.guard.admit()
-	if err != nil {
-		r.failQueued(err)
-		return wait, false
+	for _, rd := range r.ready {
+		p, ok, d, err := rd.guard.admit()
+		if err != nil {
+			r.failQueued(rd.guard, err)
+			continue
+		}
+		if !ok {
+			soonest(d)
+			continue
+		}
+		if d, ok = rd.rate.Try(); !ok {
+			rd.guard.release(p)
+			soonest(d)
+			continue
+		}
+		r.mu.Lock()
+		c, ok := r.take(rd.l, rd.guard, p)
+		r.mu.Unlock()
+		if !ok {
+			rd.guard.release(p)
+			continue
+		}
+		select {
+		case r.calls <- c:
+			return 0, true
+		case <-ctx.Done():
+			return 0, false
+		}
 	}
-	if !ok {
-		return wait, false
-	}
-	if err := r.rate.Wait(ctx); err != nil {
-		r.guard.release(p)
-		return 0, false
-	}
-	// The rate may have held the permit for a while: a cool-down that began, or
-	// credentials that changed, meanwhile void it.
-	if !r.guard.valid(p) {
-		r.guard.release(p)
-		return 0, false
-	}
-	r.mu.Lock()
-	c, ok := r.take(p)
-	r.mu.Unlock()
-	if !ok {
-		r.guard.release(p)
-		return 0, false
-	}
-	select {
-	case r.calls <- c:
-		return 0, true
-	case <-ctx.Done():
-		return 0, false
-	}
+	return wait, false
 }
 
-// take takes the next piece of work for a call under p; false when there is none, or no
-// client to make it with.
-// r.mu is held.
-func (r *Refresher) take(p permit) (call, bool) {
-	if r.api == nil { // no client yet (SetAPI): the work waits for one
+// take takes l's next piece of work for a call under p, a permit of guard; false when
+// there is none, or no client to make it with, or l has another guard now. r.mu is held.
+func (r *Refresher) take(l *lane, guard *Guard, p permit) (call, bool) {
+	if l.removed || l.api == nil || l.guard != guard { // no client yet (SetProject): the work waits for one
 		return call{}, false
 	}
-	e, s, ok := r.next(true)
+	e, s, ok := l.next()
 	if !ok {
 		return call{}, false
 	}
-	c := call{e: e, search: s, api: r.api, gen: r.gen, permit: p, timeout: r.callTimeout}
+	c := call{e: e, search: s, lane: l, api: l.api, gen: l.gen, guard: guard, rate: l.rate, permit: p, timeout: r.callTimeout}
 	if p.probe {
 		c.timeout = min(maxProbeTimeout, r.callTimeout)
 	}
 	if e != nil {
 		e.inflight++
-		e.callGen = r.gen
+		e.callGen = l.gen
 	} else {
 		r.seq++
 		s.sent = Stamp{seq: r.seq, at: r.now()}
 	}
 	r.inflight++
+	r.served(l)
 	return c, true
 }
 
 // takeNow takes the next call for a worker that has just made one, when that call may go
-// out at once: the guard admits it and the rate has a token at hand. A busy refresher's
-// workers thus go from call to call without the dispatcher's hand-off; anything that has
-// to wait (the rate, a cool-down, a probe) is left to the dispatcher. The order is the
-// queue's either way. r.mu is held.
+// out at once: the first project, in turn, whose guard admits it and whose rate has a
+// token at hand. A busy refresher's workers thus go from call to call without the
+// dispatcher's hand-off; anything that has to wait (the rate, a cool-down, a probe) is
+// left to the dispatcher. The order is the same either way. r.mu is held.
 func (r *Refresher) takeNow(ctx context.Context) (call, bool) {
-	if _, _, work := r.next(false); !work || r.inflight >= r.concurrency || r.workers > r.concurrency || ctx.Err() != nil {
+	if r.inflight >= r.concurrency || r.workers > r.concurrency || ctx.Err() != nil {
 		return call{}, false
 	}
-	p, ok := r.guard.admitNow()
-	if !ok {
-		return call{}, false
-	}
-	if !r.rate.Now() {
-		r.guard.release(p)
-		return call{}, false
-	}
-	c, ok := r.take(p)
-	if !ok {
-		r.guard.release(p)
-	}
-	return c, ok
-}
-
-// failQueued answers every queued task and search with err (a cool-down began).
-func (r *Refresher) failQueued(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for {
-		e, s, ok := r.next(true)
-		if !ok {
-			return
-		}
-		if s != nil {
-			s.done <- searchResult{err: err}
+	for i := range r.ring {
+		l := r.ring[(r.turn+i)%len(r.ring)]
+		if l.api == nil || !l.hasWork() {
 			continue
 		}
-		r.seq++
-		// Not a call's answer: at is cleared so that min_refresh_interval does not keep it.
-		e.answered, e.err, e.at = r.seq, err, time.Time{}
-		e.signal()
+		p, ok, err := l.guard.admitNow()
+		if err != nil { // a cool-down began: the work that waits for it is answered now
+			r.failQueuedLocked(l.guard, err)
+		}
+		if !ok {
+			continue
+		}
+		if !l.rate.Now() {
+			l.guard.release(p)
+			continue
+		}
+		if c, ok := r.take(l, l.guard, p); ok {
+			return c, true
+		}
+		l.guard.release(p)
+	}
+	return call{}, false
+}
+
+// failQueued answers every queued task and search of the projects that guard clears
+// with err (a cool-down began). Other projects' work stays queued.
+func (r *Refresher) failQueued(guard *Guard, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failQueuedLocked(guard, err)
+}
+
+// failQueuedLocked is failQueued; r.mu is held.
+func (r *Refresher) failQueuedLocked(guard *Guard, err error) {
+	for _, l := range r.ring {
+		if l.guard != guard {
+			continue
+		}
+		for {
+			e, s, ok := l.next()
+			if !ok {
+				break
+			}
+			if s != nil {
+				s.done <- searchResult{err: err}
+				continue
+			}
+			r.seq++
+			// Not a call's answer: at is cleared so that min_refresh_interval does not keep it.
+			e.answered, e.err, e.at = r.seq, err, time.Time{}
+			e.signal()
+		}
 	}
 }
 
@@ -222,14 +251,14 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 		vals, err = api.Fetch(cctx, c.e.key)
 	}
 	cancel()
-	r.guard.done(c.permit, err)
+	c.guard.done(c.permit, err)
 	if verifies(err) {
-		r.rate.Answered() // past the gateway: a quota pause is over
+		c.rate.Answered() // past the gateway: a quota pause is over
 	}
 	var apiErr *metastudio.APIError
 	throttled := errors.As(err, &apiErr) && apiErr.Throttled()
 	if throttled {
-		r.rate.Throttled(apiErr)
+		c.rate.Throttled(apiErr)
 	}
 
 	r.mu.Lock()
@@ -240,9 +269,9 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 	switch {
 	case c.search != nil:
 		c.search.done <- searchResult{page: page, sent: c.search.sent, err: err}
-	case c.gen != r.gen:
-		// The client was replaced while the call was in flight: its answer is discarded,
-		// and those who wait look again.
+	case c.gen != c.lane.gen || c.lane.removed:
+		// The client was replaced (or the project removed) while the call was in flight:
+		// its answer is discarded, and those who wait look again.
 		c.e.signal()
 	case throttled:
 		// The budget speaking, not the task failing: those who wait serve its last values,
@@ -261,8 +290,7 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 		e.signal()
 	}
 	next, ok := r.takeNow(ctx)
-	_, _, work := r.next(false)
-	spare := work && r.inflight < r.concurrency // what takeNow left (a wait, a probe's fan-out)
+	spare := r.inflight < r.concurrency && r.hasWork() // what takeNow left (a wait, a probe's fan-out)
 	r.mu.Unlock()
 	if spare {
 		r.wake() // the dispatcher has a free worker for what is queued
