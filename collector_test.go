@@ -199,16 +199,16 @@ metastudio_task_succeeded_items{task_id="odd-names"} 0`)
 	// The slow task's call goes on after the scrape (it has its own timeout), so it is not
 	// counted yet; the throttled task stays queued and may be called again (429) in time.
 	wantRequests := strings.TrimSpace(`
-metastudio_api_requests_total{code="200",operation="ShowTask"} 4
-metastudio_api_requests_total{code="400",operation="ShowTask"} 1
-metastudio_api_requests_total{code="404",operation="ShowTask"} 1
-metastudio_api_requests_total{code="502",operation="ShowTask"} 1`)
+metastudio_api_requests_total{code="200",operation="ShowTask",project="default"} 4
+metastudio_api_requests_total{code="400",operation="ShowTask",project="default"} 1
+metastudio_api_requests_total{code="404",operation="ShowTask",project="default"} 1
+metastudio_api_requests_total{code="502",operation="ShowTask",project="default"} 1`)
 	requests := families["metastudio_api_requests_total"]
-	throttled := regexp.MustCompile(`\nmetastudio_api_requests_total\{code="429",operation="ShowTask"\} \d+`)
+	throttled := regexp.MustCompile(`\nmetastudio_api_requests_total\{code="429",operation="ShowTask",project="default"\} \d+`)
 	if f := throttled.ReplaceAllString(requests, ""); f != wantRequests || !throttled.MatchString(requests) {
 		t.Errorf("API requests:\n%v\nwant:\n%s\nand at least one 429", requests, wantRequests)
 	}
-	if f := families["metastudio_api_request_duration_seconds"]; !strings.Contains(f, `metastudio_api_request_duration_seconds_count{operation="ShowTask"}`) {
+	if f := families["metastudio_api_request_duration_seconds"]; !strings.Contains(f, `metastudio_api_request_duration_seconds_count{operation="ShowTask",project="default"}`) {
 		t.Errorf("API request durations: %v", f)
 	}
 	if families["metastudio_scrape_duration_seconds"] == "" || families["metastudio_exporter_build_info"] == "" {
@@ -273,7 +273,7 @@ func TestEndToEndWrongKey(t *testing.T) {
 	if got := taskSeries(families); got != `metastudio_task_scrape_success{task_id="t1"} 0` {
 		t.Errorf("task series with a wrong key:\n%s", got)
 	}
-	if f := families["metastudio_api_requests_total"]; f != `metastudio_api_requests_total{code="401",operation="ShowTask"} 1` {
+	if f := families["metastudio_api_requests_total"]; f != `metastudio_api_requests_total{code="401",operation="ShowTask",project="default"} 1` {
 		t.Errorf("API requests: %v", f)
 	}
 	if !strings.Contains(logs.String(), "error_code=APIGW.0301") || strings.Contains(logs.String(), "not-the-right-secret-key") {

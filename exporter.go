@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
@@ -19,18 +20,21 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
-// exporter keeps what outlives a reload (metrics, the AK guard, the rate limit, the cache,
-// discovery) and swaps what a reload changes. The reloader and the project resolver hand
+// exporter keeps what outlives a reload (metrics, the guards, rates and clocks that the
+// project's identity and API host keep, the cache, discovery) and swaps what a reload
+// changes. The reloader and the project resolver hand
 // it configs to apply; a scrape in flight finishes with the config it started with.
 type exporter struct {
 	options
 	ctx           context.Context
 	global        *collector.Set
 	apiMetrics    *collector.APIMetrics
-	guard         *refresh.Guard
-	rate          *refresh.Rate
+	shared        *shared        // guards, rates and clocks, kept while a project uses them
+	guard         *refresh.Guard // the guard of the project's credential identity
+	rate          *refresh.Rate  // the rate of that identity at the project's API host
 	refresher     *refresh.Refresher
-	clock         *auth.Clock         // the API's clock, which signatures follow
+	clock         *auth.Clock         // the API host's clock, which signatures follow
+	shown         projectMetrics      // the project's shared state, under its project label
 	fetchFailures *auth.FetchFailures // IAM and metadata fetches that got no usable answer
 	reloader      *reloader
 	resolver      *projectResolver
@@ -54,16 +58,16 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	if o.after == nil {
 		o.after = time.After
 	}
-	e := &exporter{options: o, ctx: ctx, global: collector.NewSet(), clock: auth.NewClock(o.now), fetchFailures: auth.NewFetchFailures()}
+	e := &exporter{options: o, ctx: ctx, global: collector.NewSet(), shared: newShared(o.now, o.logger), fetchFailures: auth.NewFetchFailures()}
+	e.shown.reg = e.global
 	e.global.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(exporterName),
 	)
-	e.apiMetrics = collector.NewAPIMetrics(e.global, o.logger)
-	e.guard = refresh.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
-	e.guard.SetClock(e.clock)
-	e.rate = refresh.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
+	// The API metrics are the project's: configure shows them under its project label.
+	e.apiMetrics = collector.NewAPIMetrics(prometheus.NewRegistry(), o.logger)
+	e.useShared(cfg)
 	e.refresher = refresh.NewRefresher(o.now, o.logger)
 	e.refresher.SetProject(collector.DefaultProject, nil, e.guard, e.rate) // no client until the project is resolved
 	e.refresher.SetWatched(func(k refresh.Key) bool { return e.current.Load().Listed(k.ID) })
@@ -73,7 +77,7 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	}
 	e.refresher.Start(ctx)
 	e.reloader = newReloader(ctx, o, e.apply)
-	e.global.MustRegister(e.guard, e.rate, e.reloader, e.clock, e.fetchFailures)
+	e.global.MustRegister(e.reloader)
 	go e.reloader.watch(o.hup, o.watchInterval)
 	return e, nil
 }
@@ -85,6 +89,24 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 func (e *exporter) apply(cfg *config.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	guard, rate, clock := e.guard, e.rate, e.clock
+	if e.useShared(cfg) && e.refresher != nil && !e.ready.Load() {
+		e.refresher.SetProject(collector.DefaultProject, nil, e.guard, e.rate)
+	}
+	err := e.applyLocked(cfg)
+	if err != nil { // the running config stays, with what it used
+		e.guard, e.rate, e.clock = guard, rate, clock
+		if e.refresher != nil && !e.ready.Load() {
+			e.refresher.SetProject(collector.DefaultProject, nil, e.guard, e.rate)
+		}
+		return err
+	}
+	e.shared.sweep(e.guard, e.rate, e.clock)
+	return nil
+}
+
+// applyLocked is apply once the shared state is taken. Called with e.mu held.
+func (e *exporter) applyLocked(cfg *config.Config) error {
 	client := clientConfigOf(cfg)
 	switch {
 	case e.ready.Load() && reflect.DeepEqual(client, e.inUse.client):
@@ -110,11 +132,25 @@ func (e *exporter) apply(cfg *config.Config) error {
 	return nil
 }
 
+// useShared takes the guard, rate and clock that cfg's project uses, keeping those whose
+// identity and API host remain, and reports whether any of them changed. The old ones
+// stay in e.shared until a sweep. Called with
+// e.mu held, or before the exporter serves.
+func (e *exporter) useShared(cfg *config.Config) bool {
+	identity, host := identityOf(cfg.Credentials), hostOf(cfg.MetaStudioEndpoint())
+	clock := e.shared.clock(host)
+	guard := e.shared.guard(identity, cfg.Credentials.FailureBackoff, clock)
+	rate := e.shared.rate(identity, host, cfg.Scrape)
+	changed := guard != e.guard || rate != e.rate || clock != e.clock
+	e.guard, e.rate, e.clock = guard, rate, clock
+	return changed
+}
+
 // configure hands cfg's settings to what outlives a reload, and makes it the config that
 // scrapes use. Called with e.mu held.
 func (e *exporter) configure(cfg *config.Config) {
 	cfg.ProjectID = e.inUse.project
-	e.rate.Configure(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency)
+	e.shown.show(cfg.Projects[0].Name, e.apiMetrics, e.guard, e.rate, e.clock, e.fetchFailures)
 	e.refresher.Configure(cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
 	ready := e.ready.Load()
 	discovery := cfg.Discovery

@@ -410,7 +410,7 @@ func (s faultScrape) value(name, labels string) (float64, bool) {
 
 // calls is metastudio_api_requests_total for ShowTask and code (0 when absent).
 func (s faultScrape) calls(code string) float64 {
-	v, _ := s.value("metastudio_api_requests_total", `code="`+code+`",operation="ShowTask"`)
+	v, _ := s.value("metastudio_api_requests_total", `code="`+code+`",operation="ShowTask",project="default"`)
 	return v
 }
 
@@ -453,7 +453,7 @@ func (r *faultRig) healthy(s faultScrape, ids ...string) {
 	}
 }
 
-// wantCalls checks metastudio_api_requests_total{operation="ShowTask"} code by code; codes
+// wantCalls checks metastudio_api_requests_total{operation="ShowTask",project="default"} code by code; codes
 // not listed must be absent.
 func (r *faultRig) wantCalls(s faultScrape, want map[string]float64) {
 	r.t.Helper()
@@ -755,7 +755,7 @@ func TestFault200ErrorBody(t *testing.T) {
 		r.failed(s, "errorcode", "codemessage")
 		r.healthy(s, "control", "done")
 		r.wantCalls(s, map[string]float64{"200": float64(1 + 3*n)}) // done is fetched once
-		if v, ok := s.value("metastudio_auth_ok", ""); !ok || v != 1 {
+		if v, ok := s.value("metastudio_auth_ok", `project="default"`); !ok || v != 1 {
 			t.Errorf("metastudio_auth_ok = %v (%v), want 1: an error body is not an auth failure", v, ok)
 		}
 	}
@@ -822,7 +822,7 @@ func TestFaultBurst5xx(t *testing.T) {
 		r.failed(s, "e500", "e502", "e503", "e504")
 		r.healthy(s, "control", "done")
 		r.wantCalls(s, map[string]float64{"200": float64(n + 1), "500": float64(n), "502": float64(n), "503": float64(n), "504": float64(n)})
-		if v, _ := s.value("metastudio_auth_backoff_seconds", ""); v != 0 {
+		if v, _ := s.value("metastudio_auth_backoff_seconds", `project="default"`); v != 0 {
 			t.Errorf("a 5xx started an authentication cool-down of %vs", v)
 		}
 	}
@@ -875,11 +875,11 @@ func TestFaultThrottleStorm(t *testing.T) {
 		}
 		r.failed(s, tasks[1:9]...)
 		r.healthy(s, "control", "done") // live, or its last values if the budget did not reach it
-		throttled, _ := s.value("metastudio_api_throttled_total", "")
+		throttled, _ := s.value("metastudio_api_throttled_total", `project="default"`)
 		if throttled == 0 || throttled != s.calls("429") {
 			t.Errorf("scrape %d: metastudio_api_throttled_total %v, 429s counted %v; want them equal and not 0", n, throttled, s.calls("429"))
 		}
-		if rate, ok := s.value("metastudio_api_rate_limit_per_second", ""); !ok || rate <= 0 || rate >= 20 {
+		if rate, ok := s.value("metastudio_api_rate_limit_per_second", `project="default"`); !ok || rate <= 0 || rate >= 20 {
 			t.Errorf("scrape %d: the rate limit in force is %v, want it cut from 20", n, rate)
 		}
 		if total := s.calls("200") + s.calls("429") + s.calls("error"); int64(total) != previous {

@@ -139,7 +139,7 @@ func TestReload(t *testing.T) {
 	}
 	_, body = do(t, h, "GET", "/metrics")
 	if !strings.Contains(body, `metastudio_task_scrape_success{task_id="done1"} 1`) ||
-		!strings.Contains(body, `metastudio_task_scrape_success{task_id="run1"} 0`) || !strings.Contains(body, "metastudio_auth_ok 0") {
+		!strings.Contains(body, `metastudio_task_scrape_success{task_id="run1"} 0`) || !strings.Contains(body, `metastudio_auth_ok{project="default"} 0`) {
 		t.Errorf("after new (wrong) credentials: done1 from the cache, run1 refused:\n%s", body)
 	}
 	if strings.Contains(body, "a-new-but-wrong-secret") || strings.Contains(logs.String(), "a-new-but-wrong-secret") {
