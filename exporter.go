@@ -77,7 +77,7 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	}
 	e.refresher.Start(ctx)
 	e.reloader = newReloader(ctx, o, e.apply)
-	e.global.MustRegister(e.reloader)
+	e.global.MustRegister(e.reloader, resolvedMetric{e})
 	go e.reloader.watch(o.hup, o.watchInterval)
 	return e, nil
 }
@@ -192,10 +192,30 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 		// A config is loaded before the server starts; the project may still be resolving.
 		// Readiness never depends on the API's health.
 		if !e.ready.Load() {
-			http.Error(w, "Not ready: "+e.resolver.reason(), http.StatusServiceUnavailable)
+			http.Error(w, "Not ready: unresolved: project "+e.current.Load().Config().Projects[0].Name+": "+e.resolver.reason(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "Ready")
 	})
 	return mux, nil
+}
+
+var projectResolvedDesc = prometheus.NewDesc("metastudio_project_resolved",
+	"1 once the project's project_id is known (configured or resolved through IAM) and its tasks are called, else 0.",
+	[]string{"project"}, nil)
+
+// resolvedMetric shows whether each served project is resolved.
+type resolvedMetric struct{ e *exporter }
+
+// Describe implements prometheus.Collector.
+func (m resolvedMetric) Describe(ch chan<- *prometheus.Desc) { ch <- projectResolvedDesc }
+
+// Collect implements prometheus.Collector.
+func (m resolvedMetric) Collect(ch chan<- prometheus.Metric) {
+	v := 0.0
+	if m.e.ready.Load() {
+		v = 1
+	}
+	name := m.e.current.Load().Config().Projects[0].Name
+	ch <- prometheus.MustNewConstMetric(projectResolvedDesc, prometheus.GaugeValue, v, name)
 }

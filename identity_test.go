@@ -1,10 +1,14 @@
 package main
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
+
+	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 )
@@ -59,5 +63,29 @@ func TestSharedState(t *testing.T) {
 	}
 	if s.guard("access_key:AK2", time.Minute, c1) == nil || len(s.guards) != 2 {
 		t.Error("a dropped identity gets a new guard")
+	}
+}
+
+// TestProjectResolved: /-/ready names the unresolved project, and
+// metastudio_project_resolved shows it 0, then 1 once a project_id is known.
+func TestProjectResolved(t *testing.T) {
+	_, url := startSimulator(t)
+	logs := &testkit.Buffer{}
+	creds := "  access_key: " + e2eAK + "\n  secret_key: wrong-" + e2eSK + "\n"
+	unresolved, err := exporterWith(t, url, "", creds, logs, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReadiness(t, func() (int, string) { return do(t, unresolved, "GET", "/-/ready") },
+		http.StatusServiceUnavailable, "unresolved: project default: ")
+	if out := scrapeText(t, unresolved); !strings.Contains(out, `metastudio_project_resolved{project="default"} 0`) {
+		t.Errorf("unresolved project:\n%s", out)
+	}
+	resolved, err := exporterWith(t, url, e2eProject, creds, logs, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := scrapeText(t, resolved); !strings.Contains(out, `metastudio_project_resolved{project="default"} 1`) {
+		t.Errorf("resolved project:\n%s", out)
 	}
 }
