@@ -39,12 +39,12 @@ func BenchmarkWriteExposition1000Tasks(b *testing.B) {
 	ids, bodies := benchTasks(1000)
 	cfg := testConfig(ids...)
 	c := newTestCollector(b, cfg, &fakeapi.API{Bodies: bodies}, log.NewNopLogger())
-	results, _ := c.run(context.Background())
+	results, _ := c.run(context.Background(), "")
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	format, _ := textFormat(req)
 	w := discardWriter{header: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
-		writeExposition(w, req, format, results, cfg.StatusNames, nil, log.NewNopLogger())
+		writeExposition(w, req, format, results, func(string) map[string]string { return cfg.StatusNames }, nil, log.NewNopLogger())
 	}
 }
