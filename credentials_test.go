@@ -96,7 +96,7 @@ func TestIAMPasswordSource(t *testing.T) {
 	}
 	waitReady(t, h) // the project is resolved in the background
 	first := scrapeText(t, h)
-	if !strings.Contains(first, `metastudio_task_items{task_id="t1"} 5`) || !strings.Contains(first, `metastudio_auth_ok{project="default"} 1`) {
+	if !strings.Contains(first, `metastudio_task_items{project="default",task_id="t1"} 5`) || !strings.Contains(first, `metastudio_auth_ok{project="default"} 1`) {
 		t.Fatalf("scrape with an IAM token:\n%s", first)
 	}
 	second := scrapeText(t, h)
@@ -109,7 +109,7 @@ func TestIAMPasswordSource(t *testing.T) {
 	sim.RevokeTokens()
 	shows := sim.Requests(simulator.OpShowTask)
 	third := scrapeText(t, h)
-	if !strings.Contains(third, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(third, `metastudio_auth_ok{project="default"} 0`) {
+	if !strings.Contains(third, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) || !strings.Contains(third, `metastudio_auth_ok{project="default"} 0`) {
 		t.Errorf("a scrape with a revoked token:\n%s", third)
 	}
 	if n := sim.Requests(simulator.OpShowTask) - shows; n != 1 {
@@ -121,7 +121,7 @@ func TestIAMPasswordSource(t *testing.T) {
 	// The refusal got one refresh (no cool-down), and the next scrape recovers with exactly
 	// one more IAM call.
 	fourth := scrapeText(t, h)
-	if !strings.Contains(fourth, `metastudio_task_scrape_success{task_id="t1"} 1`) || !strings.Contains(fourth, `metastudio_auth_ok{project="default"} 1`) {
+	if !strings.Contains(fourth, `metastudio_task_scrape_success{project="default",task_id="t1"} 1`) || !strings.Contains(fourth, `metastudio_auth_ok{project="default"} 1`) {
 		t.Errorf("the scrape after a revoked token must recover:\n%s", fourth)
 	}
 	if n := sim.Requests(simulator.OpIAMToken); n != 2 {
@@ -152,7 +152,7 @@ func TestIAMWrongPassword(t *testing.T) {
 	}
 	before := sim.Requests(simulator.OpIAMToken)
 	out := scrapeText(t, h) + scrapeText(t, h) + scrapeText(t, h)
-	if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(out, `metastudio_auth_ok{project="default"} 0`) {
+	if !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) || !strings.Contains(out, `metastudio_auth_ok{project="default"} 0`) {
 		t.Errorf("scrapes with a wrong password:\n%s", out)
 	}
 	if n := sim.Requests(simulator.OpIAMToken) - before; n != 1 {
@@ -195,7 +195,7 @@ func TestECSMetadataSource(t *testing.T) {
 			}
 			out := scrapeText(t, h)
 			if tc.wantOK {
-				if !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+				if !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 					t.Fatalf("scrape with metadata credentials:\n%s\nlogs:\n%s", out, logs)
 				}
 				if n := sim.Requests(simulator.OpIAMProjects); n != 1 {
@@ -207,7 +207,7 @@ func TestECSMetadataSource(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(logs.String(), tc.wantLog) {
+			if !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) || !strings.Contains(logs.String(), tc.wantLog) {
 				t.Errorf("want scrape_success 0 and a log with %q:\n%s\nlogs:\n%s", tc.wantLog, out, logs)
 			}
 			second := scrapeText(t, h) // the exporter stays up
@@ -234,7 +234,7 @@ func TestProjectResolution(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitReady(t, h)
-		if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+		if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 			t.Errorf("scrape after resolving the project:\n%s", out)
 		}
 		if n := sim.Requests(simulator.OpIAMProjects); n != 1 {
@@ -251,7 +251,7 @@ func TestProjectResolution(t *testing.T) {
 			}
 			waitReadiness(t, func() (int, string) { return do(t, h, "GET", "/-/ready") },
 				http.StatusServiceUnavailable, "resolving project_id for region cn-north-4")
-			if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
+			if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) {
 				t.Errorf("a scrape while the project is unresolved:\n%s", out)
 			}
 			if !strings.Contains(logs.String(), "resolving project_id for region cn-north-4") {
@@ -286,7 +286,7 @@ func TestWrongKeyNeverLocksTheAK(t *testing.T) {
 	}
 	for i := 0; i < 60; i++ {
 		out := scrapeText(t, h)
-		if strings.Contains(out, "metastudio_task_items{") {
+		if strings.Contains(out, "metastudio_task_items{project=\"default\",") {
 			t.Fatalf("scrape %d read a task with a wrong key", i)
 		}
 		clock.Advance(time.Second)
@@ -338,7 +338,7 @@ func TestTokenFileSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := scrapeText(t, h)
-	if !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+	if !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 		t.Errorf("scrape with a token file:\n%s", out)
 	}
 	if strings.Contains(out+logs.String(), token) {

@@ -80,16 +80,15 @@ func (s *shared) guard(identity string, backoff time.Duration, c *auth.Clock) *r
 	return g
 }
 
-// rate returns the rate of identity at host, made on first use and configured with sc:
-// max_requests_per_second is the ceiling of each rate.
+// rate returns the rate of identity at host, made on first use with sc's settings
+// (max_requests_per_second is the ceiling of each rate); a reload configures the rates it
+// keeps once it is in force.
 func (s *shared) rate(identity, host string, sc config.Scrape) *refresh.Rate {
 	k := rateKey{identity, host}
 	r, ok := s.rates[k]
 	if !ok {
 		r = refresh.NewRate(sc.MaxRequestsPerSecond, sc.MinRequestsPerSecond, sc.Concurrency, s.now)
 		s.rates[k] = r
-	} else {
-		r.Configure(sc.MaxRequestsPerSecond, sc.MinRequestsPerSecond, sc.Concurrency)
 	}
 	return r
 }

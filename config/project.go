@@ -61,6 +61,9 @@ func (p *Project) MetaStudioEndpoint() string {
 	return "https://metastudio." + p.Region + ".myhuaweicloud.com"
 }
 
+// Shorthand reports whether the config wrote its one project with the top-level keys.
+func (c *Config) Shorthand() bool { return c.shorthandForm }
+
 // Project returns the project of that name, or nil.
 func (c *Config) Project(name string) *Project {
 	for i := range c.Projects {
