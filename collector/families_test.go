@@ -111,7 +111,7 @@ func TestATableEntryIsAFamily(t *testing.T) {
 			t.Errorf("missing line %s in:\n%s", want, rendered)
 		}
 	}
-	for _, unwanted := range []string{`remaining_items{a_kind="",phase="\xfe"`, `answered_total{task_id="fails"}`, `remaining_items{a_kind="",phase="",task_id="spaced"`} {
+	for _, unwanted := range []string{`remaining_items{a_kind="",phase="\xfe"`, `answered_total{project="default",task_id="fails"}`, `remaining_items{a_kind="",phase="",project="default",task_id="spaced"`} {
 		if strings.Contains(rendered, unwanted) {
 			t.Errorf("unwanted %q in:\n%s", unwanted, rendered)
 		}

@@ -192,8 +192,8 @@ func TestRenderedSpotChecks(t *testing.T) {
 			t.Errorf("missing line %s", want)
 		}
 	}
-	for _, unwanted := range []string{`task_id="bad-utf8",task_name`, "\xff", "\xfe", `data_age_seconds{task_id="fails"}`,
-		`begin_timestamp_seconds{task_id="spaced"}`, `metastudio_task_items{project="default",task_id="nulls"}`} {
+	for _, unwanted := range []string{`task_id="bad-utf8",task_name`, "\xff", "\xfe", `data_age_seconds{project="default",task_id="fails"}`,
+		`begin_timestamp_seconds{project="default",task_id="spaced"}`, `metastudio_task_items{project="default",task_id="nulls"}`} {
 		if strings.Contains(rendered, unwanted) {
 			t.Errorf("unwanted %q in:\n%s", unwanted, rendered)
 		}
