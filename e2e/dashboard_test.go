@@ -22,7 +22,13 @@ var wantPanels = []string{
 	"Tasks",
 	"Items succeeded", "Items failed", "Failed items per interval",
 	"API requests by code", "Call rate and 429s", "Tasks not scraped", "Credentials",
-	"Tasks discovery missed", "Discovery at max_tasks",
+	"Tasks discovery missed", "Discovery at max_tasks", "Projects resolved",
+}
+
+// The metric a panel must show, by title: the ones a user looks for by name.
+var wantPanelMetric = map[string]string{
+	"Credentials":       "metastudio_auth_ok",
+	"Projects resolved": "metastudio_project_resolved",
 }
 
 func TestDashboardStructure(t *testing.T) {
@@ -123,6 +129,17 @@ func TestDashboardStructure(t *testing.T) {
 		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no targets", p.Title)
+		}
+		if metric, ok := wantPanelMetric[p.Title]; ok {
+			shown := false
+			for _, tg := range p.Targets {
+				for _, m := range selectorRE.FindAllStringSubmatch(tg.Expr, -1) {
+					shown = shown || m[1] == metric
+				}
+			}
+			if !shown {
+				t.Errorf("panel %q does not show %s", p.Title, metric)
+			}
 		}
 		for _, tg := range p.Targets {
 			if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" || tg.Datasource.Type != "prometheus" {

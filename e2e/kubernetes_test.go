@@ -139,26 +139,48 @@ func newObjects(name string) *objects {
 	return &objects{name: name, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 }
 
-// plainManifests reads examples/kubernetes/ (the Deployment and the sharded StatefulSet
-// share the ConfigMap and the Secret).
+// plainManifests reads examples/kubernetes/ but its projects/ directory (the Deployment and
+// the sharded StatefulSet share the ConfigMap and the Secret).
 func plainManifests(t *testing.T) *objects {
 	t.Helper()
 	set := newObjects("examples/kubernetes")
-	err := filepath.WalkDir(filepath.Join(root, "examples", "kubernetes"), func(path string, d os.DirEntry, err error) error {
+	dir := filepath.Join(root, "examples", "kubernetes")
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && path == filepath.Join(dir, k8sProjectsDir) {
+			return filepath.SkipDir // an alternative to the one-project objects: projectsManifests
+		}
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		decodeObjects(t, set, path, data)
-		return nil
+		return decodeFile(t, set, path)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// projectsManifests reads examples/kubernetes/projects/ with the one-project files it
+// reuses: what a user applies for two projects.
+func projectsManifests(t *testing.T) *objects {
+	t.Helper()
+	set := newObjects("examples/kubernetes/" + k8sProjectsDir)
+	for _, f := range k8sProjectsFiles(t) {
+		if err := decodeFile(t, set, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return set
+}
+
+func decodeFile(t *testing.T, set *objects, path string) error {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	decodeObjects(t, set, path, data)
+	return nil
 }
 
 // TestHelmIsBuiltOnce checks that the tests run Helm exactly as the Makefile builds it
@@ -464,6 +486,29 @@ func TestKubernetesObjects(t *testing.T) {
 	}
 	checkObjects(t, plain, binary)
 	checkManifestRules(t, plain)
+	projects := projectsManifests(t)
+	if len(projects.deployments) != 1 || len(projects.statefulSets) != 0 || len(projects.secrets) != 2 || len(projects.configMaps) != 1 ||
+		len(projects.services) != 1 || len(projects.monitors) != 1 || len(projects.rules) != 1 {
+		t.Errorf("%s: want a ConfigMap, two Secrets and a Deployment, with the Service, ServiceMonitor and PrometheusRule of examples/kubernetes", projects.name)
+	}
+	for _, cm := range projects.configMaps {
+		var cfg struct {
+			Projects []struct {
+				Region string `yaml:"region"`
+			} `yaml:"projects"`
+		}
+		regions := map[string]bool{}
+		if err := yaml.Unmarshal([]byte(cm.Data["config.yml"]), &cfg); err == nil {
+			for _, p := range cfg.Projects {
+				regions[p.Region] = true
+			}
+		}
+		if len(cfg.Projects) != 2 || len(regions) != 2 {
+			t.Errorf("%s: ConfigMap %s: want two projects in two regions, got %d in %d", projects.name, cm.Name, len(cfg.Projects), len(regions))
+		}
+	}
+	checkObjects(t, projects, binary)
+	checkManifestRules(t, projects)
 	renders := chartRenders(t)
 	var sharded, rules, monitors int
 	for _, set := range renders {
@@ -709,11 +754,19 @@ func checkManifestRules(t *testing.T, set *objects) {
 	}
 }
 
-// TestPlainSecretIsAPlaceholder: the example Secret holds placeholders only, in stringData.
+// TestPlainSecretIsAPlaceholder: the example Secrets, the one-project one and the
+// projects' ones, hold placeholders only, in stringData.
 func TestPlainSecretIsAPlaceholder(t *testing.T) {
 	set := plainManifests(t)
 	if len(set.secrets) != 1 {
 		t.Fatalf("want one Secret in examples/kubernetes, got %d", len(set.secrets))
+	}
+	projects := projectsManifests(t)
+	if len(projects.secrets) == 0 {
+		t.Fatalf("no Secret in %s", projects.name)
+	}
+	for _, s := range projects.secrets {
+		set.secrets[s.Name] = s
 	}
 	for _, s := range set.secrets {
 		if len(s.Data) > 0 || len(s.StringData) == 0 {

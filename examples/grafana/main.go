@@ -102,6 +102,23 @@ func graph(id uint32, title, desc, unit string, p dashboard.GridPos, targets ...
 	return b
 }
 
+// resolvedPanel shows, per project, whether the exporter has resolved it:
+// metastudio_project_resolved, 1 or 0, shown as text on green or red.
+func resolvedPanel(id uint32, p dashboard.GridPos) *stat.PanelBuilder {
+	result := func(text, color string) dashboard.ValueMappingResult {
+		return dashboard.ValueMappingResult{Text: cog.ToPtr(text), Color: cog.ToPtr(color)}
+	}
+	resolved := dashboard.ValueMap{Type: dashboard.MappingTypeValueToText, Options: map[string]dashboard.ValueMappingResult{
+		"1": result("resolved", "green"), "0": result("not resolved", "red")}}
+	return stat.NewPanelBuilder().Id(id).Title("Projects resolved").
+		Description("Per project, whether the exporter has resolved it (metastudio_project_resolved): 1 once its project id is known, from the config or from IAM; 0 while it is not, and none of the project's tasks is read (MetaStudioProjectUnresolved).").
+		Datasource(ds()).GridPos(p).Unit("none").
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+		ColorMode(common.BigValueColorModeBackground).
+		Mappings([]dashboard.ValueMapping{{ValueMap: &resolved}}).
+		WithTarget(query("A", "metastudio_project_resolved{"+projectSel+"}", "{{metastudio_exporter}} {{project}}").Instant())
+}
+
 // Build returns the dashboard.
 func Build() (dashboard.Dashboard, error) {
 	inProgress := "count(" + withInfo("("+task("metastudio_task_begin_timestamp_seconds")+
@@ -187,9 +204,10 @@ func Build() (dashboard.Dashboard, error) {
 			query("A", "metastudio_config_last_reload_successful{"+exporterSel+"}", "{{metastudio_exporter}} reload ok"),
 			query("B", "metastudio_clock_skew_seconds{"+projectSel+"}", "{{metastudio_exporter}} {{project}} clock skew (s)"))).
 		WithPanel(statPanel(16, "Tasks discovery missed", "Tasks that discovery's last listing counted but no SearchTask answer returned: more tasks began in one millisecond than one answer delivers, and they are not watched (MetaStudioDiscoveryMissedTasks). 0 when the listing was complete, and without discovery.",
-			"sum(metastudio_discovery_missed_tasks{"+projectSel+"}) or vector(0)", pos(0, 54, 12, 4))).
+			"sum(metastudio_discovery_missed_tasks{"+projectSel+"}) or vector(0)", pos(0, 54, 8, 4))).
 		WithPanel(statPanel(17, "Discovery at max_tasks", "1 when discovery's last listing stopped at discovery.max_tasks with more tasks to list: the oldest tasks are not watched. Raise max_tasks, or narrow discovery.resources or business_id.",
-			"max(metastudio_discovery_capped{"+projectSel+"}) or vector(0)", pos(12, 54, 12, 4)))
+			"max(metastudio_discovery_capped{"+projectSel+"}) or vector(0)", pos(8, 54, 8, 4))).
+		WithPanel(resolvedPanel(18, pos(16, 54, 8, 4)))
 	return b.Build()
 }
 
