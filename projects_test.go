@@ -77,6 +77,12 @@ func TestTwoProjectsOneRefused(t *testing.T) {
 	if got := families["metastudio_project_resolved"]; got != "metastudio_project_resolved{project=\"bad\"} 1\nmetastudio_project_resolved{project=\"good\"} 1" {
 		t.Errorf("project_resolved:\n%s", got)
 	}
+	// One clock per API host: both projects show the same skew, whichever answer sampled it.
+	skews := strings.Split(families["metastudio_clock_skew_seconds"], "\n")
+	if len(skews) != 2 || !strings.HasPrefix(skews[0], `metastudio_clock_skew_seconds{project="bad"} `) ||
+		strings.Fields(skews[0])[1] != strings.Fields(skews[1])[1] {
+		t.Errorf("clock skew, want the host's under each project:\n%s", families["metastudio_clock_skew_seconds"])
+	}
 	if n := sim.ProjectRequests(simulator.DefaultProject, simulator.OpShowTask); n != 1 {
 		t.Errorf("%d ShowTask calls with the refused key, want 1 (its guard cools down)", n)
 	}
