@@ -26,7 +26,6 @@ var (
 	durationDesc      = newDesc("", "scrape_duration_seconds", "How long this scrape took to fetch every task.")
 )
 
-
 // skewWarning is the clock skew that is logged: a third of the way to the gateway's limit.
 const skewWarning = 5 * time.Minute
 

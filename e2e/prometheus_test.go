@@ -42,7 +42,7 @@ const (
 	// The projects' names: the good one sorts first, so that the dashboard's first values
 	// select it.
 	goodProject, badProject = "beijing", "singapore"
-	timeScale  = 60
+	timeScale               = 60
 	// e2eLimit bounds the whole test, processes included.
 	e2eLimit = 90 * time.Second
 )
@@ -768,7 +768,7 @@ func checkDashboard(t *testing.T, api promAPI, m mode, exporter string, resource
 				"Failed items in range/A": {5},
 				"Tasks/E":                 {0, 7, 40},   // failed
 				"Tasks/F":                 {0, 0.29, 1}, // done
-				"Tasks not scraped/A":     {1, 1}, // one in each project: the refused project's task too
+				"Tasks not scraped/A":     {1, 1},       // one in each project: the refused project's task too
 				"Items failed/A":          {0, 7, 40},
 				"Items succeeded/A":       {0, 51, 60},
 				// Discovery is off: nothing listed, nothing missed.
