@@ -24,6 +24,8 @@ BUILD = $(STATIC) $(GO) build -ldflags "$(LDFLAGS)"
 DEMO_ADDR ?= 127.0.0.1:39108
 DEMO_CONFIG ?= examples/demo.yml
 DEMO_SIM_FLAGS ?=
+# The demo's second project (examples/demo.yml); demo values, not secrets.
+DEMO_SIM_PROJECTS ?= name=singapore,id=fedcba9876543210fedcba9876543210,ak=DEMOAKSINGAPORE00000,sk=$(shell cat examples/demo-sk-singapore.txt),region=ap-southeast-3,tasks=6
 
 .PHONY: mutants all build lint test vet unit race norace bench bench-quick fuzz demo demo-iam demo-ecs clean e2e release soak dashboard chart-rules helm
 
@@ -115,7 +117,7 @@ demo: build
 	@echo "Starting the MetaStudio simulator on $(DEMO_ADDR) and the exporter on :39107."
 	@echo "Look at http://127.0.0.1:39107/metrics (task series are metastudio_task_*). Ctrl-C stops both."
 	@trap 'kill $$sim 2>/dev/null; exit 0' INT TERM EXIT; \
-	./$(SIM_BIN) --web.listen-address=$(DEMO_ADDR) $(DEMO_SIM_FLAGS) & sim=$$!; \
+	METASTUDIO_SIM_PROJECTS='$(DEMO_SIM_PROJECTS)' ./$(SIM_BIN) --web.listen-address=$(DEMO_ADDR) $(DEMO_SIM_FLAGS) & sim=$$!; \
 	sleep 1; ./$(BIN) --config.file=$(DEMO_CONFIG)
 
 # The demo with other credential sources: an IAM password, an ECS agency.

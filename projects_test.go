@@ -293,3 +293,12 @@ func TestBadProjectsConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoConfigHasTwoProjects: make demo's config checks, with both projects counted.
+func TestDemoConfigHasTwoProjects(t *testing.T) {
+	var stdout, stderr strings.Builder
+	code := run(t.Context(), []string{"--config.file=examples/demo.yml", "--config.check"}, &stdout, &stderr, noEnv)
+	if code != 0 || !strings.Contains(stdout.String(), "is valid (2 projects, 18 tasks)") {
+		t.Errorf("--config.check of the demo: exit %d, %q %q", code, stdout.String(), stderr.String())
+	}
+}
