@@ -78,11 +78,15 @@ test: vet
 # and the tables give the median of 5 such interleaved runs. Everything listens on
 # 127.0.0.1. About 25 minutes on 2 cores; the raw results go to bench.out (compare runs with
 # benchstat). bench-quick stops at 1,000 tasks and runs once (< 1 min). BenchmarkMemLimit
-# (GOMEMLIMIT) is no longer part of it: run it by hand.
+# (GOMEMLIMIT) is no longer part of it: run it by hand. BenchmarkProjects (1,000 and 10,000
+# tasks over 10 projects against as many in one, scraped in turn) runs BENCH_PROJECTS_COUNT
+# times: each run of 10,000 cold takes about 2.5 minutes, about 8 in all.
 BENCH_COUNT ?= 5
+BENCH_PROJECTS_COUNT ?= 3
 BENCH_TIME ?= 3x
 BENCH_SCALE = '^Benchmark(Scrape|TwoScrapers|BareGET|PlainRegistry)$$'
 BENCH_LISTING = '^Benchmark(DiscoveryPass|ListedFinished)$$'
+BENCH_PROJECTS = '^BenchmarkProjects$$'
 
 bench: build
 	@rm -f bench.out
@@ -91,6 +95,8 @@ bench: build
 		-benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -timeout 60m ./bench/ 2>&1 | tee -a bench.out
 	METASTUDIO_EXPORTER_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench $(BENCH_LISTING) \
 		-benchtime $(BENCH_TIME) -count 1 -timeout 60m ./bench/ 2>&1 | tee -a bench.out
+	METASTUDIO_EXPORTER_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench $(BENCH_PROJECTS) \
+		-benchtime $(BENCH_TIME) -count $(BENCH_PROJECTS_COUNT) -timeout 60m ./bench/ 2>&1 | tee -a bench.out
 	@! grep -E '^(FAIL|--- FAIL|panic:)' bench.out
 	@$(GO) run ./bench/cmd/benchtable bench.out
 
@@ -98,6 +104,8 @@ bench-quick: build
 	@rm -f bench.out
 	METASTUDIO_EXPORTER_BIN=$(CURDIR)/$(BIN) METASTUDIO_BENCH_MAX_TASKS=1000 $(GO) test -run '^$$' \
 		-bench $(BENCH_SCALE) -benchtime $(BENCH_TIME) -count 1 -timeout 30m ./bench/ 2>&1 | tee -a bench.out
+	METASTUDIO_EXPORTER_BIN=$(CURDIR)/$(BIN) METASTUDIO_BENCH_MAX_TASKS=1000 $(GO) test -run '^$$' \
+		-bench $(BENCH_PROJECTS) -benchtime $(BENCH_TIME) -count 1 -timeout 30m ./bench/ 2>&1 | tee -a bench.out
 	@! grep -E '^(FAIL|--- FAIL|panic:)' bench.out
 	@$(GO) run ./bench/cmd/benchtable bench.out
 
