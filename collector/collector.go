@@ -190,38 +190,34 @@ func (c *Collector) scrape(ctx context.Context, keys []refresh.Key) []result {
 	out := make([]result, len(keys))
 	ask := make([]refresh.Key, 0, len(keys))
 	asked := make([]int, 0, len(keys)) // where each answer goes in out
+	var discovered map[*Discovery][]string
+	var p *Project
 	for i, k := range keys {
-		if p := c.byName[k.Project]; p == nil || p.Unavailable != nil {
+		if p == nil || p.Name != k.Project { // keys come grouped by project: one lookup each
+			p = c.byName[k.Project]
+		}
+		if p == nil || p.Unavailable != nil {
 			out[i] = result{project: k.Project, id: k.ID, err: c.unavailable(k.Project)}
 			continue
 		}
 		ask, asked = append(ask, k), append(asked, i)
-	}
-	p := c.policy(false)
-	if discovered := c.discovered(ask); len(discovered) > 0 {
-		// Running discovered tasks may be answered by one listing of their project.
-		p.Since, p.Start = c.refresher.Mark(), c.refresher.Now()
-		for d, ids := range discovered {
-			d.Freshen(ctx, p.Since, ids, p)
-		}
-	}
-	for i, r := range c.refresher.Get(ctx, ask, p) {
-		out[asked[i]] = resultOf(r)
-	}
-	return out
-}
-
-// discovered groups the ids of keys by the Discovery of their project, for the projects
-// that have one.
-func (c *Collector) discovered(keys []refresh.Key) map[*Discovery][]string {
-	var out map[*Discovery][]string
-	for _, k := range keys {
-		if d := c.byName[k.Project].Discovery; d != nil {
-			if out == nil {
-				out = map[*Discovery][]string{}
+		if p.Discovery != nil {
+			if discovered == nil {
+				discovered = map[*Discovery][]string{}
 			}
-			out[d] = append(out[d], k.ID)
+			discovered[p.Discovery] = append(discovered[p.Discovery], k.ID)
 		}
+	}
+	policy := c.policy(false)
+	if len(discovered) > 0 {
+		// Running discovered tasks may be answered by one listing of their project.
+		policy.Since, policy.Start = c.refresher.Mark(), c.refresher.Now()
+		for d, ids := range discovered {
+			d.Freshen(ctx, policy.Since, ids, policy)
+		}
+	}
+	for i, r := range c.refresher.Get(ctx, ask, policy) {
+		out[asked[i]] = resultOf(r)
 	}
 	return out
 }

@@ -102,10 +102,15 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 	op := orderPool.Get().(*[]taskLine)
 	defer orderPool.Put(op)
 	tasks := (*op)[:0]
+	var names map[string]string
+	project := ""
 	for i := range results {
 		r := &results[i]
+		if i == 0 || r.project != project { // results come grouped by project: one lookup each
+			names, project = statusNames(r.project), r.project
+		}
 		if utf8.ValidString(r.id) { // else no series can carry it (NewConstMetric refuses them all)
-			tasks = append(tasks, taskLine{r: r, id: escaped(r.id), statusNames: statusNames(r.project)})
+			tasks = append(tasks, taskLine{r: r, id: escaped(r.id), statusNames: names})
 		}
 	}
 	slices.SortFunc(tasks, func(a, b taskLine) int {
