@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"reflect"
 
 	"github.com/prometheus/common/version"
@@ -56,11 +57,12 @@ func (s *served) credentialsFor(e *exporter, p *config.Project, client clientCon
 	})
 }
 
-// newClient makes the API client of st, signing by clock.
-func (s *served) newClient(e *exporter, st clientState, clock *auth.Clock) (*metastudio.Client, error) {
+// newClient makes the API client of st, signing by clock, its connections from pool
+// (the API host's, shared by the projects there: the workers are too).
+func (s *served) newClient(e *exporter, st clientState, clock *auth.Clock, pool *http.Transport) (*metastudio.Client, error) {
 	return metastudio.NewClient(metastudio.Options{
 		Endpoint: st.client.Endpoint, ProjectID: st.project, Auth: st.credentials, MaxConns: st.client.Concurrency,
-		Observer: s.apiMetrics, UserAgent: exporterName + "/" + version.Version, Now: e.now, Clock: clock,
+		Observer: s.apiMetrics, UserAgent: exporterName + "/" + version.Version, Now: e.now, Clock: clock, Transport: pool,
 	})
 }
 
@@ -72,10 +74,6 @@ func (s *served) newClient(e *exporter, st clientState, clock *auth.Clock) (*met
 // Called with e.mu held.
 func (s *served) install(e *exporter, p *config.Project, st clientState, api *metastudio.Client, ownGuard bool) {
 	s.resolver.stop()
-	if s.api != nil {
-		s.api.CloseIdleConnections()
-	}
-	s.api = api
 	e.refresher.SetProject(s.name, collector.NewAPI(api), s.guard, s.rate)
 	switch {
 	case s.inUse.credentials != nil && sameIdentity(st.client.Credentials, s.inUse.client.Credentials):

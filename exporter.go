@@ -109,7 +109,7 @@ func (e *exporter) apply(cfg *config.Config) error {
 	}
 	var inUse []any
 	for _, s := range e.projects {
-		inUse = append(inUse, s.guard, s.rate, s.clock)
+		inUse = append(inUse, s.guard, s.rate, s.clock, s.transport)
 	}
 	e.shared.sweep(inUse...)
 	snapshot := maps.Clone(e.projects)

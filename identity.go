@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/url"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
@@ -42,8 +44,16 @@ func hostOf(endpoint string) string {
 // rateKey is what one adaptive rate paces: the calls of one identity to one API host.
 type rateKey struct{ identity, host string }
 
+// transportKey is what one connection pool serves: one API host, with as many
+// connections as the refresher's workers (scrape.concurrency), which every project shares.
+type transportKey struct {
+	host  string
+	conns int
+}
+
 // shared keeps the state that projects share and reloads keep: one guard per credential
-// identity, one rate per identity and API host, one clock per API host. A reload asks for
+// identity, one rate per identity and API host, one clock and one connection pool per API
+// host. A reload asks for
 // what its projects use (guard, rate, clock); once it is in force, sweep drops the rest.
 type shared struct {
 	now    func() time.Time
@@ -51,11 +61,12 @@ type shared struct {
 	guards map[string]*refresh.Guard
 	rates  map[rateKey]*refresh.Rate
 	clocks map[string]*auth.Clock
+	pools  map[transportKey]*http.Transport
 }
 
 func newShared(now func() time.Time, logger log.Logger) *shared {
 	return &shared{now: now, logger: logger, guards: map[string]*refresh.Guard{},
-		rates: map[rateKey]*refresh.Rate{}, clocks: map[string]*auth.Clock{}}
+		rates: map[rateKey]*refresh.Rate{}, clocks: map[string]*auth.Clock{}, pools: map[transportKey]*http.Transport{}}
 }
 
 // clock returns the clock of host, made on first use.
@@ -93,7 +104,18 @@ func (s *shared) rate(identity, host string, sc config.Scrape) *refresh.Rate {
 	return r
 }
 
-// sweep drops what no project uses: every guard, rate and clock but those in inUse.
+// transport returns the connection pool of host for conns workers, made on first use.
+func (s *shared) transport(host string, conns int) *http.Transport {
+	k := transportKey{host, conns}
+	t, ok := s.pools[k]
+	if !ok {
+		t = metastudio.NewTransport(conns)
+		s.pools[k] = t
+	}
+	return t
+}
+
+// sweep drops what no project uses: every guard, rate, clock and pool but those in inUse.
 func (s *shared) sweep(inUse ...any) {
 	used := map[any]bool{}
 	for _, x := range inUse {
@@ -112,6 +134,12 @@ func (s *shared) sweep(inUse ...any) {
 	for k, c := range s.clocks {
 		if !used[c] {
 			delete(s.clocks, k)
+		}
+	}
+	for k, t := range s.pools {
+		if !used[t] {
+			t.CloseIdleConnections()
+			delete(s.pools, k)
 		}
 	}
 }

@@ -54,9 +54,13 @@ func TestSharedState(t *testing.T) {
 		s.rate("access_key:AK2", "a.example", sc) == r1 {
 		t.Error("want one rate per identity and host")
 	}
-	s.sweep(g1, r1, c1)
-	if len(s.guards) != 1 || len(s.rates) != 1 || len(s.clocks) != 1 {
-		t.Fatalf("after a sweep: %d guards, %d rates, %d clocks; want 1 of each", len(s.guards), len(s.rates), len(s.clocks))
+	p1 := s.transport("a.example", 4)
+	if s.transport("a.example", 4) != p1 || s.transport("b.example", 4) == p1 || s.transport("a.example", 8) == p1 {
+		t.Error("want one connection pool per host and concurrency")
+	}
+	s.sweep(g1, r1, c1, p1)
+	if len(s.guards) != 1 || len(s.rates) != 1 || len(s.clocks) != 1 || len(s.pools) != 1 {
+		t.Fatalf("after a sweep: %d guards, %d rates, %d clocks, %d pools; want 1 of each", len(s.guards), len(s.rates), len(s.clocks), len(s.pools))
 	}
 	if s.guard("access_key:AK1", time.Minute, c1) != g1 || s.rate("access_key:AK1", "a.example", sc) != r1 || s.clock("a.example") != c1 {
 		t.Error("a sweep dropped what is in use")

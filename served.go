@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"reflect"
 	"sync/atomic"
 
@@ -27,12 +28,12 @@ type served struct {
 	ready         atomic.Bool // a client with a project_id is in place
 
 	// Guarded by the exporter's mu.
-	guard     *refresh.Guard // the guard of the project's credential identity
-	rate      *refresh.Rate  // the rate of that identity at the project's API host
-	clock     *auth.Clock    // the API host's clock, which signatures follow
-	shown     projectMetrics // the project's state, under its project label
-	inUse     clientState    // what the client in place is made from
-	api       *metastudio.Client
+	guard     *refresh.Guard  // the guard of the project's credential identity
+	rate      *refresh.Rate   // the rate of that identity at the project's API host
+	clock     *auth.Clock     // the API host's clock, which signatures follow
+	transport *http.Transport // the API host's connection pool
+	shown     projectMetrics  // the project's state, under its project label
+	inUse     clientState     // what the client in place is made from
 	discovery discovery
 }
 
@@ -63,6 +64,7 @@ type plan struct {
 	guard  *refresh.Guard
 	rate   *refresh.Rate
 	clock  *auth.Clock
+	pool   *http.Transport
 	action int
 	state  clientState // the client config, credentials and project_id (newClient, startClient)
 	api    *metastudio.Client
@@ -76,6 +78,7 @@ func (s *served) prepare(e *exporter, p *config.Project, sc config.Scrape) (plan
 	pl := plan{s: s, p: p, clock: e.shared.clock(host)}
 	pl.guard = e.shared.guard(identity, p.Credentials.FailureBackoff, pl.clock)
 	pl.rate = e.shared.rate(identity, host, sc)
+	pl.pool = e.shared.transport(host, sc.Concurrency)
 	client := clientConfigOf(p, sc.Concurrency)
 	switch {
 	case s.ready.Load() && reflect.DeepEqual(client, s.inUse.client):
@@ -97,7 +100,7 @@ func (s *served) prepare(e *exporter, p *config.Project, sc config.Scrape) (plan
 			}
 			pl.state.project = id
 		}
-		api, err := s.newClient(e, pl.state, pl.clock)
+		api, err := s.newClient(e, pl.state, pl.clock, pl.pool)
 		if err != nil {
 			return plan{}, err
 		}
@@ -111,7 +114,7 @@ func (s *served) commit(e *exporter, pl plan, sc config.Scrape) {
 	pl.rate.Configure(sc.MaxRequestsPerSecond, sc.MinRequestsPerSecond, sc.Concurrency)
 	ownGuard := pl.guard == s.guard
 	changed := !ownGuard || pl.rate != s.rate || pl.clock != s.clock
-	s.guard, s.rate, s.clock = pl.guard, pl.rate, pl.clock
+	s.guard, s.rate, s.clock, s.transport = pl.guard, pl.rate, pl.clock, pl.pool
 	switch pl.action {
 	case followClient:
 		s.resolver.follow(pl.p, pl.state.client)
@@ -152,10 +155,7 @@ func (s *served) remove(e *exporter) {
 	s.resolver.stop()
 	s.discovery.configure(e.ctx, s.name, config.Discovery{}, e.refresher, e.global, s.logger)
 	s.shown.hide()
-	e.refresher.RemoveProject(s.name)
-	if s.api != nil {
-		s.api.CloseIdleConnections()
-	}
+	e.refresher.RemoveProject(s.name) // its pool is closed once no project uses it
 	s.ready.Store(false)
 }
 
@@ -168,7 +168,7 @@ func (e *exporter) resolved(s *served, r resolution) {
 	if p == nil || e.projects[s.name] != s {
 		return
 	}
-	api, err := s.newClient(e, r.clientState, s.clock)
+	api, err := s.newClient(e, r.clientState, s.clock, s.transport)
 	if err != nil {
 		level.Error(s.logger).Log("msg", "Applying the resolved project_id failed", "err", err)
 		return
