@@ -1,9 +1,9 @@
 package main
 
 import (
+	"net/http"
 	"reflect"
 
-	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/version"
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
@@ -12,8 +12,8 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 )
 
-// clientConfig is what the API client and credentials are built from: a reload that
-// changes it rebuilds them.
+// clientConfig is what a project's API client and credentials are built from: a reload
+// that changes it rebuilds them.
 type clientConfig struct {
 	Endpoint, IAMEndpoint, Region, ProjectID string
 	Concurrency                              int
@@ -28,10 +28,10 @@ type clientState struct {
 	project     string
 }
 
-func clientConfigOf(cfg *config.Config) clientConfig {
+func clientConfigOf(p *config.Project, concurrency int) clientConfig {
 	return clientConfig{
-		Endpoint: cfg.MetaStudioEndpoint(), IAMEndpoint: cfg.IAMEndpointURL(), Region: cfg.Region,
-		ProjectID: cfg.ProjectID, Concurrency: cfg.Scrape.Concurrency, Credentials: cfg.Credentials,
+		Endpoint: p.MetaStudioEndpoint(), IAMEndpoint: p.IAMEndpointURL(), Region: p.Region,
+		ProjectID: p.ProjectID, Concurrency: concurrency, Credentials: p.Credentials,
 	}
 }
 
@@ -42,63 +42,48 @@ func sameIdentity(a, b config.Credentials) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// credentialsFor returns the credentials of client: those in use when they are the same
-// and scoped the same (only the endpoint, the concurrency or failure_backoff differ),
-// else new ones. Called with e.mu held.
-func (e *exporter) credentialsFor(cfg *config.Config, client clientConfig) auth.Authenticator {
-	same := e.inUse.client
+// credentialsFor returns the credentials of client: those in use when they are the same,
+// scoped the same and signed with the same clock (only the endpoint's path, the
+// concurrency or failure_backoff differ), else new ones. Called with e.mu held.
+func (s *served) credentialsFor(e *exporter, p *config.Project, client clientConfig, clock *auth.Clock) auth.Authenticator {
+	same := s.inUse.client
 	same.Endpoint, same.Concurrency, same.Credentials.FailureBackoff = client.Endpoint, client.Concurrency, client.Credentials.FailureBackoff
-	if e.inUse.credentials != nil && reflect.DeepEqual(client, same) {
-		return e.inUse.credentials
+	if s.inUse.credentials != nil && clock == s.clock && reflect.DeepEqual(client, same) {
+		return s.inUse.credentials
 	}
-	return auth.New(cfg.Credentials, auth.Options{
-		Now: e.now, Clock: e.clock, IAMEndpoint: client.IAMEndpoint, Region: cfg.Region, ProjectID: cfg.ProjectID,
-		Observer: e.apiMetrics, FetchFailures: e.fetchFailures,
+	return auth.New(p.Credentials, auth.Options{
+		Now: e.now, Clock: clock, IAMEndpoint: client.IAMEndpoint, Region: p.Region, ProjectID: p.ProjectID,
+		Observer: s.apiMetrics, FetchFailures: s.fetchFailures,
 	})
 }
 
-// resolved applies the config that waited for the project r found, unless a reload
-// replaced it meanwhile.
-func (e *exporter) resolved(r resolution) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cfg := e.resolver.take(r)
-	if cfg == nil {
-		return
-	}
-	if err := e.useClient(cfg, r.clientState); err != nil {
-		level.Error(e.logger).Log("msg", "Applying the resolved project_id failed", "err", err)
-		return
-	}
-	e.configure(cfg)
+// newClient makes the API client of st, signing by clock, its connections from pool
+// (the API host's, shared by the projects there: the workers are too).
+func (s *served) newClient(e *exporter, st clientState, clock *auth.Clock, pool *http.Transport) (*metastudio.Client, error) {
+	return metastudio.NewClient(metastudio.Options{
+		Endpoint: st.client.Endpoint, ProjectID: st.project, Auth: st.credentials, MaxConns: st.client.Concurrency,
+		Observer: s.apiMetrics, UserAgent: exporterName + "/" + version.Version, Now: e.now, Clock: clock, Transport: pool,
+	})
 }
 
-// useClient puts a client made from s in place, and makes the
-// exporter ready. The AK guard and the IAM password gate are kept unless the credentials'
-// source or values changed: a reload that changes the endpoint, the region, the rate or
-// the concurrency must not walk a wrong key into the gateway's lock. Called with e.mu
-// held.
-func (e *exporter) useClient(cfg *config.Config, s clientState) error {
-	api, err := metastudio.NewClient(metastudio.Options{
-		Endpoint: s.client.Endpoint, ProjectID: s.project, Auth: s.credentials, MaxConns: s.client.Concurrency,
-		Observer: e.apiMetrics, UserAgent: exporterName + "/" + version.Version, Now: e.now, Clock: e.clock,
-	})
-	if err != nil {
-		return err
+// install puts api, made from st, in place and makes the project ready. The guard keeps
+// what it learned (a cool-down included) unless this project's own credentials changed
+// their values under the same identity (ownGuard): a project that moves to or joins an
+// AK must not end that AK's cool-down, and a reload that changes the endpoint, the
+// region, the rate or the concurrency must not walk a wrong key into the gateway's lock.
+// Called with e.mu held.
+func (s *served) install(e *exporter, p *config.Project, st clientState, api *metastudio.Client, ownGuard bool) {
+	s.resolver.stop()
+	e.refresher.SetProject(s.name, collector.NewAPI(api), s.guard, s.rate)
+	switch {
+	case s.inUse.credentials != nil && sameIdentity(st.client.Credentials, s.inUse.client.Credentials):
+		auth.Inherit(st.credentials, s.inUse.credentials)
+		s.guard.Adopt(st.credentials, p.Credentials.FailureBackoff)
+	case s.inUse.credentials != nil && ownGuard:
+		s.guard.Reset(st.credentials, p.Credentials.FailureBackoff)
+	default:
+		s.guard.Adopt(st.credentials, p.Credentials.FailureBackoff)
 	}
-	e.resolver.stop()
-	if e.api != nil {
-		e.api.CloseIdleConnections()
-	}
-	e.api = api
-	e.refresher.SetProject(collector.DefaultProject, collector.NewAPI(api), e.guard, e.rate)
-	if e.inUse.credentials != nil && sameIdentity(s.client.Credentials, e.inUse.client.Credentials) {
-		auth.Inherit(s.credentials, e.inUse.credentials)
-		e.guard.Adopt(s.credentials, cfg.Credentials.FailureBackoff)
-	} else {
-		e.guard.Reset(s.credentials, cfg.Credentials.FailureBackoff)
-	}
-	e.inUse = s
-	e.ready.Store(true)
-	return nil
+	s.inUse = st
+	s.ready.Store(true)
 }

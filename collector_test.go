@@ -162,36 +162,36 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	want := strings.TrimSpace(`
-metastudio_task_begin_timestamp_seconds{task_id="good_numbers"} 1.744276967708e+09
-metastudio_task_begin_timestamp_seconds{task_id="good_strings"} 1.744276967708e+09
-metastudio_task_begin_timestamp_seconds{task_id="odd-names"} 1.744276967708e+09
-metastudio_task_data_age_seconds{task_id="good_numbers"} 0
-metastudio_task_data_age_seconds{task_id="good_strings"} 0
-metastudio_task_data_age_seconds{task_id="odd-names"} 0
-metastudio_task_end_timestamp_seconds{task_id="good_numbers"} 1.744277967708e+09
-metastudio_task_failed_items{task_id="good_numbers"} 10
-metastudio_task_failed_items{task_id="good_strings"} 1
-metastudio_task_failed_items{task_id="odd-names"} 0
-metastudio_task_info{operator="",resource="知识库",task_id="odd-names",task_name="quote \" backslash \\ newline \n 导入任务",task_type="0",user_id=""} 1
-metastudio_task_info{operator="ops",resource="intent",task_id="good_strings",task_name="intents",task_type="1",user_id=""} 1
-metastudio_task_info{operator="ops",resource="qa_pair",task_id="good_numbers",task_name="FAQ import",task_type="0",user_id="u-1"} 1
-metastudio_task_items{task_id="good_numbers"} 5000
-metastudio_task_items{task_id="good_strings"} 42
-metastudio_task_items{task_id="odd-names"} 3
-metastudio_task_scrape_success{task_id="bad_param"} 0
-metastudio_task_scrape_success{task_id="good_numbers"} 1
-metastudio_task_scrape_success{task_id="good_strings"} 1
-metastudio_task_scrape_success{task_id="html_5xx"} 0
-metastudio_task_scrape_success{task_id="malformed"} 0
-metastudio_task_scrape_success{task_id="not_found"} 0
-metastudio_task_scrape_success{task_id="odd-names"} 1
-metastudio_task_scrape_success{task_id="slow"} 0
-metastudio_task_scrape_success{task_id="throttled"} 0
-metastudio_task_status{status="1",task_id="good_strings"} 1
-metastudio_task_status{status="succeeded",task_id="good_numbers"} 1
-metastudio_task_succeeded_items{task_id="good_numbers"} 4990
-metastudio_task_succeeded_items{task_id="good_strings"} 7
-metastudio_task_succeeded_items{task_id="odd-names"} 0`)
+metastudio_task_begin_timestamp_seconds{project="default",task_id="good_numbers"} 1.744276967708e+09
+metastudio_task_begin_timestamp_seconds{project="default",task_id="good_strings"} 1.744276967708e+09
+metastudio_task_begin_timestamp_seconds{project="default",task_id="odd-names"} 1.744276967708e+09
+metastudio_task_data_age_seconds{project="default",task_id="good_numbers"} 0
+metastudio_task_data_age_seconds{project="default",task_id="good_strings"} 0
+metastudio_task_data_age_seconds{project="default",task_id="odd-names"} 0
+metastudio_task_end_timestamp_seconds{project="default",task_id="good_numbers"} 1.744277967708e+09
+metastudio_task_failed_items{project="default",task_id="good_numbers"} 10
+metastudio_task_failed_items{project="default",task_id="good_strings"} 1
+metastudio_task_failed_items{project="default",task_id="odd-names"} 0
+metastudio_task_info{operator="",project="default",resource="知识库",task_id="odd-names",task_name="quote \" backslash \\ newline \n 导入任务",task_type="0",user_id=""} 1
+metastudio_task_info{operator="ops",project="default",resource="intent",task_id="good_strings",task_name="intents",task_type="1",user_id=""} 1
+metastudio_task_info{operator="ops",project="default",resource="qa_pair",task_id="good_numbers",task_name="FAQ import",task_type="0",user_id="u-1"} 1
+metastudio_task_items{project="default",task_id="good_numbers"} 5000
+metastudio_task_items{project="default",task_id="good_strings"} 42
+metastudio_task_items{project="default",task_id="odd-names"} 3
+metastudio_task_scrape_success{project="default",task_id="bad_param"} 0
+metastudio_task_scrape_success{project="default",task_id="good_numbers"} 1
+metastudio_task_scrape_success{project="default",task_id="good_strings"} 1
+metastudio_task_scrape_success{project="default",task_id="html_5xx"} 0
+metastudio_task_scrape_success{project="default",task_id="malformed"} 0
+metastudio_task_scrape_success{project="default",task_id="not_found"} 0
+metastudio_task_scrape_success{project="default",task_id="odd-names"} 1
+metastudio_task_scrape_success{project="default",task_id="slow"} 0
+metastudio_task_scrape_success{project="default",task_id="throttled"} 0
+metastudio_task_status{project="default",status="1",task_id="good_strings"} 1
+metastudio_task_status{project="default",status="succeeded",task_id="good_numbers"} 1
+metastudio_task_succeeded_items{project="default",task_id="good_numbers"} 4990
+metastudio_task_succeeded_items{project="default",task_id="good_strings"} 7
+metastudio_task_succeeded_items{project="default",task_id="odd-names"} 0`)
 	if got := taskSeries(families); got != want {
 		t.Errorf("task series:\n%s\n\nwant:\n%s", got, want)
 	}
@@ -199,16 +199,16 @@ metastudio_task_succeeded_items{task_id="odd-names"} 0`)
 	// The slow task's call goes on after the scrape (it has its own timeout), so it is not
 	// counted yet; the throttled task stays queued and may be called again (429) in time.
 	wantRequests := strings.TrimSpace(`
-metastudio_api_requests_total{code="200",operation="ShowTask"} 4
-metastudio_api_requests_total{code="400",operation="ShowTask"} 1
-metastudio_api_requests_total{code="404",operation="ShowTask"} 1
-metastudio_api_requests_total{code="502",operation="ShowTask"} 1`)
+metastudio_api_requests_total{code="200",operation="ShowTask",project="default"} 4
+metastudio_api_requests_total{code="400",operation="ShowTask",project="default"} 1
+metastudio_api_requests_total{code="404",operation="ShowTask",project="default"} 1
+metastudio_api_requests_total{code="502",operation="ShowTask",project="default"} 1`)
 	requests := families["metastudio_api_requests_total"]
-	throttled := regexp.MustCompile(`\nmetastudio_api_requests_total\{code="429",operation="ShowTask"\} \d+`)
+	throttled := regexp.MustCompile(`\nmetastudio_api_requests_total\{code="429",operation="ShowTask",project="default"\} \d+`)
 	if f := throttled.ReplaceAllString(requests, ""); f != wantRequests || !throttled.MatchString(requests) {
 		t.Errorf("API requests:\n%v\nwant:\n%s\nand at least one 429", requests, wantRequests)
 	}
-	if f := families["metastudio_api_request_duration_seconds"]; !strings.Contains(f, `metastudio_api_request_duration_seconds_count{operation="ShowTask"}`) {
+	if f := families["metastudio_api_request_duration_seconds"]; !strings.Contains(f, `metastudio_api_request_duration_seconds_count{operation="ShowTask",project="default"}`) {
 		t.Errorf("API request durations: %v", f)
 	}
 	if families["metastudio_scrape_duration_seconds"] == "" || families["metastudio_exporter_build_info"] == "" {
@@ -239,7 +239,7 @@ metastudio_api_requests_total{code="502",operation="ShowTask"} 1`)
 		`task_id=throttled error_code=APIGW.0308 status=429`,
 		`task_id=html_5xx error_code=http_502 status=502`,
 		`task_id=malformed error_code=decode status=200`,
-		`level=debug msg="Task not answered yet" task_id=slow error_code=timeout`,
+		`level=debug msg="Task not answered yet" project=default task_id=slow error_code=timeout`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %q:\n%s", want, out)
@@ -270,10 +270,10 @@ func TestEndToEndWrongKey(t *testing.T) {
 	logs := &testkit.Buffer{}
 	h := exporterFor(t, url, "not-the-right-secret-key", []string{"t1"}, logs)
 	families := scrape(t, h, "5")
-	if got := taskSeries(families); got != `metastudio_task_scrape_success{task_id="t1"} 0` {
+	if got := taskSeries(families); got != `metastudio_task_scrape_success{project="default",task_id="t1"} 0` {
 		t.Errorf("task series with a wrong key:\n%s", got)
 	}
-	if f := families["metastudio_api_requests_total"]; f != `metastudio_api_requests_total{code="401",operation="ShowTask"} 1` {
+	if f := families["metastudio_api_requests_total"]; f != `metastudio_api_requests_total{code="401",operation="ShowTask",project="default"} 1` {
 		t.Errorf("API requests: %v", f)
 	}
 	if !strings.Contains(logs.String(), "error_code=APIGW.0301") || strings.Contains(logs.String(), "not-the-right-secret-key") {
@@ -295,7 +295,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
-	if !strings.Contains(body, "metastudio_task_items{") || !strings.Contains(body, "metastudio_task_scrape_success{task_id=\""+sim.TaskIDs()[3]+"\"} 0") {
+	if !strings.Contains(body, "metastudio_task_items{project=\"default\",") || !strings.Contains(body, "metastudio_task_scrape_success{project=\"default\",task_id=\""+sim.TaskIDs()[3]+"\"} 0") {
 		t.Fatalf("the scrape lacks task series:\n%s", body)
 	}
 	cmd := exec.Command(promtool, "check", "metrics")
@@ -356,8 +356,8 @@ func discoveryEndToEnd(t *testing.T, paging, mode string, perAnswer int) {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		families = scrape(t, h, "5")
-		if strings.Contains(families["metastudio_discovery_tasks"], "metastudio_discovery_tasks ") &&
-			!strings.Contains(families["metastudio_discovery_tasks"], "metastudio_discovery_tasks 0") {
+		if strings.Contains(families["metastudio_discovery_tasks"], `metastudio_discovery_tasks{project="default"} `) &&
+			!strings.Contains(families["metastudio_discovery_tasks"], `metastudio_discovery_tasks{project="default"} 0`) {
 			// The listing may have ended during that scrape, after it chose its tasks.
 			families = scrape(t, h, "5")
 			break
@@ -380,8 +380,8 @@ func discoveryEndToEnd(t *testing.T, paging, mode string, perAnswer int) {
 	if bound := (found+perAnswer-1)/perAnswer*3/2 + 10; pages < int64(found/perAnswer) || pages > int64(bound) {
 		t.Errorf("%d SearchTask calls for %d tasks at %d rows an answer, want %d to %d", pages, found, perAnswer, found/perAnswer, bound)
 	}
-	if !strings.Contains(families["metastudio_discovery_missed_tasks"], "metastudio_discovery_missed_tasks 0") ||
-		!strings.Contains(families["metastudio_discovery_paging"], `metastudio_discovery_paging{mode="`+mode+`"} 1`) {
+	if !strings.Contains(families["metastudio_discovery_missed_tasks"], `metastudio_discovery_missed_tasks{project="default"} 0`) ||
+		!strings.Contains(families["metastudio_discovery_paging"], `metastudio_discovery_paging{mode="`+mode+`",project="default"} 1`) {
 		t.Errorf("discovery's figures:\n%s\n%s", families["metastudio_discovery_missed_tasks"], families["metastudio_discovery_paging"])
 	}
 	// A scrape of the running tasks is answered by listings, not by a ShowTask per task.

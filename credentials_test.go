@@ -96,7 +96,7 @@ func TestIAMPasswordSource(t *testing.T) {
 	}
 	waitReady(t, h) // the project is resolved in the background
 	first := scrapeText(t, h)
-	if !strings.Contains(first, `metastudio_task_items{task_id="t1"} 5`) || !strings.Contains(first, "metastudio_auth_ok 1") {
+	if !strings.Contains(first, `metastudio_task_items{project="default",task_id="t1"} 5`) || !strings.Contains(first, `metastudio_auth_ok{project="default"} 1`) {
 		t.Fatalf("scrape with an IAM token:\n%s", first)
 	}
 	second := scrapeText(t, h)
@@ -109,19 +109,19 @@ func TestIAMPasswordSource(t *testing.T) {
 	sim.RevokeTokens()
 	shows := sim.Requests(simulator.OpShowTask)
 	third := scrapeText(t, h)
-	if !strings.Contains(third, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(third, "metastudio_auth_ok 0") {
+	if !strings.Contains(third, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) || !strings.Contains(third, `metastudio_auth_ok{project="default"} 0`) {
 		t.Errorf("a scrape with a revoked token:\n%s", third)
 	}
 	if n := sim.Requests(simulator.OpShowTask) - shows; n != 1 {
 		t.Errorf("%d ShowTask requests for one task with a revoked token, want 1: no retry within the call", n)
 	}
-	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken"}`) {
+	if !strings.Contains(third, `metastudio_api_requests_total{code="201",operation="IAMToken",project="default"}`) {
 		t.Errorf("IAM calls are not counted:\n%s", third)
 	}
 	// The refusal got one refresh (no cool-down), and the next scrape recovers with exactly
 	// one more IAM call.
 	fourth := scrapeText(t, h)
-	if !strings.Contains(fourth, `metastudio_task_scrape_success{task_id="t1"} 1`) || !strings.Contains(fourth, "metastudio_auth_ok 1") {
+	if !strings.Contains(fourth, `metastudio_task_scrape_success{project="default",task_id="t1"} 1`) || !strings.Contains(fourth, `metastudio_auth_ok{project="default"} 1`) {
 		t.Errorf("the scrape after a revoked token must recover:\n%s", fourth)
 	}
 	if n := sim.Requests(simulator.OpIAMToken); n != 2 {
@@ -152,7 +152,7 @@ func TestIAMWrongPassword(t *testing.T) {
 	}
 	before := sim.Requests(simulator.OpIAMToken)
 	out := scrapeText(t, h) + scrapeText(t, h) + scrapeText(t, h)
-	if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(out, "metastudio_auth_ok 0") {
+	if !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) || !strings.Contains(out, `metastudio_auth_ok{project="default"} 0`) {
 		t.Errorf("scrapes with a wrong password:\n%s", out)
 	}
 	if n := sim.Requests(simulator.OpIAMToken) - before; n != 1 {
@@ -195,7 +195,7 @@ func TestECSMetadataSource(t *testing.T) {
 			}
 			out := scrapeText(t, h)
 			if tc.wantOK {
-				if !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+				if !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 					t.Fatalf("scrape with metadata credentials:\n%s\nlogs:\n%s", out, logs)
 				}
 				if n := sim.Requests(simulator.OpIAMProjects); n != 1 {
@@ -207,13 +207,13 @@ func TestECSMetadataSource(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) || !strings.Contains(logs.String(), tc.wantLog) {
+			if !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) || !strings.Contains(logs.String(), tc.wantLog) {
 				t.Errorf("want scrape_success 0 and a log with %q:\n%s\nlogs:\n%s", tc.wantLog, out, logs)
 			}
 			second := scrapeText(t, h) // the exporter stays up
 			n := sim.Requests(simulator.OpMetadataSecurityKey)
 			if tc.metadata.Garbage {
-				if n != 2 || !strings.Contains(second, `metastudio_credential_fetch_failures_total{reason="server",source="metadata"} 2`) {
+				if n != 2 || !strings.Contains(second, `metastudio_credential_fetch_failures_total{project="default",reason="server",source="metadata"} 2`) {
 					t.Errorf("an unusable answer: %d security key requests in two scrapes, want 2, counted as failures:\n%s", n, second)
 				}
 				return
@@ -234,7 +234,7 @@ func TestProjectResolution(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitReady(t, h)
-		if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+		if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 			t.Errorf("scrape after resolving the project:\n%s", out)
 		}
 		if n := sim.Requests(simulator.OpIAMProjects); n != 1 {
@@ -251,7 +251,7 @@ func TestProjectResolution(t *testing.T) {
 			}
 			waitReadiness(t, func() (int, string) { return do(t, h, "GET", "/-/ready") },
 				http.StatusServiceUnavailable, "resolving project_id for region cn-north-4")
-			if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
+			if out := scrapeText(t, h); !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) {
 				t.Errorf("a scrape while the project is unresolved:\n%s", out)
 			}
 			if !strings.Contains(logs.String(), "resolving project_id for region cn-north-4") {
@@ -286,7 +286,7 @@ func TestWrongKeyNeverLocksTheAK(t *testing.T) {
 	}
 	for i := 0; i < 60; i++ {
 		out := scrapeText(t, h)
-		if strings.Contains(out, "metastudio_task_items{") {
+		if strings.Contains(out, "metastudio_task_items{project=\"default\",") {
 			t.Fatalf("scrape %d read a task with a wrong key", i)
 		}
 		clock.Advance(time.Second)
@@ -321,7 +321,7 @@ func TestClockSkew(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := scrapeText(t, h)
-	if !strings.Contains(out, "metastudio_clock_skew_seconds 36") { // 360 s, give or take the Date header's second
+	if !strings.Contains(out, `metastudio_clock_skew_seconds{project="default"} 36`) { // 360 s, give or take the Date header's second
 		t.Errorf("clock skew:\n%s", out)
 	}
 	if !strings.Contains(logs.String(), "The local clock is off") {
@@ -338,7 +338,7 @@ func TestTokenFileSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := scrapeText(t, h)
-	if !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+	if !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 		t.Errorf("scrape with a token file:\n%s", out)
 	}
 	if strings.Contains(out+logs.String(), token) {

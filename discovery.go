@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
@@ -13,17 +14,20 @@ import (
 
 // discovery runs the background listing while the config enables it.
 type discovery struct {
-	d    *collector.Discovery // nil while off
-	stop context.CancelFunc
-	done sync.WaitGroup
+	d     *collector.Discovery // nil while off
+	shown prometheus.Collector // d under the project label
+	stop  context.CancelFunc
+	done  sync.WaitGroup
 }
 
 // configure starts, reconfigures or stops the listing.
-func (d *discovery) configure(ctx context.Context, cfg config.Discovery, refresher *refresh.Refresher, reg *collector.Set, logger log.Logger) {
+// Its metrics show under the project label.
+func (d *discovery) configure(ctx context.Context, project string, cfg config.Discovery, refresher *refresh.Refresher, reg *collector.Set, logger log.Logger) {
 	switch {
 	case cfg.Enabled && d.d == nil:
-		d.d = collector.NewDiscovery(cfg, refresher, logger)
-		reg.MustRegister(d.d)
+		d.d = collector.NewDiscovery(project, cfg, refresher, logger)
+		d.shown = prometheus.WrapCollectorWith(prometheus.Labels{"project": project}, d.d)
+		reg.MustRegister(d.shown)
 		ctx, d.stop = context.WithCancel(ctx)
 		d.done.Add(1)
 		go func(run *collector.Discovery) {
@@ -35,7 +39,7 @@ func (d *discovery) configure(ctx context.Context, cfg config.Discovery, refresh
 	case d.d != nil:
 		d.stop()
 		d.done.Wait()
-		reg.Unregister(d.d)
-		d.d = nil
+		reg.Unregister(d.shown)
+		d.d, d.shown = nil, nil
 	}
 }

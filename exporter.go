@@ -3,50 +3,49 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
-	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
-	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
-	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
-// exporter keeps what outlives a reload (metrics, the AK guard, the rate limit, the cache,
-// discovery) and swaps what a reload changes. The reloader and the project resolver hand
-// it configs to apply; a scrape in flight finishes with the config it started with.
+// exporter keeps what outlives a reload (metrics, the guards, rates and clocks that the
+// projects' identities and API hosts keep, the cache, each project's discovery) and swaps
+// what a reload changes. The reloader and the projects' resolvers hand it configs to
+// apply; a scrape in flight finishes with the config it started with.
 type exporter struct {
 	options
-	ctx           context.Context
-	global        *collector.Set
-	apiMetrics    *collector.APIMetrics
-	guard         *refresh.Guard
-	rate          *refresh.Rate
-	refresher     *refresh.Refresher
-	clock         *auth.Clock         // the API's clock, which signatures follow
-	fetchFailures *auth.FetchFailures // IAM and metadata fetches that got no usable answer
-	reloader      *reloader
-	resolver      *projectResolver
+	ctx       context.Context
+	global    *collector.Set
+	shared    *shared // guards, rates and clocks, kept while a project uses them
+	refresher *refresh.Refresher
+	reloader  *reloader
 
 	current atomic.Pointer[collector.Collector]
-	ready   atomic.Bool // a client with a project is in place
 
-	mu        sync.Mutex         // serialises apply; guards what follows
-	inUse     clientState        // what the client in place is made from
-	api       *metastudio.Client // the client in place; nil until one is made
-	discovery discovery
+	mu       sync.Mutex         // serialises apply; guards what follows
+	projects map[string]*served // by name
+	running  *config.Config     // the config in force
+	// served is a copy of projects for readers that must not wait for an apply (which
+	// may resolve a project_id): readiness and metastudio_project_resolved.
+	served atomic.Pointer[map[string]*served]
 }
 
 // newExporter builds the exporter for cfg and starts its reload goroutine, which ends
 // with ctx. It makes no network call: a project_id left out is resolved in the
-// background, and the exporter is not ready until it is.
+// background, and the project is not served until it is.
 func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter, error) {
 	if o.now == nil {
 		o.now = time.Now
@@ -54,77 +53,102 @@ func newExporter(ctx context.Context, cfg *config.Config, o options) (*exporter,
 	if o.after == nil {
 		o.after = time.After
 	}
-	e := &exporter{options: o, ctx: ctx, global: collector.NewSet(), clock: auth.NewClock(o.now), fetchFailures: auth.NewFetchFailures()}
+	e := &exporter{options: o, ctx: ctx, global: collector.NewSet(), shared: newShared(o.now, o.logger), projects: map[string]*served{}}
 	e.global.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector(exporterName),
 	)
-	e.apiMetrics = collector.NewAPIMetrics(e.global, o.logger)
-	e.guard = refresh.NewGuard(cfg.Credentials.FailureBackoff, nil, o.now, o.logger)
-	e.guard.SetClock(e.clock)
-	e.rate = refresh.NewRate(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency, o.now)
 	e.refresher = refresh.NewRefresher(o.now, o.logger)
-	e.refresher.SetProject(collector.DefaultProject, nil, e.guard, e.rate) // no client until the project is resolved
-	e.refresher.SetWatched(func(k refresh.Key) bool { return e.current.Load().Listed(k.ID) })
-	e.resolver = newProjectResolver(ctx, o, auth.Options{Now: o.now, Observer: e.apiMetrics, FetchFailures: e.fetchFailures}, e.resolved)
+	e.refresher.SetWatched(func(k refresh.Key) bool { return e.current.Load().Listed(k.Project, k.ID) })
 	if err := e.apply(cfg); err != nil {
 		return nil, err
 	}
 	e.refresher.Start(ctx)
 	e.reloader = newReloader(ctx, o, e.apply)
-	e.global.MustRegister(e.guard, e.rate, e.reloader, e.clock, e.fetchFailures)
+	e.global.MustRegister(e.reloader, resolvedMetric{e})
 	go e.reloader.watch(o.hup, o.watchInterval)
 	return e, nil
 }
 
-// apply makes cfg the running config, rebuilding the client if its part changed. A
-// project that cannot be resolved fails a reload, which keeps the running config; before
-// any project was resolved (at start), it leaves the exporter not ready, resolving in the
-// background.
+// apply makes cfg the running config. Each project keeps its client unless its part of
+// the config changed; a project that is added starts resolving, one that is removed is
+// dropped. A reload that cannot be applied whole (a served project whose new client
+// cannot be made or resolved) changes nothing and keeps the running config.
 func (e *exporter) apply(cfg *config.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	client := clientConfigOf(cfg)
-	switch {
-	case e.ready.Load() && reflect.DeepEqual(client, e.inUse.client):
-	case e.resolver.follow(cfg, client): // the resolution goes on, under the same gates
-	default:
-		credentials := e.credentialsFor(cfg, client)
-		project := cfg.ProjectID
-		if project == "" && !e.ready.Load() {
-			e.resolver.start(cfg, client, credentials)
-			break
+	plans := make([]plan, len(cfg.Projects))
+	for i := range cfg.Projects {
+		p := &cfg.Projects[i]
+		s := e.projects[p.Name]
+		if s == nil {
+			s = e.newServed(p.Name)
 		}
-		if project == "" {
-			var err error
-			if project, err = e.resolver.resolve(e.ctx, client, credentials); err != nil {
-				return err
+		pl, err := s.prepare(e, p, cfg.Scrape)
+		if err != nil {
+			if !cfg.Shorthand() {
+				err = fmt.Errorf("project %s: %w", p.Name, err)
 			}
-		}
-		if err := e.useClient(cfg, clientState{client, credentials, project}); err != nil {
 			return err
 		}
+		plans[i] = pl
 	}
-	e.configure(cfg)
+	kept := map[string]bool{}
+	for _, pl := range plans {
+		pl.s.commit(e, pl, cfg.Scrape)
+		e.projects[pl.s.name] = pl.s
+		kept[pl.s.name] = true
+	}
+	for name, s := range e.projects {
+		if !kept[name] {
+			s.remove(e)
+			delete(e.projects, name)
+			level.Info(e.logger).Log("msg", "Project removed", "project", name)
+		}
+	}
+	var inUse []any
+	for _, s := range e.projects {
+		inUse = append(inUse, s.guard, s.rate, s.clock, s.transport)
+	}
+	e.shared.sweep(inUse...)
+	snapshot := maps.Clone(e.projects)
+	e.served.Store(&snapshot)
+	e.running = cfg
+	e.configure()
 	return nil
 }
 
-// configure hands cfg's settings to what outlives a reload, and makes it the config that
-// scrapes use. Called with e.mu held.
-func (e *exporter) configure(cfg *config.Config) {
-	cfg.ProjectID = e.inUse.project
-	e.rate.Configure(cfg.Scrape.MaxRequestsPerSecond, cfg.Scrape.MinRequestsPerSecond, cfg.Scrape.Concurrency)
+// configure hands the running config's settings to what outlives a reload, and makes it
+// the config that scrapes use, each project's project_id as resolved. Called with e.mu
+// held.
+func (e *exporter) configure() {
+	cfg := *e.running // a copy: the projects' resolved ids are written in it, not in a config that serves
+	cfg.Projects = slices.Clone(e.running.Projects)
 	e.refresher.Configure(cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
-	ready := e.ready.Load()
-	discovery := cfg.Discovery
-	discovery.Enabled = discovery.Enabled && ready // no listing without a client
-	e.discovery.configure(e.ctx, discovery, e.refresher, e.global, e.logger)
-	c := collector.New(cfg, e.refresher, e.discovery.d, e.shard, e.logger)
-	if !ready {
-		c.SetUnavailable(errUnresolved)
+	projects := make([]collector.Project, len(cfg.Projects))
+	for i := range cfg.Projects {
+		p := &cfg.Projects[i]
+		s := e.projects[p.Name]
+		projects[i] = s.configure(e, p)
 	}
-	e.current.Store(c)
+	if len(cfg.Projects) == 1 {
+		cfg.ProjectID = cfg.Projects[0].ProjectID // the top-level keys mirror the one project
+	}
+	e.current.Store(collector.New(&cfg, projects, e.refresher, e.shard, e.logger))
+}
+
+// unresolved names the projects of the running config that are not served yet, with
+// why, in the config's order.
+func (e *exporter) unresolved() []string {
+	served := *e.served.Load()
+	var out []string
+	for _, name := range e.current.Load().Projects() {
+		if s := served[name]; s != nil && !s.ready.Load() {
+			out = append(out, "project "+name+": "+s.resolver.reason())
+		}
+	}
+	return out
 }
 
 // handler wires every endpoint of the exporter.
@@ -153,13 +177,40 @@ func (e *exporter) handler(metricsPath string) (http.Handler, error) {
 		fmt.Fprintln(w, "Healthy")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		// A config is loaded before the server starts; the project may still be resolving.
+		// A config is loaded before the server starts; projects may still be resolving.
+		// Ready once one project is served: a refused or hung project holds up no other.
 		// Readiness never depends on the API's health.
-		if !e.ready.Load() {
-			http.Error(w, "Not ready: "+e.resolver.reason(), http.StatusServiceUnavailable)
+		unresolved := e.unresolved()
+		if len(unresolved) == len(current().Projects()) {
+			http.Error(w, "Not ready: unresolved: "+strings.Join(unresolved, "; "), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "Ready")
+		for _, u := range unresolved {
+			fmt.Fprintln(w, "Unresolved: "+u)
+		}
 	})
 	return mux, nil
+}
+
+var projectResolvedDesc = prometheus.NewDesc("metastudio_project_resolved",
+	"1 once the project's project_id is known (configured or resolved through IAM) and its tasks are called, else 0.",
+	[]string{"project"}, nil)
+
+// resolvedMetric shows whether each served project is resolved.
+type resolvedMetric struct{ e *exporter }
+
+// Describe implements prometheus.Collector.
+func (m resolvedMetric) Describe(ch chan<- *prometheus.Desc) { ch <- projectResolvedDesc }
+
+// Collect implements prometheus.Collector.
+func (m resolvedMetric) Collect(ch chan<- prometheus.Metric) {
+	served := *m.e.served.Load()
+	for _, name := range m.e.current.Load().Projects() {
+		v := 0.0
+		if s := served[name]; s != nil && s.ready.Load() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(projectResolvedDesc, prometheus.GaugeValue, v, name)
+	}
 }

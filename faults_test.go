@@ -307,22 +307,23 @@ func (r *faultRig) start(endpoint, extra string, tasks ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := r.e.projects[collector.DefaultProject]
 	creds := auth.New(cfg.Credentials, auth.Options{Now: time.Now, IAMEndpoint: cfg.IAMEndpointURL(), Region: cfg.Region,
-		ProjectID: cfg.ProjectID, Observer: r.e.apiMetrics})
+		ProjectID: cfg.ProjectID, Observer: p.apiMetrics})
 	r.tr = metastudio.NewTransport(cfg.Scrape.Concurrency)
 	r.tr.Proxy = nil
 	r.tr.DialContext = r.board.DialContext
 	r.tr.TLSClientConfig = &tls.Config{RootCAs: r.roots}
 	r.client, err = metastudio.NewClient(metastudio.Options{
 		Endpoint: cfg.MetaStudioEndpoint(), ProjectID: cfg.ProjectID, Auth: creds, MaxConns: cfg.Scrape.Concurrency,
-		Observer: r.e.apiMetrics, UserAgent: exporterName + "/faults", Now: time.Now, Transport: r.tr,
+		Observer: p.apiMetrics, UserAgent: exporterName + "/faults", Now: time.Now, Transport: r.tr,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.client.CloseIdleConnections) // runs before cancel and the servers' Close
-	r.e.refresher.SetProject(collector.DefaultProject, collector.NewAPI(r.client), r.e.guard, r.e.rate)
-	r.e.guard.Reset(creds, cfg.Credentials.FailureBackoff)
+	r.e.refresher.SetProject(collector.DefaultProject, collector.NewAPI(r.client), p.guard, p.rate)
+	p.guard.Reset(creds, cfg.Credentials.FailureBackoff)
 	// The exporter's long-lived goroutines: its reload loop, the refresher's dispatcher,
 	// housekeeping and one worker per scrape.concurrency (discovery is off).
 	r.own = 3 + cfg.Scrape.Concurrency
@@ -410,7 +411,7 @@ func (s faultScrape) value(name, labels string) (float64, bool) {
 
 // calls is metastudio_api_requests_total for ShowTask and code (0 when absent).
 func (s faultScrape) calls(code string) float64 {
-	v, _ := s.value("metastudio_api_requests_total", `code="`+code+`",operation="ShowTask"`)
+	v, _ := s.value("metastudio_api_requests_total", `code="`+code+`",operation="ShowTask",project="default"`)
 	return v
 }
 
@@ -434,7 +435,7 @@ func (s faultScrape) series(id string) []string {
 func (r *faultRig) failed(s faultScrape, ids ...string) {
 	r.t.Helper()
 	for _, id := range ids {
-		if got := s.series(id); len(got) != 1 || got[0] != `metastudio_task_scrape_success{task_id="`+id+`"} 0` {
+		if got := s.series(id); len(got) != 1 || got[0] != `metastudio_task_scrape_success{project="default",task_id="`+id+`"} 0` {
 			r.t.Errorf("task %s: want scrape_success 0 alone, got %q", id, got)
 		}
 	}
@@ -444,16 +445,16 @@ func (r *faultRig) failed(s faultScrape, ids ...string) {
 func (r *faultRig) healthy(s faultScrape, ids ...string) {
 	r.t.Helper()
 	for _, id := range ids {
-		v, ok := s.value("metastudio_task_scrape_success", `task_id="`+id+`"`)
-		_, items := s.value("metastudio_task_items", `task_id="`+id+`"`)
-		_, age := s.value("metastudio_task_data_age_seconds", `task_id="`+id+`"`)
+		v, ok := s.value("metastudio_task_scrape_success", `project="default",task_id="`+id+`"`)
+		_, items := s.value("metastudio_task_items", `project="default",task_id="`+id+`"`)
+		_, age := s.value("metastudio_task_data_age_seconds", `project="default",task_id="`+id+`"`)
 		if !ok || v != 1 || !items || !age {
 			r.t.Errorf("task %s: want scrape_success 1 with its values, got %q", id, s.series(id))
 		}
 	}
 }
 
-// wantCalls checks metastudio_api_requests_total{operation="ShowTask"} code by code; codes
+// wantCalls checks metastudio_api_requests_total{operation="ShowTask",project="default"} code by code; codes
 // not listed must be absent.
 func (r *faultRig) wantCalls(s faultScrape, want map[string]float64) {
 	r.t.Helper()
@@ -620,7 +621,7 @@ func TestFaultResetMidBody(t *testing.T) {
 	wire.Clear("reset")
 	s = r.scrape("5")
 	r.healthy(s, "control", "reset", "done")
-	r.logged(`msg="Task is scraped again" task_id=reset`)
+	r.logged(`msg="Task is scraped again" project=default task_id=reset`)
 }
 
 // TestFaultShortBody: Content-Length promises more than is sent before the connection closes.
@@ -694,7 +695,7 @@ func TestFaultInvalidUTF8(t *testing.T) {
 	info := s.series("badtext")
 	joined := strings.Join(info, "\n")
 	for _, want := range []string{`task_name="import ` + "\uFFFD\uFFFD" + ` batch"`, `status="run` + "\uFFFD" + `ning"`,
-		`metastudio_task_items{task_id="badtext"} 5`, `metastudio_task_failed_items{task_id="badtext"} 1`} {
+		`metastudio_task_items{project="default",task_id="badtext"} 5`, `metastudio_task_failed_items{project="default",task_id="badtext"} 1`} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("badtext lacks %q:\n%s", want, joined)
 		}
@@ -731,7 +732,7 @@ func TestFaultWrongContentType(t *testing.T) {
 	r.healthy(s, "control", "done", "jsonhtml", "nocontenttype")
 	r.failed(s, "htmlpage")
 	r.wantCalls(s, map[string]float64{"200": 5})
-	if v, _ := s.value("metastudio_task_items", `task_id="jsonhtml"`); v != 8 {
+	if v, _ := s.value("metastudio_task_items", `project="default",task_id="jsonhtml"`); v != 8 {
 		t.Errorf("jsonhtml: items %v, want 8", v)
 	}
 	r.logged(`task_id=htmlpage error_code=decode status=200`, "answer is not a JSON object")
@@ -755,7 +756,7 @@ func TestFault200ErrorBody(t *testing.T) {
 		r.failed(s, "errorcode", "codemessage")
 		r.healthy(s, "control", "done")
 		r.wantCalls(s, map[string]float64{"200": float64(1 + 3*n)}) // done is fetched once
-		if v, ok := s.value("metastudio_auth_ok", ""); !ok || v != 1 {
+		if v, ok := s.value("metastudio_auth_ok", `project="default"`); !ok || v != 1 {
 			t.Errorf("metastudio_auth_ok = %v (%v), want 1: an error body is not an auth failure", v, ok)
 		}
 	}
@@ -822,7 +823,7 @@ func TestFaultBurst5xx(t *testing.T) {
 		r.failed(s, "e500", "e502", "e503", "e504")
 		r.healthy(s, "control", "done")
 		r.wantCalls(s, map[string]float64{"200": float64(n + 1), "500": float64(n), "502": float64(n), "503": float64(n), "504": float64(n)})
-		if v, _ := s.value("metastudio_auth_backoff_seconds", ""); v != 0 {
+		if v, _ := s.value("metastudio_auth_backoff_seconds", `project="default"`); v != 0 {
 			t.Errorf("a 5xx started an authentication cool-down of %vs", v)
 		}
 	}
@@ -875,11 +876,11 @@ func TestFaultThrottleStorm(t *testing.T) {
 		}
 		r.failed(s, tasks[1:9]...)
 		r.healthy(s, "control", "done") // live, or its last values if the budget did not reach it
-		throttled, _ := s.value("metastudio_api_throttled_total", "")
+		throttled, _ := s.value("metastudio_api_throttled_total", `project="default"`)
 		if throttled == 0 || throttled != s.calls("429") {
 			t.Errorf("scrape %d: metastudio_api_throttled_total %v, 429s counted %v; want them equal and not 0", n, throttled, s.calls("429"))
 		}
-		if rate, ok := s.value("metastudio_api_rate_limit_per_second", ""); !ok || rate <= 0 || rate >= 20 {
+		if rate, ok := s.value("metastudio_api_rate_limit_per_second", `project="default"`); !ok || rate <= 0 || rate >= 20 {
 			t.Errorf("scrape %d: the rate limit in force is %v, want it cut from 20", n, rate)
 		}
 		if total := s.calls("200") + s.calls("429") + s.calls("error"); int64(total) != previous {
@@ -925,7 +926,7 @@ func TestFaultLatencySpike(t *testing.T) {
 		}
 		r.healthy(s, "control", "spike", "done", "slow1", "slow2")
 		for _, id := range []string{"slow1", "slow2"} {
-			if age, _ := s.value("metastudio_task_data_age_seconds", `task_id="`+id+`"`); age <= 0 {
+			if age, _ := s.value("metastudio_task_data_age_seconds", `project="default",task_id="`+id+`"`); age <= 0 {
 				t.Errorf("scrape %d: %s is served with data_age %v, want its last values' age", n, id, age)
 			}
 		}

@@ -126,7 +126,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
-		fmt.Fprintf(stdout, "%s: config %s is valid (%d tasks)\n", exporterName, *configFile, len(cfg.Tasks))
+		if cfg.Shorthand() {
+			fmt.Fprintf(stdout, "%s: config %s is valid (%d tasks)\n", exporterName, *configFile, len(cfg.Tasks))
+			return 0
+		}
+		tasks := 0
+		for _, p := range cfg.Projects {
+			tasks += len(p.Tasks)
+		}
+		fmt.Fprintf(stdout, "%s: config %s is valid (%d projects, %d tasks)\n", exporterName, *configFile, len(cfg.Projects), tasks)
 		return 0
 	}
 	if *webFlags.WebConfigFile != "" {
@@ -140,8 +148,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv co
 	for _, w := range warnings {
 		level.Warn(logger).Log("msg", "Config", "warning", w)
 	}
-	level.Info(logger).Log("msg", "Loaded config", "file", *configFile, "region", cfg.Region,
-		"endpoint", cfg.MetaStudioEndpoint(), "tasks", len(cfg.Tasks), "credentials", cfg.Credentials.Source())
+	for _, p := range cfg.Projects {
+		level.Info(logger).Log("msg", "Loaded config", "file", *configFile, "project", p.Name, "region", p.Region,
+			"endpoint", p.MetaStudioEndpoint(), "tasks", len(p.Tasks), "credentials", p.Credentials.Source())
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -214,9 +214,9 @@ func TestEndpoints(t *testing.T) {
 		{"/", 200, "metastudio_exporter"},
 		{"/-/healthy", 200, "Healthy"},
 		{"/-/ready", 200, "Ready"},
-		{"/metrics", 200, `metastudio_task_scrape_success{task_id="t1"} 0`},
+		{"/metrics", 200, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`},
 		{"/metrics", 200, "metastudio_exporter_build_info{"},
-		{"/metrics", 200, `metastudio_api_requests_total{code="error",operation="ShowTask"} 3`}, // one per scrape
+		{"/metrics", 200, `metastudio_api_requests_total{code="error",operation="ShowTask",project="default"} 3`}, // one per scrape
 		{"/nope", 404, ""},
 		{"/metricsx", 404, ""},
 	} {

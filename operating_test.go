@@ -77,7 +77,7 @@ func do(t *testing.T, h http.Handler, method, target string) (int, string) {
 func TestReload(t *testing.T) {
 	sim, url := opsSim(t)
 	_, h, path, logs := startOps(t, opsConfig(url, e2eSK, "", "done1"), options{})
-	if _, body := do(t, h, "GET", "/metrics"); !strings.Contains(body, `metastudio_task_scrape_success{task_id="done1"} 1`) ||
+	if _, body := do(t, h, "GET", "/metrics"); !strings.Contains(body, `metastudio_task_scrape_success{project="default",task_id="done1"} 1`) ||
 		!strings.Contains(body, "metastudio_config_last_reload_successful 1") {
 		t.Fatalf("before the reload:\n%s", body)
 	}
@@ -97,7 +97,7 @@ func TestReload(t *testing.T) {
 	}
 	before := sim.Requests(simulator.OpShowTask)
 	_, body := do(t, h, "GET", "/metrics")
-	if !strings.Contains(body, `metastudio_task_scrape_success{task_id="run1"} 1`) {
+	if !strings.Contains(body, `metastudio_task_scrape_success{project="default",task_id="run1"} 1`) {
 		t.Errorf("after the reload the new task is missing:\n%s", body)
 	}
 	if n := sim.Requests(simulator.OpShowTask) - before; n != 1 {
@@ -123,7 +123,7 @@ func TestReload(t *testing.T) {
 			t.Errorf("%s: %d %q, want 500 with the reason", name, code, body)
 		}
 		_, metrics := do(t, h, "GET", "/metrics")
-		if !strings.Contains(metrics, `metastudio_task_scrape_success{task_id="run1"} 1`) ||
+		if !strings.Contains(metrics, `metastudio_task_scrape_success{project="default",task_id="run1"} 1`) ||
 			!strings.Contains(metrics, "metastudio_config_last_reload_successful 0") {
 			t.Errorf("%s: the previous config must keep serving, and the failure show:\n%s", name, metrics)
 		}
@@ -138,8 +138,8 @@ func TestReload(t *testing.T) {
 		t.Fatalf("reload with new credentials: %d %s", code, body)
 	}
 	_, body = do(t, h, "GET", "/metrics")
-	if !strings.Contains(body, `metastudio_task_scrape_success{task_id="done1"} 1`) ||
-		!strings.Contains(body, `metastudio_task_scrape_success{task_id="run1"} 0`) || !strings.Contains(body, "metastudio_auth_ok 0") {
+	if !strings.Contains(body, `metastudio_task_scrape_success{project="default",task_id="done1"} 1`) ||
+		!strings.Contains(body, `metastudio_task_scrape_success{project="default",task_id="run1"} 0`) || !strings.Contains(body, `metastudio_auth_ok{project="default"} 0`) {
 		t.Errorf("after new (wrong) credentials: done1 from the cache, run1 refused:\n%s", body)
 	}
 	if strings.Contains(body, "a-new-but-wrong-secret") || strings.Contains(logs.String(), "a-new-but-wrong-secret") {
@@ -221,7 +221,7 @@ func TestProbe(t *testing.T) {
 		}
 	}
 	code, body := do(t, h, "GET", "/probe?task=done1")
-	for _, want := range []string{`metastudio_task_items{task_id="done1"} 3`, `metastudio_task_scrape_success{task_id="done1"} 1`,
+	for _, want := range []string{`metastudio_task_items{project="default",task_id="done1"} 3`, `metastudio_task_scrape_success{project="default",task_id="done1"} 1`,
 		"metastudio_probe_success 1", "metastudio_probe_duration_seconds "} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("probe of done1 lacks %q:\n%s", want, body)
@@ -233,7 +233,7 @@ func TestProbe(t *testing.T) {
 		}
 	}
 	if code, body := do(t, h, "GET", "/probe?task=run1"); code != 200 || !strings.Contains(body, "metastudio_probe_success 0") ||
-		!strings.Contains(body, `metastudio_task_scrape_success{task_id="run1"} 0`) {
+		!strings.Contains(body, `metastudio_task_scrape_success{project="default",task_id="run1"} 0`) {
 		t.Errorf("a probe of a failing task: %d\n%s", code, body)
 	}
 
@@ -271,11 +271,11 @@ func TestSDAndShards(t *testing.T) {
 			t.Fatalf("/sd: %d %v\n%s", code, err, body)
 		}
 		for _, g := range groups {
-			if _, ok := g.Labels["__meta_metastudio_resource"]; len(g.Targets) != 1 || !ok || len(g.Labels) != 1 {
-				t.Errorf("/sd group %+v: want one target and only the meta label", g)
+			if _, ok := g.Labels["__meta_metastudio_resource"]; len(g.Targets) != 1 || !ok || g.Labels["__meta_metastudio_project"] != "default" || len(g.Labels) != 2 {
+				t.Errorf("/sd group %+v: want one target and only the meta labels (project default)", g)
 			}
 			seen[g.Targets[0]]++
-			if !strings.Contains(metrics, `metastudio_task_scrape_success{task_id="`+g.Targets[0]+`"}`) {
+			if !strings.Contains(metrics, `metastudio_task_scrape_success{project="default",task_id="`+g.Targets[0]+`"}`) {
 				t.Errorf("shard %d lists %s on /sd but does not export it", index, g.Targets[0])
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 const (
@@ -63,7 +64,7 @@ type projectResolver struct {
 	gen     uint64             // counts the starts
 	cancel  context.CancelFunc // ends the running resolution; nil when none runs
 	client  clientConfig       // what the running resolution is for
-	pending *config.Config     // the config that waits for it
+	pending *config.Project    // the project config that waits for it
 	lastErr error              // why the running resolution has no result yet
 }
 
@@ -73,13 +74,19 @@ func newProjectResolver(ctx context.Context, o options, iam auth.Options, found 
 	return &projectResolver{ctx: ctx, now: o.now, after: o.after, logger: o.logger, iam: iam, found: found}
 }
 
-// resolve makes one attempt to resolve project_id for client, bounded by projectTimeout.
-func (p *projectResolver) resolve(ctx context.Context, client clientConfig, credentials auth.Authenticator) (string, error) {
+// resolve makes one attempt to resolve project_id for client, bounded by projectTimeout,
+// through gate: the guard's Do (the IAM call counts toward the credentials' cool-down like
+// an API call, and none is made during one) or Try (a reload's one attempt).
+func (p *projectResolver) resolve(ctx context.Context, client clientConfig, credentials auth.Authenticator, gate func(context.Context, func(context.Context) error) error) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, projectTimeout)
 	defer cancel()
 	o := p.iam
 	o.IAMEndpoint, o.Region = client.IAMEndpoint, client.Region
-	id, err := auth.ResolveProject(ctx, credentials, o)
+	var id string
+	err := gate(ctx, func(ctx context.Context) (err error) {
+		id, err = auth.ResolveProject(ctx, credentials, o)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("resolving project_id for region %s: %w", client.Region, err)
 	}
@@ -90,32 +97,37 @@ func (p *projectResolver) resolve(ctx context.Context, client clientConfig, cred
 // start resolves project_id for cfg's client in the background, in place of any
 // resolution that runs: at once, then after resolveBackoff, doubling up to
 // maxResolveBackoff, and at once when the credentials change from outside.
-func (p *projectResolver) start(cfg *config.Config, client clientConfig, credentials auth.Authenticator) {
+func (p *projectResolver) start(pc *config.Project, client clientConfig, credentials auth.Authenticator, guard *refresh.Guard) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopLocked()
 	ctx, cancel := context.WithCancel(p.ctx)
 	p.gen++
-	p.cancel, p.client, p.pending, p.lastErr = cancel, client, cfg, nil
-	go p.loop(ctx, p.gen, client, credentials)
+	p.cancel, p.client, p.pending, p.lastErr = cancel, client, pc, nil
+	go p.loop(ctx, p.gen, client, credentials, guard)
 }
 
-// follow makes cfg the config that waits for the running resolution, if that is for
-// the same client config, and reports whether it is: the resolution then goes on under
-// the same gates.
-func (p *projectResolver) follow(cfg *config.Config, client clientConfig) bool {
+// following reports whether a resolution runs for the same client config: it can go on,
+// under the same gates.
+func (p *projectResolver) following(client clientConfig) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cancel == nil || !reflect.DeepEqual(client, p.client) {
-		return false
-	}
-	p.pending = cfg
-	return true
+	return p.cancel != nil && reflect.DeepEqual(client, p.client)
 }
 
-// take ends the resolution that r answers and returns the config that waited for it, or
-// nil when r is stale.
-func (p *projectResolver) take(r resolution) *config.Config {
+// follow makes pc the project config that waits for the running resolution, if that is
+// for the same client config.
+func (p *projectResolver) follow(pc *config.Project, client clientConfig) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil && reflect.DeepEqual(client, p.client) {
+		p.pending = pc
+	}
+}
+
+// take ends the resolution that r answers and returns the project config that waited
+// for it, or nil when r is stale.
+func (p *projectResolver) take(r resolution) *config.Project {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cancel == nil || r.gen != p.gen {
@@ -153,10 +165,10 @@ func (p *projectResolver) reason() string {
 	return "project_id is not resolved yet, trying again in the background: " + p.lastErr.Error()
 }
 
-func (p *projectResolver) loop(ctx context.Context, gen uint64, client clientConfig, credentials auth.Authenticator) {
+func (p *projectResolver) loop(ctx context.Context, gen uint64, client clientConfig, credentials auth.Authenticator, guard *refresh.Guard) {
 	backoff := resolveBackoff
 	for {
-		id, err := p.resolve(ctx, client, credentials)
+		id, err := p.resolve(ctx, client, credentials, guard.Do)
 		if err == nil {
 			p.found(resolution{gen, clientState{client, credentials, id}})
 			return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 func TestResolverHandsOverOnlyTheCurrentResolution(t *testing.T) {
@@ -22,20 +23,22 @@ func TestResolverHandsOverOnlyTheCurrentResolution(t *testing.T) {
 	p := newProjectResolver(ctx, options{now: time.Now, after: time.After, logger: log.NewNopLogger()}, auth.Options{},
 		func(resolution) { t.Error("a resolution whose context ended handed over a result") })
 	credentials := auth.New(config.Credentials{AccessKey: "AK", SecretKey: "SK"}, auth.Options{Now: time.Now})
+	guard := refresh.NewGuard(time.Minute, credentials, time.Now, log.NewNopLogger())
 	a, b := clientConfig{Region: "cn-north-4"}, clientConfig{Region: "cn-east-3"}
-	cfgA, cfgA2, cfgB := &config.Config{Region: "a"}, &config.Config{Region: "a2"}, &config.Config{Region: "b"}
+	cfgA, cfgA2, cfgB := &config.Project{Region: "a"}, &config.Project{Region: "a2"}, &config.Project{Region: "b"}
 
 	if cfg := p.take(resolution{gen: 0}); cfg != nil {
 		t.Errorf("a result taken with no resolution running: %v", cfg.Region)
 	}
-	p.start(cfgA, a, credentials)
+	p.start(cfgA, a, credentials, guard)
 	first := resolution{gen: p.gen}
-	if p.follow(cfgB, b) {
-		t.Error("a config of another client followed the running resolution")
+	if p.following(b) {
+		t.Error("a config of another client follows the running resolution")
 	}
-	if !p.follow(cfgA2, a) {
-		t.Error("a config of the same client did not follow the running resolution")
+	if p.follow(cfgB, b); !p.following(a) {
+		t.Error("a config of the same client does not follow the running resolution")
 	}
+	p.follow(cfgA2, a)
 	if cfg := p.take(first); cfg != cfgA2 {
 		t.Errorf("take gave %v, want the config that followed last", cfg)
 	}
@@ -43,9 +46,9 @@ func TestResolverHandsOverOnlyTheCurrentResolution(t *testing.T) {
 		t.Error("a result was taken twice")
 	}
 
-	p.start(cfgA, a, credentials)
+	p.start(cfgA, a, credentials, guard)
 	replaced := resolution{gen: p.gen}
-	p.start(cfgB, b, credentials)
+	p.start(cfgB, b, credentials, guard)
 	if cfg := p.take(replaced); cfg != nil {
 		t.Error("the result of a replaced resolution was taken")
 	}
@@ -53,7 +56,7 @@ func TestResolverHandsOverOnlyTheCurrentResolution(t *testing.T) {
 	if cfg := p.take(resolution{gen: p.gen}); cfg != nil {
 		t.Error("the result of a stopped resolution was taken")
 	}
-	if p.follow(cfgB, b) {
-		t.Error("a config followed a stopped resolution")
+	if p.following(b) {
+		t.Error("a config follows a stopped resolution")
 	}
 }

@@ -217,7 +217,7 @@ func TestPrivateCAAndNonRoot(t *testing.T) {
 	}()
 	waitFor(t, "http://"+addr+"/-/ready", out)
 	body := waitFor(t, "http://"+addr+"/metrics", out)
-	if !strings.Contains(body, `metastudio_task_items{task_id="t1"} 7`) {
+	if !strings.Contains(body, `metastudio_task_items{project="default",task_id="t1"} 7`) {
 		t.Errorf("as nobody, with the CA from SSL_CERT_FILE, the task was not read:\n%s\n%s", body, out)
 	}
 }

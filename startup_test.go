@@ -156,7 +156,7 @@ func TestStartWithWrongPassword(t *testing.T) {
 	if n, waited := sim.Requests(simulator.OpIAMToken), clock.Now().Sub(start); n != 1 || waited != 0 {
 		t.Errorf("the first attempt made %d IAM calls after %s, want 1 at once", n, waited)
 	}
-	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
+	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) {
 		t.Errorf("/metrics while not ready:\n%s", out)
 	}
 	clock.runUntil(t, start.Add(time.Minute))
@@ -176,7 +176,7 @@ func TestStartWithWrongPassword(t *testing.T) {
 	if waited := clock.Now().Sub(start); waited > 15*time.Minute {
 		t.Errorf("the fixed password was tried %s after start, want at once", waited-15*time.Minute+time.Second)
 	}
-	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 		t.Errorf("a scrape once ready:\n%s", out)
 	}
 	if n := sim.Requests(simulator.OpIAMToken); n != 3 {
@@ -207,7 +207,7 @@ func TestStartWithWrongSK(t *testing.T) {
 	settledFile(t, sk, e2eSK) // the key file is rotated
 	clock.release(start.Add(time.Hour))
 	waitReady(t, h)
-	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+	if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 		t.Errorf("a scrape once ready:\n%s", out)
 	}
 	noSecrets(t, logs.String())
@@ -283,8 +283,8 @@ func TestListensWhileIAMHangs(t *testing.T) {
 	// every call as a probe that verified nothing).
 	scrapes := time.Now()
 	for range 3 {
-		if _, out := get(t, "GET", base+"/metrics"); strings.Count(out, `metastudio_task_scrape_success{task_id="t`) != 4 ||
-			!strings.Contains(out, `metastudio_task_scrape_success{task_id="t4"} 0`) {
+		if _, out := get(t, "GET", base+"/metrics"); strings.Count(out, `metastudio_task_scrape_success{project="default",task_id="t`) != 4 ||
+			!strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t4"} 0`) {
 			t.Errorf("/metrics while IAM hangs:\n%s", out)
 		}
 	}
@@ -297,7 +297,7 @@ func TestListensWhileIAMHangs(t *testing.T) {
 
 	iam.answer()
 	waitReadiness(t, func() (int, string) { return get(t, "GET", base+"/-/ready") }, http.StatusOK, "Ready")
-	if _, out := get(t, "GET", base+"/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+	if _, out := get(t, "GET", base+"/metrics"); !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 		t.Errorf("a scrape once ready:\n%s", out)
 	}
 	if n := iam.sim.Requests(simulator.OpIAMProjects); n != 1 {
@@ -393,7 +393,7 @@ func TestReloadResolvesTheProject(t *testing.T) {
 		if code, _ := do(t, h, "GET", "/-/ready"); code != http.StatusOK {
 			t.Errorf("/-/ready answers %d after the reload, want 200", code)
 		}
-		if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{task_id="t1"} 5`) {
+		if _, out := do(t, h, "GET", "/metrics"); !strings.Contains(out, `metastudio_task_items{project="default",task_id="t1"} 5`) {
 			t.Errorf("a scrape after the reload:\n%s", out)
 		}
 	}
@@ -466,7 +466,7 @@ func TestRunWithWrongPassword(t *testing.T) {
 	base, stderr, stop := startRun(t, noEnv, "--config.file="+cfg)
 	waitReadiness(t, func() (int, string) { return get(t, "GET", base+"/-/ready") },
 		http.StatusServiceUnavailable, "The username or password is wrong")
-	if code, out := get(t, "GET", base+"/metrics"); code != 200 || !strings.Contains(out, `metastudio_task_scrape_success{task_id="t1"} 0`) {
+	if code, out := get(t, "GET", base+"/metrics"); code != 200 || !strings.Contains(out, `metastudio_task_scrape_success{project="default",task_id="t1"} 0`) {
 		t.Errorf("/metrics: %d\n%s", code, out)
 	}
 	if code, out := get(t, "POST", base+"/-/reload"); code != 200 {

@@ -20,6 +20,10 @@ var clockCorrectionDesc = prometheus.NewDesc("metastudio_clock_correction_second
 	"The offset added to the local clock to sign requests (X-Sdk-Date): minus metastudio_clock_skew_seconds while that exceeds 60 s in magnitude, else 0.",
 	nil, nil)
 
+var clockSkewDesc = prometheus.NewDesc("metastudio_clock_skew_seconds",
+	"The local clock minus the API's Date header at the last answer sampled; the gateway refuses an X-Sdk-Date more than 15 minutes off. Absent until the first answer.",
+	nil, nil)
+
 // Clock estimates the API's clock from the Date headers of MetaStudio's answers, and
 // gives the time to sign with. Huawei's SDKs sign with the local clock whatever it says,
 // and the gateway refuses an X-Sdk-Date more than 15 minutes off, every refusal counting
@@ -76,9 +80,15 @@ func (c *Clock) Correction() time.Duration {
 func (c *Clock) Now() time.Time { return c.now().Add(c.Correction()) }
 
 // Describe implements prometheus.Collector.
-func (c *Clock) Describe(ch chan<- *prometheus.Desc) { ch <- clockCorrectionDesc }
+func (c *Clock) Describe(ch chan<- *prometheus.Desc) {
+	ch <- clockCorrectionDesc
+	ch <- clockSkewDesc
+}
 
 // Collect implements prometheus.Collector.
 func (c *Clock) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(clockCorrectionDesc, prometheus.GaugeValue, c.Correction().Seconds())
+	if skew, ok := c.Skew(); ok {
+		ch <- prometheus.MustNewConstMetric(clockSkewDesc, prometheus.GaugeValue, skew.Seconds())
+	}
 }

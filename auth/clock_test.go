@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,15 @@ func TestClock(t *testing.T) {
 		}
 	}
 	c.Sample(local.Now().Add(20*time.Minute), local.Now())
-	if got := testutil.ToFloat64(c); got != 1200 {
-		t.Errorf("metastudio_clock_correction_seconds = %g, want 1200", got)
+	want := `
+# HELP metastudio_clock_correction_seconds The offset added to the local clock to sign requests (X-Sdk-Date): minus metastudio_clock_skew_seconds while that exceeds 60 s in magnitude, else 0.
+# TYPE metastudio_clock_correction_seconds gauge
+metastudio_clock_correction_seconds 1200
+# HELP metastudio_clock_skew_seconds The local clock minus the API's Date header at the last answer sampled; the gateway refuses an X-Sdk-Date more than 15 minutes off. Absent until the first answer.
+# TYPE metastudio_clock_skew_seconds gauge
+metastudio_clock_skew_seconds -1200
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

@@ -14,6 +14,10 @@
 // and peak RSS; BenchmarkListedFinished, 100,000 finished tasks that only discovery knows:
 // peak RSS and a warm scrape against the plain registry of the same series.
 //
+// BenchmarkProjects measures N tasks spread over 10 projects (each with its own id, AK/SK
+// and N/10 tasks) against N tasks in one project, cold and warm, the two exporters scraped
+// in turn in each run: the ratios of CPU per task and of peak RSS, whose target is 1.10.
+//
 // The exporter runs as the built binary in a process of its own, so that its CPU time
 // (from /proc/<pid>/task/*/schedstat) and peak RSS (VmHWM) are its alone. The simulator
 // runs in another process: the test binary started again with METASTUDIO_BENCH_ROLE set.

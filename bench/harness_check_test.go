@@ -27,9 +27,11 @@ func TestParsers(t *testing.T) {
 		t.Errorf("parseVmHWM = %d, %v", n, err)
 	}
 	body := []byte("# HELP metastudio_task_scrape_success x\n# TYPE metastudio_task_scrape_success gauge\n" +
-		"metastudio_task_scrape_success{task_id=\"a\"} 1\nmetastudio_task_scrape_success{task_id=\"b\"} 0\nother 1")
-	if tasks, ok := countTasks(body); tasks != 2 || ok != 1 {
-		t.Errorf("countTasks = %d, %d; want 2, 1", tasks, ok)
+		"metastudio_task_scrape_success{project=\"default\",task_id=\"a\"} 1\n" +
+		"metastudio_task_scrape_success{project=\"team-b\",task_id=\"b\"} 0\n" +
+		"metastudio_task_scrape_success{project=\"team-b\",task_id=\"c\"} 1\nother 1")
+	if tasks, ok := countTasks(body); tasks != 3 || ok != 2 {
+		t.Errorf("countTasks = %d, %d; want 3, 2", tasks, ok)
 	}
 	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
 		t.Errorf("median = %v", m)

@@ -72,6 +72,9 @@ type exporterConfig struct {
 	// debugLog runs the exporter with --log.level=debug (else warn): discovery logs each
 	// listing pass, which waitListed reads.
 	debugLog bool
+	// projects > 1 spreads the tasks evenly over that many projects of a projects list,
+	// each with its own id and AK/SK (simProjects); discovery is then not supported.
+	projects int
 }
 
 const (
@@ -81,7 +84,9 @@ const (
 
 func (c exporterConfig) yaml(endpoint string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "region: cn-north-4\nproject_id: %s\nendpoint: %s\n", benchProject, endpoint)
+	if c.projects <= 1 {
+		fmt.Fprintf(&b, "region: cn-north-4\nproject_id: %s\nendpoint: %s\n", benchProject, endpoint)
+	}
 	fmt.Fprintf(&b, "scrape:\n  timeout: %s\n  concurrency: %d\n  max_requests_per_second: 0\n", benchTimeout, benchConcurrency)
 	fmt.Fprintf(&b, "cache:\n  finished_ttl: %s\n", c.finishedTTL)
 	if c.discovery {
@@ -93,6 +98,22 @@ func (c exporterConfig) yaml(endpoint string) string {
 			maxTasks = 100000
 		}
 		fmt.Fprintf(&b, "discovery:\n  enabled: true\n  lookback: %s\n  refresh_interval: 1h\n  max_tasks: %d\n", lookback, maxTasks)
+	}
+	if c.projects > 1 {
+		// Inline keys: the exporter warns once per project, at warn level, and never
+		// logs the SK.
+		b.WriteString("projects:\n")
+		per := projectTasks(c.tasks, c.projects)
+		for k := 1; k <= c.projects; k++ {
+			fmt.Fprintf(&b, "  - name: %s\n    region: cn-north-4\n    project_id: %s\n    endpoint: %s\n",
+				benchProjectName(k), benchProjectID(k), endpoint)
+			fmt.Fprintf(&b, "    credentials:\n      access_key: %s\n      secret_key: %s\n    tasks:\n",
+				benchProjectAK(k), benchProjectSK(k))
+			for j := range per {
+				fmt.Fprintf(&b, "      - %s\n", simulator.ProjectTaskID(k, j))
+			}
+		}
+		return b.String()
 	}
 	if c.tasks > 0 {
 		b.WriteString("tasks:\n")

@@ -123,7 +123,7 @@ func newInProcessExporter(tb testing.TB, cfgText string) http.Handler {
 		refresher.Wait()
 	})
 	global.MustRegister(guard, rate)
-	c := collector.New(cfg, refresher, nil, collector.Shard{}, logger)
+	c := collector.New(cfg, []collector.Project{{Project: &cfg.Projects[0]}}, refresher, collector.Shard{}, logger)
 	return collector.Handler(func() *collector.Collector { return c }, global, logger)
 }
 

@@ -4,7 +4,6 @@ package bench
 
 import (
 	"encoding/json"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,7 +19,7 @@ import (
 
 func TestParseListed(t *testing.T) {
 	loaded := `level=info ts=2026-12-04T00:00:01.5Z caller=main.go:129 msg="Loaded config" file=/c.yml region=cn-north-4 tasks=0` + "\n"
-	listed := `level=debug ts=2026-12-04T00:00:04.25Z caller=discovery.go:196 msg="Discovery listed tasks" tasks=10000 calls=1113 paging=none` + "\n"
+	listed := `level=debug ts=2026-12-04T00:00:04.25Z caller=discovery.go:223 project=default msg="Discovery listed tasks" tasks=10000 calls=1113 paging=none` + "\n"
 	cases := []struct {
 		name string
 		log  string
@@ -47,19 +46,33 @@ func TestParseListed(t *testing.T) {
 
 func TestParseDiscoveryGauges(t *testing.T) {
 	body := []byte(`# TYPE metastudio_discovery_missed_tasks gauge
-metastudio_discovery_missed_tasks 15
+metastudio_discovery_missed_tasks{project="default"} 15
 # TYPE metastudio_discovery_paging gauge
-metastudio_discovery_paging{mode="rows"} 0
-metastudio_discovery_paging{mode="pages"} 1
-metastudio_discovery_paging{mode="none"} 0
-metastudio_discovery_tasks 10
+metastudio_discovery_paging{mode="rows",project="default"} 0
+metastudio_discovery_paging{mode="pages",project="default"} 1
+metastudio_discovery_paging{mode="none",project="default"} 0
+# TYPE metastudio_discovery_tasks gauge
+metastudio_discovery_tasks{project="default"} 10
 `)
-	g := parseDiscoveryGauges(body)
-	if g.missed != 15 || len(g.paging) != 3 || g.paging["pages"] != 1 || g.paging["rows"] != 0 {
-		t.Errorf("got %+v", g)
+	g, err := parseDiscoveryGauges(body)
+	if err != nil || g.missed != 15 || len(g.paging) != 3 || g.paging["pages"] != 1 || g.paging["rows"] != 0 {
+		t.Errorf("got %+v, %v", g, err)
 	}
-	if g := parseDiscoveryGauges([]byte("go_goroutines 7\n")); !math.IsNaN(g.missed) || len(g.paging) != 0 {
-		t.Errorf("without the gauges: %+v", g)
+	// Several projects, more labels: the missed tasks are summed.
+	two := []byte(`metastudio_discovery_missed_tasks{project="a"} 2
+metastudio_discovery_missed_tasks{project="b",region="x"} 3
+`)
+	if g, err := parseDiscoveryGauges(two); err != nil || g.missed != 5 || len(g.paging) != 0 {
+		t.Errorf("two projects: %+v, %v", g, err)
+	}
+	for name, body := range map[string]string{
+		"without the gauges":    "go_goroutines 7\n",
+		"a paging without mode": "metastudio_discovery_missed_tasks{project=\"a\"} 0\nmetastudio_discovery_paging{project=\"a\"} 1\n",
+		"a broken exposition":   "metastudio_discovery_missed_tasks{project=\"a\" 0\n",
+	} {
+		if g, err := parseDiscoveryGauges([]byte(body)); err == nil {
+			t.Errorf("%s: no error, got %+v", name, g)
+		}
 	}
 }
 

@@ -3,15 +3,20 @@
 package bench
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/metastudio-exporter/metastudio_exporter/simulator"
 )
@@ -216,27 +221,60 @@ func waitListed(tb testing.TB, e *exporterProcess, n int, timeout time.Duration)
 	}
 }
 
-// discoveryGauges are the discovery gauges of one exposition.
+// discoveryGauges are the discovery gauges of one exposition, summed over the series of
+// every project (the listing benchmarks run one).
 type discoveryGauges struct {
-	missed float64            // metastudio_discovery_missed_tasks; NaN when absent
-	paging map[string]float64 // metastudio_discovery_paging by mode
+	missed float64            // metastudio_discovery_missed_tasks
+	paging map[string]float64 // metastudio_discovery_paging by mode; absent until a window needed two answers
 }
 
-var (
-	missedLine = regexp.MustCompile(`(?m)^metastudio_discovery_missed_tasks (\S+)$`)
-	pagingLine = regexp.MustCompile(`(?m)^metastudio_discovery_paging\{mode="(\w+)"\} (\S+)$`)
-)
+// parseDiscoveryGauges reads the discovery gauges from a text exposition with Prometheus'
+// parser, whatever labels a series carries besides mode (project). An exposition without
+// metastudio_discovery_missed_tasks is an error: discovery is off, or the name changed,
+// and a figure read as 0 would be a lie.
+func parseDiscoveryGauges(body []byte) (discoveryGauges, error) {
+	g := discoveryGauges{paging: map[string]float64{}}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return g, fmt.Errorf("parsing the exposition: %w", err)
+	}
+	missed := families["metastudio_discovery_missed_tasks"].GetMetric()
+	if len(missed) == 0 {
+		return g, errors.New("the exposition has no metastudio_discovery_missed_tasks series")
+	}
+	for _, m := range missed {
+		g.missed += sampleValue(m)
+	}
+	for _, m := range families["metastudio_discovery_paging"].GetMetric() {
+		mode := labelValue(m, "mode")
+		if mode == "" {
+			return g, errors.New("a metastudio_discovery_paging series without a mode label")
+		}
+		g.paging[mode] += sampleValue(m)
+	}
+	return g, nil
+}
 
-// parseDiscoveryGauges reads the discovery gauges from a text exposition.
-func parseDiscoveryGauges(body []byte) discoveryGauges {
-	g := discoveryGauges{missed: math.NaN(), paging: map[string]float64{}}
-	if m := missedLine.FindSubmatch(body); m != nil {
-		g.missed, _ = strconv.ParseFloat(string(m[1]), 64)
+// sampleValue is the value of a gauge, counter or untyped series.
+func sampleValue(m *dto.Metric) float64 {
+	switch {
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
 	}
-	for _, m := range pagingLine.FindAllSubmatch(body, -1) {
-		g.paging[string(m[1])], _ = strconv.ParseFloat(string(m[2]), 64)
+	return m.GetUntyped().GetValue()
+}
+
+// labelValue is the value of a series' label name, "" when it has none.
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
 	}
-	return g
+	return ""
 }
 
 // discoveryGaugesOf scrapes the exporter once, uncompressed, for its discovery gauges.
@@ -253,7 +291,11 @@ func discoveryGaugesOf(tb testing.TB, e *exporterProcess) discoveryGauges {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		tb.Fatalf("scraping for the discovery gauges: %d %v", resp.StatusCode, err)
 	}
-	return parseDiscoveryGauges(body)
+	g, err := parseDiscoveryGauges(body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return g
 }
 
 // report reports missed and, per mode, paging-<mode> (1 for the mode detected; all 0

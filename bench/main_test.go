@@ -34,6 +34,8 @@ const (
 	envLatency = "METASTUDIO_BENCH_LATENCY"
 	envPaging  = "METASTUDIO_BENCH_PAGING" // the simulator's SearchPaging; unset: its default
 	envSpan    = "METASTUDIO_BENCH_SPAN"   // the span of shapeSpread
+	// envProjects spreads the tasks over that many projects (BenchmarkProjects); unset: one.
+	envProjects = "METASTUDIO_BENCH_PROJECTS"
 
 	roleSim   = "sim"   // the MetaStudio simulator, with a request counter at countsPath
 	rolePlain = "plain" // a plain client_golang registry of precomputed series at /metrics
@@ -79,6 +81,13 @@ func serveChild(role string) error {
 			return fmt.Errorf("%s: want a positive duration, got %q", envSpan, os.Getenv(envSpan))
 		}
 	}
+	projects := 1
+	if v := os.Getenv(envProjects); v != "" {
+		if projects, err = strconv.Atoi(v); err != nil || projects < 1 || n%projects != 0 ||
+			(projects > 1 && shape != shapeSeeded && shape != shapeFinished) {
+			return fmt.Errorf("%s=%q: want a count of projects that divides %d tasks of the seeded or finished shape", envProjects, v, n)
+		}
+	}
 	var h http.Handler
 	switch role {
 	case roleSim:
@@ -86,7 +95,7 @@ func serveChild(role string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", envLatency, err)
 		}
-		h = newSim(simShape{n: n, shape: shape, span: span, paging: os.Getenv(envPaging)}, latency, time.Now())
+		h = newSim(simShape{n: n, shape: shape, span: span, paging: os.Getenv(envPaging), projects: projects}, latency, time.Now())
 	case rolePlain:
 		now := time.Now()
 		reg := prometheus.NewRegistry()
@@ -108,12 +117,15 @@ func serveChild(role string) error {
 }
 
 // simShape is what a simulator child serves: n tasks of a shape (span: shapeSpread's),
-// listed as paging says (empty: the simulator's default).
+// listed as paging says (empty: the simulator's default); with projects > 1 (seeded and
+// finished shapes only), spread evenly over that many projects besides the default one,
+// which then has none (simProjects).
 type simShape struct {
-	n      int
-	shape  string
-	span   time.Duration
-	paging string
+	n        int
+	shape    string
+	span     time.Duration
+	paging   string
+	projects int
 }
 
 // newSim is the simulator of a child, counting ShowTask and SearchTask calls at countsPath.
@@ -126,13 +138,19 @@ func newSim(s simShape, latency time.Duration, now time.Time) http.Handler {
 		FieldStyle:   simulator.StyleMixed,
 		SearchPaging: s.paging,
 	}
-	if s.shape == shapeSeeded {
+	if s.projects > 1 {
+		opts.MoreProjects = simProjects(s.n, s.projects, s.shape == shapeSeeded)
+	} else if s.shape == shapeSeeded {
 		opts.Tasks = s.n
 	}
 	sim := simulator.New(opts)
-	switch s.shape {
-	case shapeSeeded:
-	case shapeSpread:
+	switch {
+	case s.projects > 1:
+		if s.shape == shapeFinished {
+			setProjectTasks(sim, s.n, s.projects, now)
+		}
+	case s.shape == shapeSeeded:
+	case s.shape == shapeSpread:
 		for i := range s.n {
 			sim.SetTask(simulator.TaskID(i), taskFieldsAt(i, spreadBegin(i, s.n, s.span, now), false))
 		}

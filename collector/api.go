@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
@@ -11,9 +12,9 @@ import (
 // KindTask is the refresher's kind of an import/export task (ShowTask, SearchTask).
 const KindTask = "task"
 
-// DefaultProject is the refresher's project of the config's tasks: the one project that
-// the top-level keys configure.
-const DefaultProject = ""
+// DefaultProject is the name of the one project that the config's top-level keys
+// configure: the refresher's project and the project label of its series.
+const DefaultProject = config.DefaultProjectName
 
 // TaskAPI is the part of the MetaStudio client that reads tasks; tests pass a fake.
 type TaskAPI interface {
@@ -46,7 +47,7 @@ func (a api) Search(ctx context.Context, kind string, params any) (any, error) {
 	return a.c.SearchTask(ctx, p)
 }
 
-// taskKey is the refresher's key of a task.
-func taskKey(id string) refresh.Key {
-	return refresh.Key{Project: DefaultProject, Kind: KindTask, ID: id}
+// taskKey is the refresher's key of a task of project.
+func taskKey(project, id string) refresh.Key {
+	return refresh.Key{Project: project, Kind: KindTask, ID: id}
 }

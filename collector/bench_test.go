@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 
+	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // benchTasks returns n task ids and the fake's answers for them: every field set, the task
@@ -39,12 +42,49 @@ func BenchmarkWriteExposition1000Tasks(b *testing.B) {
 	ids, bodies := benchTasks(1000)
 	cfg := testConfig(ids...)
 	c := newTestCollector(b, cfg, &fakeapi.API{Bodies: bodies}, log.NewNopLogger())
-	results, _ := c.run(context.Background())
+	results, _ := c.run(context.Background(), "")
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	format, _ := textFormat(req)
 	w := discardWriter{header: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
-		writeExposition(w, req, format, results, cfg.StatusNames, nil, log.NewNopLogger())
+		writeExposition(w, req, format, results, func(string) map[string]string { return cfg.StatusNames }, nil, log.NewNopLogger())
+	}
+}
+
+// BenchmarkScrapeProjects measures a warm scrape of 10,000 tasks through Handler, the
+// tasks in one project or spread over 10: what serving several projects costs per task
+// in the collector (make bench's BenchmarkProjects measures the whole exporter).
+func BenchmarkScrapeProjects(b *testing.B) {
+	for _, projects := range []int{1, 10} {
+		b.Run(fmt.Sprintf("projects=%d", projects), func(b *testing.B) {
+			ids, bodies := benchTasks(10000)
+			cfg := testConfig(ids...)
+			cfg.Cache.FinishedTTL, cfg.Scrape.MinRefreshInterval = time.Hour, time.Hour // warm: no call
+			r := refresh.NewRefresher(time.Now, log.NewNopLogger())
+			var ps []Project
+			per := len(ids) / projects
+			for k := range projects {
+				name := fmt.Sprintf("proj-%02d", k)
+				r.SetProject(name, NewAPI(&fakeapi.API{Bodies: bodies}), refresh.NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()),
+					refresh.NewRate(0, 1, 8, time.Now))
+				ps = append(ps, Project{Project: &config.Project{Name: name, Tasks: ids[k*per : (k+1)*per]}})
+			}
+			r.Configure(8, 30*time.Second)
+			ctx, cancel := context.WithCancel(context.Background())
+			r.Start(ctx)
+			b.Cleanup(func() {
+				cancel()
+				r.Wait()
+			})
+			c := New(cfg, ps, r, Shard{}, log.NewNopLogger())
+			h := Handler(func() *Collector { return c }, NewSet(), log.NewNopLogger())
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			h.ServeHTTP(discardWriter{header: http.Header{}}, req) // fetches every task
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(discardWriter{header: http.Header{}}, req)
+			}
+		})
 	}
 }

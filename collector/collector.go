@@ -4,11 +4,10 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
-	"math"
-	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/metastudio"
@@ -26,22 +24,28 @@ import (
 // timeoutOffset leaves Prometheus' scrape timeout some room for encoding and transfer.
 const timeoutOffset = 500 * time.Millisecond
 
-// Collector serves the tasks of one config from the process-wide Refresher: the
-// configured ones and those discovery lists. It makes no API call itself. One Collector
-// lives as long as its config; the Refresher and Discovery outlive reloads.
+// Collector serves the tasks of one config's projects from the process-wide Refresher:
+// the configured ones and those discovery lists. It makes no API call itself. One
+// Collector lives as long as its config; the Refresher and Discovery outlive reloads.
 type Collector struct {
 	cfg       *config.Config
+	projects  []Project
+	byName    map[string]*Project
 	refresher *refresh.Refresher
-	discovery *Discovery // nil without discovery
 	shard     Shard
 	logger    log.Logger
 
 	mu      sync.Mutex
 	targets targetCache
+}
 
-	// unavailable, when set, is the error of every task: there is no API client yet, and
-	// the Collector asks the refresher for nothing.
-	unavailable error
+// Project is one project of the config as a Collector serves it.
+type Project struct {
+	*config.Project
+	Discovery *Discovery // nil without discovery
+	// Unavailable, when set, is the error of every task of the project: it has no API
+	// client yet, and the Collector asks the refresher for none of its tasks.
+	Unavailable error
 }
 
 // targetCache holds the targets of one discovery list and second (the lookback moves).
@@ -49,23 +53,34 @@ type targetCache struct {
 	version uint64
 	second  int64
 	all     []Target
-	set     map[string]bool
+	set     map[refresh.Key]bool
 }
 
-// New returns a Collector for cfg that exports the tasks of shard. discovery may be nil.
-func New(cfg *config.Config, refresher *refresh.Refresher, discovery *Discovery, shard Shard, logger log.Logger) *Collector {
-	return &Collector{cfg: cfg, refresher: refresher, discovery: discovery, shard: shard, logger: logger}
+// New returns a Collector for cfg's projects that exports the tasks of shard.
+func New(cfg *config.Config, projects []Project, refresher *refresh.Refresher, shard Shard, logger log.Logger) *Collector {
+	c := &Collector{cfg: cfg, projects: projects, byName: map[string]*Project{}, refresher: refresher, shard: shard, logger: logger}
+	for i := range c.projects {
+		c.byName[c.projects[i].Name] = &c.projects[i]
+	}
+	return c
 }
 
-// SetUnavailable makes err the error of every task, with no call made: the exporter has
-// no API client yet. Call it before the Collector serves.
-func (c *Collector) SetUnavailable(err error) { c.unavailable = err }
+// Projects are the names of the projects served, in the config's order.
+func (c *Collector) Projects() []string {
+	names := make([]string, len(c.projects))
+	for i, p := range c.projects {
+		names[i] = p.Name
+	}
+	return names
+}
 
 // Config is the config this Collector scrapes with.
 func (c *Collector) Config() *config.Config { return c.cfg }
 
 // Shard selects the tasks one replica of several exports, without coordination: those
-// whose id hashes (FNV-1a 64) to Index modulo Count.
+// whose id hashes (FNV-1a 64) to Index modulo Count. The tasks of all projects are split
+// together, by their ids alone: a task id names one task in the whole cloud, and adding a
+// project moves no other project's task to another replica.
 type Shard struct {
 	Index, Count int
 }
@@ -82,23 +97,26 @@ func (s Shard) Owns(id string) bool {
 
 // result is what one scrape knows of one task.
 type result struct {
-	id   string
-	vals *values       // nil when err is set
-	age  time.Duration // how old the values are; 0 for a call made for this scrape
-	err  error         // set when the scrape has no values to show
+	project string
+	id      string
+	vals    *values       // nil when err is set
+	age     time.Duration // how old the values are; 0 for a call made for this scrape
+	err     error         // set when the scrape has no values to show
 }
 
 // Target is a watched task, as /sd lists it.
 type Target struct {
-	ID, Resource string
+	Project, ID, Resource string
 }
 
 // all returns every watched task of every shard and their set, computed once per
-// discovery list and second.
-func (c *Collector) all() ([]Target, map[string]bool) {
+// discovery lists and second.
+func (c *Collector) all() ([]Target, map[refresh.Key]bool) {
 	var version uint64
-	if c.discovery != nil {
-		version = c.discovery.listVersion()
+	for _, p := range c.projects {
+		if p.Discovery != nil {
+			version += p.Discovery.listVersion()
+		}
 	}
 	second := c.refresher.Now().Unix()
 	c.mu.Lock()
@@ -107,23 +125,25 @@ func (c *Collector) all() ([]Target, map[string]bool) {
 		return c.targets.all, c.targets.set
 	}
 	var all []Target
-	set := map[string]bool{}
-	add := func(id, resource string) {
-		if !set[id] {
-			set[id] = true
-			all = append(all, Target{ID: id, Resource: resource})
+	set := map[refresh.Key]bool{}
+	for _, p := range c.projects {
+		add := func(id, resource string) {
+			if k := taskKey(p.Name, id); !set[k] {
+				set[k] = true
+				all = append(all, Target{Project: p.Name, ID: id, Resource: resource})
+			}
 		}
-	}
-	for _, id := range c.cfg.Tasks {
-		resource := ""
-		if v, ok := c.refresher.Last(taskKey(id)); ok {
-			resource = v.(*values).label("resource")
+		for _, id := range p.Tasks {
+			resource := ""
+			if v, ok := c.refresher.Last(taskKey(p.Name, id)); ok {
+				resource = v.(*values).label("resource")
+			}
+			add(id, resource)
 		}
-		add(id, resource)
-	}
-	if c.discovery != nil {
-		for _, t := range c.discovery.Tasks() {
-			add(t.ID, t.Resource)
+		if p.Discovery != nil {
+			for _, t := range p.Discovery.Tasks() {
+				add(t.ID, t.Resource)
+			}
 		}
 	}
 	c.targets = targetCache{version: version, second: second, all: all, set: set}
@@ -147,14 +167,16 @@ func (c *Collector) Targets(all bool) []Target {
 	return out
 }
 
-// Watched returns the ids of this shard's targets.
-func (c *Collector) Watched() []string {
+// Watched returns the keys of this shard's targets of project, or of every project for "".
+func (c *Collector) Watched(project string) []refresh.Key {
 	targets := c.Targets(false)
-	ids := make([]string, len(targets))
-	for i, t := range targets {
-		ids[i] = t.ID
+	keys := make([]refresh.Key, 0, len(targets))
+	for _, t := range targets {
+		if project == "" || t.Project == project {
+			keys = append(keys, taskKey(t.Project, t.ID))
+		}
 	}
-	return ids
+	return keys
 }
 
 // policy is what this config says about freshness.
@@ -162,34 +184,51 @@ func (c *Collector) policy(unlisted bool) refresh.Policy {
 	return refresh.Policy{FinishedTTL: c.cfg.Cache.FinishedTTL, MinRefresh: c.cfg.Scrape.MinRefreshInterval, Unlisted: unlisted}
 }
 
-// scrape gets ids from the refresher for a scrape that ends with ctx.
-func (c *Collector) scrape(ctx context.Context, ids []string) []result {
-	if c.unavailable != nil {
-		out := make([]result, len(ids))
-		for i, id := range ids {
-			out[i] = result{id: id, err: c.unavailable}
+// scrape gets keys from the refresher for a scrape that ends with ctx. The tasks of a
+// project without a client get its error, with no call made.
+func (c *Collector) scrape(ctx context.Context, keys []refresh.Key) []result {
+	out := make([]result, len(keys))
+	ask := make([]refresh.Key, 0, len(keys))
+	asked := make([]int, 0, len(keys)) // where each answer goes in out
+	var discovered map[*Discovery][]string
+	var p *Project
+	for i, k := range keys {
+		if p == nil || p.Name != k.Project { // keys come grouped by project: one lookup each
+			p = c.byName[k.Project]
 		}
-		return out
+		if p == nil || p.Unavailable != nil {
+			out[i] = result{project: k.Project, id: k.ID, err: c.unavailable(k.Project)}
+			continue
+		}
+		ask, asked = append(ask, k), append(asked, i)
+		if p.Discovery != nil {
+			if discovered == nil {
+				discovered = map[*Discovery][]string{}
+			}
+			discovered[p.Discovery] = append(discovered[p.Discovery], k.ID)
+		}
 	}
-	p := c.policy(false)
-	if c.discovery != nil { // running discovered tasks may be answered by one listing
-		p.Since, p.Start = c.refresher.Mark(), c.refresher.Now()
-		c.discovery.Freshen(ctx, p.Since, ids, p)
+	policy := c.policy(false)
+	if len(discovered) > 0 {
+		// Running discovered tasks may be answered by one listing of their project.
+		policy.Since, policy.Start = c.refresher.Mark(), c.refresher.Now()
+		for d, ids := range discovered {
+			d.Freshen(ctx, policy.Since, ids, policy)
+		}
 	}
-	keys := make([]refresh.Key, len(ids))
-	for i, id := range ids {
-		keys[i] = taskKey(id)
-	}
-	return results(c.refresher.Get(ctx, keys, p))
-}
-
-// results are the refresher's results as tasks.
-func results(rs []refresh.Result) []result {
-	out := make([]result, len(rs))
-	for i, r := range rs {
-		out[i] = resultOf(r)
+	for i, r := range c.refresher.Get(ctx, ask, policy) {
+		out[asked[i]] = resultOf(r)
 	}
 	return out
+}
+
+// unavailable is the error of the tasks of project when it has no client, else nil.
+func (c *Collector) unavailable(project string) error {
+	p := c.byName[project]
+	if p == nil {
+		return fmt.Errorf("no project named %q is configured", project)
+	}
+	return p.Unavailable
 }
 
 func resultOf(r refresh.Result) result {
@@ -198,7 +237,7 @@ func resultOf(r refresh.Result) result {
 	if err == refresh.ErrNoAnswerYet {
 		err = errNoAnswerYet
 	}
-	return result{id: r.Key.ID, vals: v, age: r.Age, err: err}
+	return result{project: r.Key.Project, id: r.Key.ID, vals: v, age: r.Age, err: err}
 }
 
 // errNoAnswerYet is the error of a task whose ShowTask was still in flight at the
@@ -207,21 +246,21 @@ var errNoAnswerYet = &metastudio.APIError{Operation: metastudio.OpShowTask, Err:
 
 // Collect runs one scrape of this shard's tasks under ctx and sends every series to ch.
 func (c *Collector) Collect(ctx context.Context, ch chan<- prometheus.Metric) {
-	results, duration := c.run(ctx)
+	results, duration := c.run(ctx, "")
 	for _, r := range results {
 		c.emitValues(ch, r)
 	}
 	ch <- duration
 }
 
-// run scrapes this shard's tasks under ctx, logs their failures, and returns the results
-// and the scrape_duration_seconds series. The table is pruned by the refresher's
-// housekeeping (SetWatched), not on the scrape path.
-func (c *Collector) run(ctx context.Context) ([]result, prometheus.Metric) {
+// run scrapes this shard's tasks of project (every project for "") under ctx, logs their
+// failures, and returns the results and the scrape_duration_seconds series. The table is
+// pruned by the refresher's housekeeping (SetWatched), not on the scrape path.
+func (c *Collector) run(ctx context.Context, project string) ([]result, prometheus.Metric) {
 	start := time.Now()
-	results := c.scrape(ctx, c.Watched())
+	results := c.scrape(ctx, c.Watched(project))
 	for _, r := range results {
-		c.track(r.id, r.err)
+		c.track(r.project, r.id, r.err)
 	}
 	return results, prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, time.Since(start).Seconds())
 }
@@ -235,27 +274,42 @@ func (c *Collector) emitValues(ch chan<- prometheus.Metric, r result) bool {
 			continue
 		}
 		if x, ok := f.scrape(r); ok {
-			emit(ch, f, x, r.id)
+			emit(ch, f, x, r.project, r.id)
 		}
 	}
 	if r.err != nil {
 		return false
 	}
-	c.emitTask(ch, r.id, r.vals)
+	c.emitTask(ch, r.project, r.id, r.vals)
 	return true
 }
 
-// Listed reports whether id is configured or discovered (in any shard): what /probe may
-// fetch unless probe.allow_unlisted is set.
-func (c *Collector) Listed(id string) bool {
+// Listed reports whether the task id of project is configured or discovered (in any
+// shard): what /probe may fetch unless probe.allow_unlisted is set.
+func (c *Collector) Listed(project, id string) bool {
 	_, set := c.all()
-	return set[id] || (c.discovery != nil && c.discovery.Storing(id))
+	if set[taskKey(project, id)] {
+		return true
+	}
+	p := c.byName[project]
+	return p != nil && p.Discovery != nil && p.Discovery.Storing(id)
 }
 
-// Probe gets one task from the refresher under ctx, like a scrape, and sends its series
-// with probe_success and probe_duration_seconds.
-func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.Metric) {
-	r, probe := c.probe(ctx, id)
+// Listing returns the projects that configure or discover the task id.
+func (c *Collector) Listing(id string) []string {
+	var names []string
+	for _, p := range c.projects {
+		if c.Listed(p.Name, id) {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+// Probe gets one task of project from the refresher under ctx, like a scrape, and sends
+// its series with probe_success and probe_duration_seconds.
+func (c *Collector) Probe(ctx context.Context, project, id string, ch chan<- prometheus.Metric) {
+	r, probe := c.probe(ctx, project, id)
 	c.emitValues(ch, r)
 	for _, m := range probe {
 		ch <- m
@@ -264,13 +318,13 @@ func (c *Collector) Probe(ctx context.Context, id string, ch chan<- prometheus.M
 
 // probe gets one task for a /probe and logs how it fared. It returns the result and the
 // probe_success and probe_duration_seconds series.
-func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
+func (c *Collector) probe(ctx context.Context, project, id string) (result, replay) {
 	start := time.Now()
-	r := result{id: id, err: c.unavailable}
-	if c.unavailable == nil {
-		r = resultOf(c.refresher.Get(ctx, []refresh.Key{taskKey(id)}, c.policy(!c.Listed(id)))[0])
+	r := result{project: project, id: id, err: c.unavailable(project)}
+	if r.err == nil {
+		r = resultOf(c.refresher.Get(ctx, []refresh.Key{taskKey(project, id)}, c.policy(!c.Listed(project, id)))[0])
 	}
-	c.track(r.id, r.err)
+	c.track(r.project, r.id, r.err)
 	success := 0.0
 	if r.err == nil {
 		success = 1
@@ -281,8 +335,9 @@ func (c *Collector) probe(ctx context.Context, id string) (result, replay) {
 	}
 }
 
-// emitTask sends the series of a task's kept values, status_names applied.
-func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, v *values) {
+// emitTask sends the series of a task's kept values, its project's status_names applied.
+func (c *Collector) emitTask(ch chan<- prometheus.Metric, project, id string, v *values) {
+	statusNames := c.statusNames(project)
 	labels := make([]string, 0, families.maxLabels) // NewConstMetric keeps none of it
 	for _, f := range families.all {
 		if f.value == nil {
@@ -296,11 +351,11 @@ func (c *Collector) emitTask(ch chan<- prometheus.Metric, id string, v *values) 
 		if err != nil {
 			continue
 		}
-		labels = append(labels[:0], id)
+		labels = append(labels[:0], project, id)
 		for i, l := range f.labels {
 			s := v.piece(f.labelPieces[i])
 			if l.statusNames {
-				s = named(s, c.cfg.StatusNames)
+				s = named(s, statusNames)
 			}
 			labels = append(labels, s)
 		}
@@ -317,31 +372,40 @@ func emit(ch chan<- prometheus.Metric, f *family, v float64, labels ...string) {
 	}
 }
 
+// statusNames is the status_names of project.
+func (c *Collector) statusNames(project string) map[string]string {
+	if p := c.byName[project]; p != nil {
+		return p.StatusNames
+	}
+	return nil
+}
+
 // track logs a task's failure at warn when it starts failing or its reason changes, at
 // debug otherwise, and its recovery at info.
-func (c *Collector) track(id string, err error) {
+func (c *Collector) track(project, id string, err error) {
+	task := []any{"project", project, "task_id", id}
 	if errors.Is(err, refresh.ErrRateBudget) || errors.Is(err, refresh.ErrNoAnswerYet) {
 		// Not the task failing: its turn (or its call's answer) comes after this scrape.
-		level.Debug(c.logger).Log(append([]any{"msg", "Task not answered yet", "task_id", id}, errorKeys(err)...)...)
+		level.Debug(c.logger).Log(slices.Concat([]any{"msg", "Task not answered yet"}, task, errorKeys(err))...)
 		return
 	}
 	reason := ""
 	if err != nil {
 		reason = Reason(err)
 	}
-	previous := c.refresher.Note(taskKey(id), reason)
+	previous := c.refresher.Note(taskKey(project, id), reason)
 	wasFailing := previous != ""
 
 	switch {
 	case err == nil && wasFailing:
-		level.Info(c.logger).Log("msg", "Task is scraped again", "task_id", id)
+		level.Info(c.logger).Log(slices.Concat([]any{"msg", "Task is scraped again"}, task)...)
 	case err == nil:
 	case reason == reasonAuthBackoff: // the guard logged the cause once
-		level.Debug(c.logger).Log(append([]any{"msg", "Task not fetched", "task_id", id}, errorKeys(err)...)...)
+		level.Debug(c.logger).Log(slices.Concat([]any{"msg", "Task not fetched"}, task, errorKeys(err))...)
 	case !wasFailing || previous != reason:
-		level.Warn(c.logger).Log(append([]any{"msg", "Task scrape failed", "task_id", id}, errorKeys(err)...)...)
+		level.Warn(c.logger).Log(slices.Concat([]any{"msg", "Task scrape failed"}, task, errorKeys(err))...)
 	default:
-		level.Debug(c.logger).Log(append([]any{"msg", "Task scrape still failing", "task_id", id}, errorKeys(err)...)...)
+		level.Debug(c.logger).Log(slices.Concat([]any{"msg", "Task scrape still failing"}, task, errorKeys(err))...)
 	}
 }
 
@@ -372,130 +436,4 @@ func errorKeys(err error) []any {
 		keys = append(keys, "request_id", apiErr.RequestID)
 	}
 	return append(keys, "err", err)
-}
-
-// ScrapeTimeout is the deadline of one scrape: Prometheus' X-Prometheus-Scrape-Timeout-
-// Seconds minus half a second (for encoding and transfer), at most scrape.timeout.
-func ScrapeTimeout(r *http.Request, max time.Duration) time.Duration {
-	header := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
-	if header == "" {
-		return max
-	}
-	seconds, err := strconv.ParseFloat(header, 64)
-	if err != nil || seconds <= 0 || math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds > max.Seconds()+timeoutOffset.Seconds() {
-		return max // also before converting: a huge value would overflow the duration
-	}
-	t := time.Duration(seconds * float64(time.Second))
-	if t > timeoutOffset {
-		t -= timeoutOffset
-	}
-	return min(t, max)
-}
-
-// Handler serves /metrics: each request scrapes under its own deadline, then answers with
-// the tasks' series (written from their kept values, render.go) and the process-wide ones
-// of global, gathered after the scrape so that the API counters include its calls. A
-// client that asks for protobuf (or filters with name[]) is served through promhttp from
-// the same results. current returns the Collector of the running config.
-func Handler(current func() *Collector, global *Set, logger log.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := current()
-		ctx, cancel := context.WithTimeout(r.Context(), ScrapeTimeout(r, c.cfg.Scrape.Timeout))
-		defer cancel()
-		format, text := textFormat(r)
-		results, duration := c.run(ctx)
-		if !text {
-			series := make(replay, 0, 9*len(results)+1)
-			ch := make(chan prometheus.Metric, 1024)
-			go func() {
-				for _, r := range results {
-					c.emitValues(ch, r)
-				}
-				close(ch)
-			}()
-			for m := range ch {
-				series = append(series, m)
-			}
-			serveRegistry(w, r, logger, append(series, duration), global)
-			return
-		}
-		writeExposition(w, r, format, results, c.cfg.StatusNames, gatherExtra(logger, replay{duration}, global), logger)
-	})
-}
-
-// serveRegistry answers through promhttp from a fresh registry of cs.
-func serveRegistry(w http.ResponseWriter, r *http.Request, logger log.Logger, cs ...prometheus.Collector) {
-	reg := prometheus.NewRegistry()
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			level.Error(logger).Log("msg", "Registering the series of a scrape", "err", err)
-		}
-	}
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      errorLogger{logger},
-		ErrorHandling: promhttp.ContinueOnError,
-	}).ServeHTTP(w, r)
-}
-
-// ProbeHandler serves /probe?task=ID, blackbox style: one task's series (written as on
-// /metrics) with the probe's own, without the exporter-wide metrics. A missing, malformed
-// or refused id is a 400 and costs no API call; an API failure is a 200 with
-// metastudio_probe_success 0.
-func ProbeHandler(current func() *Collector, logger log.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := current()
-		id := r.URL.Query().Get("task")
-		switch {
-		case id == "":
-			http.Error(w, "missing task parameter: use /probe?task=<task id>", http.StatusBadRequest)
-			return
-		case !config.ValidID(id):
-			http.Error(w, "the task parameter is not a task id: want 1 to 64 of A-Z a-z 0-9 - _", http.StatusBadRequest)
-			return
-		case !c.cfg.Probe.AllowUnlisted && !c.Listed(id):
-			http.Error(w, "the task is neither configured nor discovered; set probe.allow_unlisted: true to probe any task",
-				http.StatusBadRequest)
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), ScrapeTimeout(r, c.cfg.Scrape.Timeout))
-		defer cancel()
-		format, text := textFormat(r)
-		res, probe := c.probe(ctx, id)
-		if !text {
-			series := make(replay, 0, 12)
-			ch := make(chan prometheus.Metric, 16)
-			c.emitValues(ch, res)
-			close(ch)
-			for m := range ch {
-				series = append(series, m)
-			}
-			serveRegistry(w, r, logger, append(series, probe...))
-			return
-		}
-		writeExposition(w, r, format, []result{res}, c.cfg.StatusNames, gatherExtra(logger, probe), logger)
-	})
-}
-
-// SDHandler serves /sd: Prometheus http_sd_configs JSON with one target per task of this
-// shard. Only meta labels: a task_id target label would clash with /probe's own.
-func SDHandler(current func() *Collector) http.Handler {
-	type group struct {
-		Targets []string          `json:"targets"`
-		Labels  map[string]string `json:"labels"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		groups := []group{}
-		for _, t := range current().Targets(false) {
-			groups = append(groups, group{Targets: []string{t.ID}, Labels: map[string]string{"__meta_metastudio_resource": t.Resource}})
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(groups)
-	})
-}
-
-// errorLogger adapts go-kit's logger to promhttp's error log.
-type errorLogger struct{ logger log.Logger }
-
-func (l errorLogger) Println(v ...any) {
-	level.Error(l.logger).Log("msg", "Serving metrics", "err", v)
 }

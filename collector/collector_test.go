@@ -46,7 +46,7 @@ func startWithRate(t testing.TB, api TaskAPI, now func() time.Time, rate *refres
 // and a real clock.
 func newTestCollector(t testing.TB, cfg *config.Config, api TaskAPI, logger log.Logger) *Collector {
 	r := startRefresher(t, api, time.Now, 0, cfg.Scrape.Concurrency, cfg.Scrape.Timeout)
-	return New(cfg, r, nil, Shard{}, logger)
+	return New(cfg, projectsOf(cfg, nil), r, Shard{}, logger)
 }
 
 func manyTasks(n int) []string {
@@ -112,40 +112,40 @@ func TestExposition(t *testing.T) {
 	gather(t, c, context.Background(), `
 # HELP metastudio_task_begin_timestamp_seconds When the task began, in seconds since the epoch: begin_time of ShowTask / 1000.
 # TYPE metastudio_task_begin_timestamp_seconds gauge
-metastudio_task_begin_timestamp_seconds{task_id="numbers"} 1.744276967708e+09
-metastudio_task_begin_timestamp_seconds{task_id="strings"} 1.744276967708e+09
+metastudio_task_begin_timestamp_seconds{project="default",task_id="numbers"} 1.744276967708e+09
+metastudio_task_begin_timestamp_seconds{project="default",task_id="strings"} 1.744276967708e+09
 # HELP metastudio_task_end_timestamp_seconds When the task ended, in seconds since the epoch: end_time of ShowTask / 1000.
 # TYPE metastudio_task_end_timestamp_seconds gauge
-metastudio_task_end_timestamp_seconds{task_id="numbers"} 1.744277967708e+09
+metastudio_task_end_timestamp_seconds{project="default",task_id="numbers"} 1.744277967708e+09
 # HELP metastudio_task_failed_items Items of the task that failed so far: failure_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).
 # TYPE metastudio_task_failed_items gauge
-metastudio_task_failed_items{task_id="numbers"} 10
-metastudio_task_failed_items{task_id="strings"} 0
+metastudio_task_failed_items{project="default",task_id="numbers"} 10
+metastudio_task_failed_items{project="default",task_id="strings"} 0
 # HELP metastudio_task_info Always 1; the labels carry task_name, resource, task_type, operator and user_id of ShowTask.
 # TYPE metastudio_task_info gauge
-metastudio_task_info{operator="",resource="",task_id="null_status",task_name="7",task_type="",user_id=""} 1
-metastudio_task_info{operator="",resource="",task_id="sparse",task_name="",task_type="",user_id=""} 1
-metastudio_task_info{operator="",resource="intent",task_id="strings",task_name="意图 \"导入\"\\ line1\nline2",task_type="1",user_id=""} 1
-metastudio_task_info{operator="ops",resource="qa_pair",task_id="numbers",task_name="FAQ import",task_type="0",user_id="u1"} 1
+metastudio_task_info{operator="",project="default",resource="",task_id="null_status",task_name="7",task_type="",user_id=""} 1
+metastudio_task_info{operator="",project="default",resource="",task_id="sparse",task_name="",task_type="",user_id=""} 1
+metastudio_task_info{operator="",project="default",resource="intent",task_id="strings",task_name="意图 \"导入\"\\ line1\nline2",task_type="1",user_id=""} 1
+metastudio_task_info{operator="ops",project="default",resource="qa_pair",task_id="numbers",task_name="FAQ import",task_type="0",user_id="u1"} 1
 # HELP metastudio_task_items Items in the task: total_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).
 # TYPE metastudio_task_items gauge
-metastudio_task_items{task_id="numbers"} 5000
-metastudio_task_items{task_id="strings"} 42
+metastudio_task_items{project="default",task_id="numbers"} 5000
+metastudio_task_items{project="default",task_id="strings"} 42
 # HELP metastudio_task_scrape_success 1 if this scrape has the task's values (from ShowTask, or known ones as metastudio_task_data_age_seconds tells), 0 if its call failed or nothing is known (then its other series are absent).
 # TYPE metastudio_task_scrape_success gauge
-metastudio_task_scrape_success{task_id="broken"} 0
-metastudio_task_scrape_success{task_id="null_status"} 1
-metastudio_task_scrape_success{task_id="numbers"} 1
-metastudio_task_scrape_success{task_id="sparse"} 1
-metastudio_task_scrape_success{task_id="strings"} 1
+metastudio_task_scrape_success{project="default",task_id="broken"} 0
+metastudio_task_scrape_success{project="default",task_id="null_status"} 1
+metastudio_task_scrape_success{project="default",task_id="numbers"} 1
+metastudio_task_scrape_success{project="default",task_id="sparse"} 1
+metastudio_task_scrape_success{project="default",task_id="strings"} 1
 # HELP metastudio_task_status Always 1; status is task_status of ShowTask as text, or its name from status_names.
 # TYPE metastudio_task_status gauge
-metastudio_task_status{status="RUNNING",task_id="strings"} 1
-metastudio_task_status{status="succeeded",task_id="numbers"} 1
+metastudio_task_status{project="default",status="RUNNING",task_id="strings"} 1
+metastudio_task_status{project="default",status="succeeded",task_id="numbers"} 1
 # HELP metastudio_task_succeeded_items Items of the task that succeeded so far: success_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).
 # TYPE metastudio_task_succeeded_items gauge
-metastudio_task_succeeded_items{task_id="numbers"} 4990
-metastudio_task_succeeded_items{task_id="strings"} 7
+metastudio_task_succeeded_items{project="default",task_id="numbers"} 4990
+metastudio_task_succeeded_items{project="default",task_id="strings"} 7
 `, taskMetricNames...)
 }
 
@@ -161,7 +161,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() {
-			for i, r := range c.scrape(context.Background(), c.Watched()) {
+			for i, r := range c.scrape(context.Background(), c.Watched("")) {
 				if r.err != nil {
 					t.Errorf("task %d: %v", i, r.err)
 				}
@@ -189,7 +189,7 @@ func TestDeadlineServesWhatIsKnown(t *testing.T) {
 	c := newTestCollector(t, testConfig(ids...), api, log.NewNopLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	results := c.scrape(ctx, c.Watched())
+	results := c.scrape(ctx, c.Watched(""))
 	for i, r := range results {
 		if r.err == nil {
 			t.Errorf("task %d has values, but nothing was ever answered", i)
@@ -276,4 +276,10 @@ func BenchmarkScrape1000Tasks(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// projectsOf is the one project that cfg's top-level keys describe (the shorthand), with
+// discovery d (nil for none).
+func projectsOf(cfg *config.Config, d *Discovery) []Project {
+	return []Project{{Project: &config.Project{Name: DefaultProject, Tasks: cfg.Tasks, StatusNames: cfg.StatusNames, Discovery: cfg.Discovery}, Discovery: d}}
 }

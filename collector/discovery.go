@@ -41,6 +41,7 @@ type Discovered struct {
 // stays discovered until it ends, even once its begin time falls out of the lookback. A
 // listing that failed keeps what was known.
 type Discovery struct {
+	project   string // the refresher's project of the tasks
 	refresher *refresh.Refresher
 	logger    log.Logger
 	ctx       context.Context // Run's: the life of freshening passes
@@ -65,9 +66,9 @@ type pass struct {
 	done  chan struct{}
 }
 
-// NewDiscovery returns a Discovery for cfg; Run starts it.
-func NewDiscovery(cfg config.Discovery, refresher *refresh.Refresher, logger log.Logger) *Discovery {
-	return &Discovery{cfg: cfg, refresher: refresher, logger: logger, ctx: context.Background(), errors: map[string]float64{}}
+// NewDiscovery returns a Discovery of project's tasks for cfg; Run starts it.
+func NewDiscovery(project string, cfg config.Discovery, refresher *refresh.Refresher, logger log.Logger) *Discovery {
+	return &Discovery{project: project, cfg: cfg, refresher: refresher, logger: logger, ctx: context.Background(), errors: map[string]float64{}}
 }
 
 // Configure takes a new discovery section (a reload); the next refresh uses it.
@@ -107,7 +108,7 @@ func (d *Discovery) Tasks() []Discovered {
 	d.mu.Unlock()
 	out := make([]Discovered, 0, len(tasks))
 	for _, t := range tasks {
-		if t.Begin.IsZero() || !t.Begin.Before(cutoff) || d.refresher.Running(taskKey(t.ID)) {
+		if t.Begin.IsZero() || !t.Begin.Before(cutoff) || d.refresher.Running(taskKey(d.project, t.ID)) {
 			out = append(out, t)
 		}
 	}
@@ -123,7 +124,7 @@ func (d *Discovery) newLister(cfg config.Discovery, track bool) *lister {
 	d.mu.Unlock()
 	return &lister{
 		search: func(ctx context.Context, p metastudio.SearchParams) (*metastudio.TaskPage, error) {
-			page, stamp, err := d.refresher.Search(ctx, DefaultProject, KindTask, p)
+			page, stamp, err := d.refresher.Search(ctx, d.project, KindTask, p)
 			sent = stamp
 			if err != nil {
 				var apiErr *metastudio.APIError
@@ -150,7 +151,7 @@ func (d *Discovery) newLister(cfg config.Discovery, track bool) *lister {
 			}
 			keys, vals := make([]refresh.Key, len(tasks)), make([]refresh.Value, len(tasks))
 			for i, t := range tasks {
-				keys[i], vals[i] = taskKey(t.TaskID.Text), newValues(t)
+				keys[i], vals[i] = taskKey(d.project, t.TaskID.Text), newValues(t)
 			}
 			d.refresher.Store(sent, keys, vals)
 		},
@@ -191,7 +192,7 @@ func (d *Discovery) Refresh(ctx context.Context) {
 	previous := d.tasks
 	d.mu.Unlock()
 	for _, t := range previous {
-		if !known[t.ID] && (err != nil || d.refresher.Running(taskKey(t.ID))) {
+		if !known[t.ID] && (err != nil || d.refresher.Running(taskKey(d.project, t.ID))) {
 			found = append(found, t)
 		}
 	}
@@ -282,7 +283,7 @@ func (d *Discovery) window(ids []string, p refresh.Policy) (lo int64, ok bool) {
 	var dated []refresh.Key // discovered tasks within the lookback
 	for _, id := range ids {
 		if b, found := begins[id]; found && !b.IsZero() && !b.Before(cutoff) {
-			dated = append(dated, taskKey(id))
+			dated = append(dated, taskKey(d.project, id))
 		}
 	}
 	stale := d.refresher.StaleRunning(dated, p)

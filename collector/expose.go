@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"io"
 	"net/http"
@@ -60,11 +61,12 @@ func gatherExtra(logger log.Logger, cs ...prometheus.Collector) []*dto.MetricFam
 	return mfs
 }
 
-// writeExposition answers with the tasks' series (status_names applied) and the families of mfs,
+// writeExposition answers with the tasks' series (each project's status_names applied,
+// statusNames gives them) and the families of mfs,
 // merged in the order of their names as client_golang sorts them, in the text format,
 // gzipped when the client accepts it (a pooled writer). The tasks' lines are in the order
-// of their ids.
-func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Format, results []result, statusNames map[string]string, mfs []*dto.MetricFamily, logger log.Logger) {
+// of their projects and ids.
+func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Format, results []result, statusNames func(project string) map[string]string, mfs []*dto.MetricFamily, logger log.Logger) {
 	h := w.Header()
 	h.Add("Vary", "Accept")
 	h.Add("Vary", "Accept-Encoding")
@@ -100,13 +102,20 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 	op := orderPool.Get().(*[]taskLine)
 	defer orderPool.Put(op)
 	tasks := (*op)[:0]
+	var names map[string]string
+	project := ""
 	for i := range results {
 		r := &results[i]
+		if i == 0 || r.project != project { // results come grouped by project: one lookup each
+			names, project = statusNames(r.project), r.project
+		}
 		if utf8.ValidString(r.id) { // else no series can carry it (NewConstMetric refuses them all)
-			tasks = append(tasks, taskLine{r: r, id: escaped(r.id)})
+			tasks = append(tasks, taskLine{r: r, id: escaped(r.id), statusNames: names})
 		}
 	}
-	slices.SortFunc(tasks, func(a, b taskLine) int { return strings.Compare(a.r.id, b.r.id) })
+	slices.SortFunc(tasks, func(a, b taskLine) int {
+		return cmp.Or(strings.Compare(a.r.project, b.r.project), strings.Compare(a.r.id, b.r.id))
+	})
 	*op = tasks
 
 	enc := expfmt.NewEncoder(bw, format)
@@ -120,7 +129,7 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 	}
 	for _, f := range families.byName {
 		writeUpTo(f.name)
-		writeTaskFamily(bw, f, tasks, statusNames)
+		writeTaskFamily(bw, f, tasks)
 	}
 	writeUpTo("")
 }

@@ -13,19 +13,20 @@ import (
 )
 
 // taskFamily defines one per-task metric family, in the manner of kube-state-metrics'
-// FamilyGenerator. Every series of the family carries the task_id label.
+// FamilyGenerator. Every series of the family carries the project and task_id labels.
 type taskFamily struct {
 	name   string
 	help   string               // what the value is and which API field it comes from
 	kind   prometheus.ValueType // GaugeValue, CounterValue or UntypedValue
-	labels []taskLabel          // the labels besides task_id, in the descriptor's order
+	labels []taskLabel          // the labels besides project and task_id, in the descriptor's order
 
 	// value gives the series' value from a task's answer; ok false leaves the series
 	// out. It is formatted once per answer (newValues), not per scrape.
 	value func(t *metastudio.Task) (v float64, ok bool)
 	// scrape gives the value of a family written on every scrape from what the scrape
 	// knows of the task, even when its call failed; ok false leaves the series out.
-	// Such a family has no label besides task_id. Exactly one of value and scrape is set.
+	// Such a family has no label besides project and task_id. Exactly one of value and
+	// scrape is set.
 	scrape func(r result) (v float64, ok bool)
 }
 
@@ -109,7 +110,7 @@ var taskFamilies = []taskFamily{
 // family is an entry of taskFamilies with what derives from it.
 type family struct {
 	taskFamily
-	desc   *prometheus.Desc // task_id, then the labels
+	desc   *prometheus.Desc // project, task_id, then the labels
 	header string           // the "# HELP" and "# TYPE" lines, escaped as the text format wants
 
 	// The pieces of values that hold the family's formatted value (-1 for a scrape
@@ -118,15 +119,22 @@ type family struct {
 	labelPieces []int
 
 	// A text line is each part of text (the labels in the order of their names, as
-	// client_golang writes them, task_id among them), then `"} `, the value and "\n".
+	// client_golang writes them, project and task_id among them), then `"} `, the value
+	// and "\n".
 	text []textPart
 }
+
+// The pieces of a text line that come from the task's key rather than its values.
+const (
+	pieceID      = -1 // task_id
+	pieceProject = -2 // project
+)
 
 // textPart is a label of a text line: what comes before its value, and where the value
 // comes from.
 type textPart struct {
 	prefix      string // `name{label="` for the first label, `",label="` for the others
-	piece       int    // the piece of values that holds the value; -1 for task_id
+	piece       int    // the piece of values that holds the value; pieceID or pieceProject
 	statusNames bool   // the value is replaced by its name in status_names
 }
 
@@ -135,7 +143,7 @@ type familySet struct {
 	all        []*family      // in the table's order
 	byName     []*family      // in the order of their names, as the text exposition sorts them
 	pieces     int            // how many pieces values keeps of an answer
-	maxLabels  int            // the most labels of one family, task_id included
+	maxLabels  int            // the most labels of one family, project and task_id included
 	labelPiece map[string]int // the piece of the first label of each name (values.label)
 }
 
@@ -159,7 +167,7 @@ func deriveFamilies(table []taskFamily) (*familySet, error) {
 			return nil, fmt.Errorf("metric family %q: %w", def.name, err)
 		}
 		f := &family{taskFamily: def, valuePiece: -1}
-		names := []string{"task_id"}
+		names := []string{"project", "task_id"}
 		if def.value != nil { // the labels' pieces, then the value's (newValues)
 			for _, l := range def.labels {
 				if _, ok := fs.labelPiece[l.name]; !ok {
@@ -177,7 +185,7 @@ func deriveFamilies(table []taskFamily) (*familySet, error) {
 			return nil, fmt.Errorf("metric family %q: %w", def.name, err)
 		}
 		f.header = "# HELP " + def.name + " " + helpEscaper.Replace(def.help) + "\n# TYPE " + def.name + " " + typeNames[def.kind] + "\n"
-		f.text = []textPart{{prefix: "task_id", piece: -1}} // the label's name, for now
+		f.text = []textPart{{prefix: "project", piece: pieceProject}, {prefix: "task_id", piece: pieceID}} // the label's name, for now
 		for i, l := range def.labels {
 			f.text = append(f.text, textPart{prefix: l.name, piece: f.labelPieces[i], statusNames: l.statusNames})
 		}
@@ -217,16 +225,16 @@ func checkFamily(f taskFamily, seen map[string]bool) error {
 	case (f.value == nil) == (f.scrape == nil):
 		return errors.New("exactly one of value and scrape must be set")
 	case f.scrape != nil && len(f.labels) > 0:
-		return errors.New("a family written on every scrape has no label besides task_id")
+		return errors.New("a family written on every scrape has no label besides project and task_id")
 	}
 	seen[f.name] = true
-	labels := map[string]bool{"task_id": true}
+	labels := map[string]bool{"project": true, "task_id": true}
 	for _, l := range f.labels {
 		switch {
 		case !model.LegacyValidation.IsValidLabelName(l.name) || strings.HasPrefix(l.name, "__"):
 			return fmt.Errorf("label %q: not a valid label name", l.name)
 		case labels[l.name]:
-			return fmt.Errorf("label %q: twice (task_id is always there)", l.name)
+			return fmt.Errorf("label %q: twice (project and task_id are always there)", l.name)
 		case l.value == nil:
 			return fmt.Errorf("label %q: no value", l.name)
 		}

@@ -101,17 +101,17 @@ func TestATableEntryIsAFamily(t *testing.T) {
 	for _, want := range []string{
 		"# HELP metastudio_task_remaining_items Items not yet succeeded: total_count - success_count of ShowTask.",
 		"# TYPE metastudio_task_remaining_items untyped",
-		`metastudio_task_remaining_items{a_kind="0",phase="succeeded",task_id="full",zone="qa_pair"} 10`,
-		`metastudio_task_remaining_items{a_kind="",phase="x\"y",task_id="escapes",zone=""} 0.5`,
+		`metastudio_task_remaining_items{a_kind="0",phase="succeeded",project="default",task_id="full",zone="qa_pair"} 10`,
+		`metastudio_task_remaining_items{a_kind="",phase="x\"y",project="default",task_id="escapes",zone=""} 0.5`,
 		"# HELP metastudio_task_answered_total 1 if the task's values were fetched for this scrape.",
 		"# TYPE metastudio_task_answered_total counter",
-		`metastudio_task_answered_total{task_id="full"} 1`,
+		`metastudio_task_answered_total{project="default",task_id="full"} 1`,
 	} {
 		if !strings.Contains(rendered, want+"\n") {
 			t.Errorf("missing line %s in:\n%s", want, rendered)
 		}
 	}
-	for _, unwanted := range []string{`remaining_items{a_kind="",phase="\xfe"`, `answered_total{task_id="fails"}`, `remaining_items{a_kind="",phase="",task_id="spaced"`} {
+	for _, unwanted := range []string{`remaining_items{a_kind="",phase="\xfe"`, `answered_total{project="default",task_id="fails"}`, `remaining_items{a_kind="",phase="",project="default",task_id="spaced"`} {
 		if strings.Contains(rendered, unwanted) {
 			t.Errorf("unwanted %q in:\n%s", unwanted, rendered)
 		}
@@ -123,7 +123,7 @@ func TestATableEntryIsAFamily(t *testing.T) {
 	descs := strings.Join(describeAll(c), "\n")
 	for _, want := range []string{
 		`fqName: "metastudio_task_remaining_items", help: "Items not yet succeeded: total_count - success_count of ShowTask."`,
-		"variableLabels: {task_id,zone,phase,a_kind}",
+		"variableLabels: {project,task_id,zone,phase,a_kind}",
 		`fqName: "metastudio_task_answered_total"`,
 		`fqName: "metastudio_task_items"`,
 	} {
@@ -165,11 +165,15 @@ func TestDeriveFamiliesRefusesMistakes(t *testing.T) {
 			f.value, f.scrape = nil, func(result) (float64, bool) { return 1, true }
 			f.labels = []taskLabel{{name: "a", value: text}}
 			return []taskFamily{*f}
-		}, "no label besides task_id"},
+		}, "no label besides project and task_id"},
 		{"task_id", func(f *taskFamily) []taskFamily {
 			f.labels = []taskLabel{{name: "task_id", value: text}}
 			return []taskFamily{*f}
 		}, `label "task_id": twice`},
+		{"project", func(f *taskFamily) []taskFamily {
+			f.labels = []taskLabel{{name: "project", value: text}}
+			return []taskFamily{*f}
+		}, `label "project": twice`},
 		{"reserved label", func(f *taskFamily) []taskFamily {
 			f.labels = []taskLabel{{name: "__name__", value: text}}
 			return []taskFamily{*f}
@@ -229,8 +233,9 @@ func TestTargetsCarryTheResource(t *testing.T) {
 	ids, api := renderFixture(t)
 	clock := testkit.NewClock(time.Unix(1_000_000_000, 0))
 	r := startRefresher(t, api, clock.Now, 0, 2, 5*time.Second)
-	c := New(testConfig(ids...), r, nil, Shard{}, log.NewNopLogger())
-	c.scrape(context.Background(), c.Watched())
+	cfg := testConfig(ids...)
+	c := New(cfg, projectsOf(cfg, nil), r, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), c.Watched(""))
 	clock.Advance(time.Second) // the targets are worked out once a second
 	got := map[string]string{}
 	for _, target := range c.Targets(false) {

@@ -85,7 +85,7 @@ func FuzzProbeQuery(f *testing.F) {
 			Cache:  config.Cache{FinishedTTL: 10 * time.Minute},
 			Probe:  config.Probe{AllowUnlisted: allowUnlisted},
 		}
-		return collector.New(cfg, refresher, nil, collector.Shard{}, logger)
+		return collector.New(cfg, []collector.Project{{Project: &config.Project{Name: collector.DefaultProject, Tasks: cfg.Tasks}}}, refresher, collector.Shard{}, logger)
 	}
 	handlers := map[bool]http.Handler{}
 	for _, allow := range []bool{false, true} {

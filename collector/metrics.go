@@ -26,8 +26,6 @@ var (
 	durationDesc      = newDesc("", "scrape_duration_seconds", "How long this scrape took to fetch every task.")
 )
 
-var clockSkewDesc = newDesc("", "clock_skew_seconds", "The local clock minus the API's Date header at the last answer; the gateway refuses an X-Sdk-Date more than 15 minutes off. Absent until the first answer.")
-
 // skewWarning is the clock skew that is logged: a third of the way to the gateway's limit.
 const skewWarning = 5 * time.Minute
 
@@ -102,17 +100,10 @@ func (m *APIMetrics) ObserveCall(c auth.Call) {
 func (m *APIMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
-	ch <- clockSkewDesc
 }
 
 // Collect implements prometheus.Collector.
 func (m *APIMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
-	m.mu.Lock()
-	skew, ok := m.skew, m.haveSkew
-	m.mu.Unlock()
-	if ok {
-		ch <- prometheus.MustNewConstMetric(clockSkewDesc, prometheus.GaugeValue, skew.Seconds())
-	}
 }

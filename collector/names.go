@@ -38,4 +38,5 @@ var exporterMetricNames = []string{
 	"metastudio_config_last_reload_success_timestamp_seconds",
 	"metastudio_probe_success",
 	"metastudio_probe_duration_seconds",
+	"metastudio_project_resolved",
 }

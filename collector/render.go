@@ -108,7 +108,7 @@ func named(s string, names map[string]string) string {
 // appendLine appends f's line of task t, or nothing when the task has no such series.
 // Like NewConstMetric, it leaves out a series whose label values are not valid UTF-8
 // rather than failing the scrape.
-func (f *family) appendLine(b []byte, t taskLine, statusNames map[string]string) []byte {
+func (f *family) appendLine(b []byte, t taskLine) []byte {
 	var number string // the kept value
 	var scraped float64
 	switch {
@@ -125,8 +125,10 @@ func (f *family) appendLine(b []byte, t taskLine, statusNames map[string]string)
 			return b
 		}
 	}
-	if len(f.text) == 1 { // task_id alone: most families
+	if len(f.text) == 2 { // project and task_id alone: most families
 		b = append(b, f.text[0].prefix...)
+		b = append(b, t.r.project...)
+		b = append(b, f.text[1].prefix...)
 		b = append(b, t.id...)
 	} else {
 		start := len(b)
@@ -135,11 +137,13 @@ func (f *family) appendLine(b []byte, t taskLine, statusNames map[string]string)
 			part := &f.text[i]
 			b = append(b, part.prefix...)
 			switch {
-			case part.piece < 0:
+			case part.piece == pieceID:
 				b = append(b, t.id...)
+			case part.piece == pieceProject:
+				b = append(b, t.r.project...)
 			case part.statusNames:
 				s := vals.piece(part.piece)
-				if name, ok := statusNames[s]; ok {
+				if name, ok := t.statusNames[s]; ok {
 					if !utf8.ValidString(name) {
 						return b[:start]
 					}
@@ -162,16 +166,18 @@ func (f *family) appendLine(b []byte, t taskLine, statusNames map[string]string)
 	return append(b, '\n')
 }
 
-// taskLine is a task as the exposition writes it: its result and its id, escaped.
+// taskLine is a task as the exposition writes it: its result, its id escaped, and its
+// project's status_names. (A project name needs no escaping.)
 type taskLine struct {
-	r  *result
-	id string
+	r           *result
+	id          string
+	statusNames map[string]string
 }
 
 // writeTaskFamily writes family f of the tasks in order: HELP and TYPE before the first
 // line, and nothing at all when no task has a series in it. Lines are built in the
 // writer's own buffer.
-func writeTaskFamily(w *bufio.Writer, f *family, tasks []taskLine, statusNames map[string]string) {
+func writeTaskFamily(w *bufio.Writer, f *family, tasks []taskLine) {
 	header := false
 	for _, t := range tasks {
 		b := w.AvailableBuffer()
@@ -179,7 +185,7 @@ func writeTaskFamily(w *bufio.Writer, f *family, tasks []taskLine, statusNames m
 			b = append(b, f.header...)
 		}
 		start := len(b)
-		b = f.appendLine(b, t, statusNames)
+		b = f.appendLine(b, t)
 		if len(b) == start {
 			continue // no series: nor the header yet
 		}

@@ -64,7 +64,7 @@ func renderedAndGathered(t *testing.T, statusNames map[string]string) (rendered,
 	cfg := testConfig(ids...)
 	cfg.StatusNames = statusNames
 	c := newTestCollector(t, cfg, api, log.NewNopLogger())
-	results, duration := c.run(context.Background())
+	results, duration := c.run(context.Background(), "")
 	global := prometheus.NewGauge(prometheus.GaugeOpts{Name: "metastudio_zz_global", Help: "A process-wide family."})
 	global.Set(3)
 
@@ -93,7 +93,7 @@ func renderedAndGathered(t *testing.T, statusNames map[string]string) (rendered,
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	rec := httptest.NewRecorder()
 	format, _ := textFormat(req)
-	writeExposition(rec, req, format, results, c.cfg.StatusNames,
+	writeExposition(rec, req, format, results, c.statusNames,
 		gatherExtra(log.NewNopLogger(), replay{duration, global}), log.NewNopLogger())
 	return rec.Body.String(), buf.String()
 }
@@ -169,22 +169,22 @@ func checkRenderedEqualsClientGolang(t *testing.T) string {
 func TestRenderedSpotChecks(t *testing.T) {
 	rendered, _ := renderedAndGathered(t, map[string]string{"2": "succeeded"})
 	for _, want := range []string{
-		`metastudio_task_items{task_id="full"} 5000`,
-		`metastudio_task_items{task_id="spaced"} 42`,
-		`metastudio_task_succeeded_items{task_id="spaced"} 1000`,
-		`metastudio_task_begin_timestamp_seconds{task_id="full"} 1.744276967708e+09`,
-		`metastudio_task_end_timestamp_seconds{task_id="full"} 1.744277967708e+09`,
-		`metastudio_task_failed_items{task_id="full"} 10`,
-		`metastudio_task_succeeded_items{task_id="full"} 4990`,
-		`metastudio_task_info{operator="ops",resource="qa_pair",task_id="full",task_name="导入问答 2026",task_type="0",user_id="u1"} 1`,
-		`metastudio_task_items{task_id="big"} 1.2345678901234567e+19`,
-		`metastudio_task_status{status="succeeded",task_id="full"} 1`,
-		`metastudio_task_status{status="x\"y",task_id="escapes"} 1`,
-		`metastudio_task_info{operator="o\\",resource="",task_id="escapes",task_name="a \"quoted\" back\\slash\nnew line",task_type="",user_id=""} 1`,
-		`metastudio_task_items{task_id="bad-utf8"} 7`,
-		`metastudio_task_scrape_success{task_id="fails"} 0`,
-		`metastudio_task_scrape_success{task_id="full"} 1`,
-		`metastudio_task_data_age_seconds{task_id="full"} 0`,
+		`metastudio_task_items{project="default",task_id="full"} 5000`,
+		`metastudio_task_items{project="default",task_id="spaced"} 42`,
+		`metastudio_task_succeeded_items{project="default",task_id="spaced"} 1000`,
+		`metastudio_task_begin_timestamp_seconds{project="default",task_id="full"} 1.744276967708e+09`,
+		`metastudio_task_end_timestamp_seconds{project="default",task_id="full"} 1.744277967708e+09`,
+		`metastudio_task_failed_items{project="default",task_id="full"} 10`,
+		`metastudio_task_succeeded_items{project="default",task_id="full"} 4990`,
+		`metastudio_task_info{operator="ops",project="default",resource="qa_pair",task_id="full",task_name="导入问答 2026",task_type="0",user_id="u1"} 1`,
+		`metastudio_task_items{project="default",task_id="big"} 1.2345678901234567e+19`,
+		`metastudio_task_status{project="default",status="succeeded",task_id="full"} 1`,
+		`metastudio_task_status{project="default",status="x\"y",task_id="escapes"} 1`,
+		`metastudio_task_info{operator="o\\",project="default",resource="",task_id="escapes",task_name="a \"quoted\" back\\slash\nnew line",task_type="",user_id=""} 1`,
+		`metastudio_task_items{project="default",task_id="bad-utf8"} 7`,
+		`metastudio_task_scrape_success{project="default",task_id="fails"} 0`,
+		`metastudio_task_scrape_success{project="default",task_id="full"} 1`,
+		`metastudio_task_data_age_seconds{project="default",task_id="full"} 0`,
 		"# HELP metastudio_task_items Items in the task: total_count of ShowTask. A finished task's values may come from the cache for up to cache.finished_ttl (see metastudio_task_data_age_seconds).",
 		"# TYPE metastudio_task_items gauge",
 	} {
@@ -192,8 +192,8 @@ func TestRenderedSpotChecks(t *testing.T) {
 			t.Errorf("missing line %s", want)
 		}
 	}
-	for _, unwanted := range []string{`task_id="bad-utf8",task_name`, "\xff", "\xfe", `data_age_seconds{task_id="fails"}`,
-		`begin_timestamp_seconds{task_id="spaced"}`, `metastudio_task_items{task_id="nulls"}`} {
+	for _, unwanted := range []string{`task_id="bad-utf8",task_name`, "\xff", "\xfe", `data_age_seconds{project="default",task_id="fails"}`,
+		`begin_timestamp_seconds{project="default",task_id="spaced"}`, `metastudio_task_items{project="default",task_id="nulls"}`} {
 		if strings.Contains(rendered, unwanted) {
 			t.Errorf("unwanted %q in:\n%s", unwanted, rendered)
 		}
@@ -272,19 +272,19 @@ func TestRenderedFollowsValuesAndStatusNames(t *testing.T) {
 		Handler(func() *Collector { return c }, NewSet(), log.NewNopLogger()).ServeHTTP(rec, req)
 		return rec.Body.String()
 	}
-	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
-	if got := scrape(c); !strings.Contains(got, `metastudio_task_status{status="succeeded",task_id="a"} 1`) ||
-		!strings.Contains(got, `metastudio_task_items{task_id="a"} 1`) {
+	c := New(cfg, projectsOf(cfg, nil), r, Shard{}, log.NewNopLogger())
+	if got := scrape(c); !strings.Contains(got, `metastudio_task_status{project="default",status="succeeded",task_id="a"} 1`) ||
+		!strings.Contains(got, `metastudio_task_items{project="default",task_id="a"} 1`) {
 		t.Fatalf("first scrape:\n%s", got)
 	}
 	*task = *decodeTask(t, `{"total_count":2,"task_status":2}`)
-	if got := scrape(c); !strings.Contains(got, `metastudio_task_items{task_id="a"} 2`) {
+	if got := scrape(c); !strings.Contains(got, `metastudio_task_items{project="default",task_id="a"} 2`) {
 		t.Errorf("new values are not rendered:\n%s", got)
 	}
 	reloaded := testConfig("a")
 	reloaded.Cache.FinishedTTL = 0
 	reloaded.StatusNames = map[string]string{"2": "done"}
-	if got := scrape(New(reloaded, r, nil, Shard{}, log.NewNopLogger())); !strings.Contains(got, `metastudio_task_status{status="done",task_id="a"} 1`) {
+	if got := scrape(New(reloaded, projectsOf(reloaded, nil), r, Shard{}, log.NewNopLogger())); !strings.Contains(got, `metastudio_task_status{project="default",status="done",task_id="a"} 1`) {
 		t.Errorf("a reload's status_names are not rendered:\n%s", got)
 	}
 }

@@ -21,7 +21,7 @@ import (
 )
 
 func scaleCollector(t *testing.T, cfg *config.Config, api TaskAPI, clock *testkit.Clock, perSecond float64) *Collector {
-	return New(cfg, startRefresher(t, api, clock.Now, perSecond, cfg.Scrape.Concurrency, cfg.Scrape.Timeout), nil, Shard{}, log.NewNopLogger())
+	return New(cfg, projectsOf(cfg, nil), startRefresher(t, api, clock.Now, perSecond, cfg.Scrape.Concurrency, cfg.Scrape.Timeout), Shard{}, log.NewNopLogger())
 }
 
 func successes(results []result) (ok int, ages []time.Duration) {
@@ -40,9 +40,9 @@ func TestFinishedTasksAreCached(t *testing.T) {
 	cfg := testConfig("done1", "running1")
 	cfg.Cache.FinishedTTL = 10 * time.Minute
 	c := scaleCollector(t, cfg, api, clock, 0)
-	c.scrape(context.Background(), c.Watched())
+	c.scrape(context.Background(), c.Watched(""))
 	clock.Advance(9 * time.Minute)
-	results := c.scrape(context.Background(), c.Watched())
+	results := c.scrape(context.Background(), c.Watched(""))
 	if calls := api.PerID(); calls["done1"] != 1 || calls["running1"] != 2 {
 		t.Fatalf("within the TTL: calls %v, want done1 once and running1 every scrape", calls)
 	}
@@ -50,12 +50,12 @@ func TestFinishedTasksAreCached(t *testing.T) {
 		t.Errorf("the cached task: age %s, err %v; want 9m and its values", results[0].age, results[0].err)
 	}
 	clock.Advance(time.Minute)
-	c.scrape(context.Background(), c.Watched())
+	c.scrape(context.Background(), c.Watched(""))
 	if calls := api.PerID(); calls["done1"] != 2 {
 		t.Errorf("after the TTL the finished task must be fetched again: %v", calls)
 	}
 	cfg.Cache.FinishedTTL = 0
-	c.scrape(context.Background(), c.Watched())
+	c.scrape(context.Background(), c.Watched(""))
 	if calls := api.PerID(); calls["done1"] != 3 {
 		t.Errorf("finished_ttl 0 disables the cache: %v", calls)
 	}
@@ -71,13 +71,13 @@ func TestBudgetServesLastValues(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	rate := refresh.NewRate(0, 1, 5, clock.Now)
 	r := startWithRate(t, api, clock.Now, rate, 5, 5*time.Second)
-	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
-	c.scrape(context.Background(), c.Watched()) // every task has values
+	c := New(cfg, projectsOf(cfg, nil), r, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), c.Watched("")) // every task has values
 	clock.Advance(time.Minute)
 	rate.Configure(0.01, 0.01, 5) // a burst of 5, then one call every 100 s
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	results := c.scrape(ctx, c.Watched())
+	results := c.scrape(ctx, c.Watched(""))
 	ok, ages := successes(results)
 	if ok != 20 {
 		t.Fatalf("%d of 20 tasks with values; a task the budget does not reach keeps its last values", ok)
@@ -112,8 +112,8 @@ func discoveryConfig() *config.Config {
 
 func discoveryCollector(t *testing.T, cfg *config.Config, api *fakeapi.API, clock *testkit.Clock) (*Collector, *Discovery) {
 	r := startRefresher(t, api, clock.Now, 0, 4, 5*time.Second)
-	d := NewDiscovery(cfg.Discovery, r, log.NewNopLogger())
-	return New(cfg, r, d, Shard{}, log.NewNopLogger()), d
+	d := NewDiscovery(DefaultProject, cfg.Discovery, r, log.NewNopLogger())
+	return New(cfg, projectsOf(cfg, d), r, Shard{}, log.NewNopLogger()), d
 }
 
 func TestDiscovery(t *testing.T) {
@@ -148,7 +148,7 @@ func TestDiscovery(t *testing.T) {
 				t.Errorf("search parameters %+v", p)
 			}
 			// Listed finished tasks need no ShowTask call; tasks in progress get one.
-			results := c.scrape(context.Background(), c.Watched())
+			results := c.scrape(context.Background(), c.Watched(""))
 			if ok, _ := successes(results); ok != tc.want {
 				t.Errorf("%d of %d discovered tasks have values", ok, tc.want)
 			}
@@ -182,7 +182,7 @@ func TestListingFreshensRunningTasks(t *testing.T) {
 			before := len(api.Searches())
 			clock.Advance(time.Second)
 			delete(srv.begins, "t00007") // gone from the listing
-			results := c.scrape(context.Background(), c.Watched())
+			results := c.scrape(context.Background(), c.Watched(""))
 			if ok, _ := successes(results); ok != 50 {
 				t.Errorf("%d of 50 tasks have values", ok)
 			}
@@ -296,7 +296,7 @@ func TestHousekeepingSparesALongListing(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); d.Refresh(context.Background()) }()
 	waitFor(t, "the first answer stored", func() bool { return c.refresher.Len() >= 10 })
-	c.refresher.Prune(func(k refresh.Key) bool { return c.Listed(k.ID) })
+	c.refresher.Prune(func(k refresh.Key) bool { return c.Listed(k.Project, k.ID) })
 	if n := c.refresher.Len(); n < 10 {
 		t.Errorf("housekeeping during the listing left %d of its 10 stored tasks", n)
 	}

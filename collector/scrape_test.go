@@ -16,6 +16,7 @@ import (
 
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit"
 	"github.com/metastudio-exporter/metastudio_exporter/internal/testkit/fakeapi"
+	"github.com/metastudio-exporter/metastudio_exporter/refresh"
 )
 
 // TestHangingFirstCall: the API's very first call hangs. The probe has a deadline of its
@@ -60,12 +61,12 @@ func TestProbeHonoursItsOwnTimeout(t *testing.T) {
 	// timeout: they would fail, and so would the probe.
 	cfg.Scrape.Timeout = time.Minute
 	r := startRefresher(t, api, time.Now, 0, 2, 10*time.Second)
-	c := New(cfg, r, nil, Shard{}, log.NewNopLogger())
-	c.scrape(context.Background(), []string{"a"}) // "a" has values; "b" has none
+	c := New(cfg, projectsOf(cfg, nil), r, Shard{}, log.NewNopLogger())
+	c.scrape(context.Background(), keysOf("a")) // "a" has values; "b" has none
 	// From now on every call is held until the gate closes.
 	api.Gate = make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { c.scrape(context.Background(), []string{"a", "b"}) }) // holds a call for each
+	wg.Go(func() { c.scrape(context.Background(), keysOf("a", "b")) }) // holds a call for each
 	waitFor(t, "the held calls", func() bool { return api.Total() == 3 })
 
 	probe := ProbeHandler(func() *Collector { return c }, log.NewNopLogger())
@@ -80,7 +81,7 @@ func TestProbeHonoursItsOwnTimeout(t *testing.T) {
 		if !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("/probe?task=%s while its call is held: want %q in\n%s", tc.id, tc.want, rec.Body.String())
 		}
-		if tc.id == "a" && !strings.Contains(rec.Body.String(), `metastudio_task_data_age_seconds{task_id="a"}`) {
+		if tc.id == "a" && !strings.Contains(rec.Body.String(), `metastudio_task_data_age_seconds{project="default",task_id="a"}`) {
 			t.Errorf("the last values must come with their age:\n%s", rec.Body.String())
 		}
 	}
@@ -114,11 +115,11 @@ func TestOverlappingScrapesShareCalls(t *testing.T) {
 			cfg.Scrape.Timeout = 30 * time.Second
 			cfg.Scrape.MinRefreshInterval = tc.minRefresh
 			c := newTestCollector(t, cfg, api, log.NewNopLogger())
-			c.scrape(context.Background(), manyTasks(1)) // the credentials are verified
+			c.scrape(context.Background(), keysOf(manyTasks(1)...)) // the credentials are verified
 			api.Reset()
 			var wg sync.WaitGroup
 			for i := range 5 {
-				wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
+				wg.Go(func() { c.scrape(context.Background(), c.Watched("")) })
 				if i < 4 {
 					time.Sleep(tc.spread)
 				}
@@ -142,7 +143,7 @@ func TestGoroutinesAreBounded(t *testing.T) {
 	cfg := testConfig(manyTasks(500)...)
 	cfg.Scrape.Concurrency = 8
 	c := newTestCollector(t, cfg, api, log.NewNopLogger())
-	c.scrape(context.Background(), manyTasks(1))
+	c.scrape(context.Background(), keysOf(manyTasks(1)...))
 	idle := runtime.NumGoroutine()
 	var wg sync.WaitGroup
 	var peak atomic.Int64
@@ -162,7 +163,7 @@ func TestGoroutinesAreBounded(t *testing.T) {
 		}
 	}()
 	for range 50 {
-		wg.Go(func() { c.scrape(context.Background(), c.Watched()) })
+		wg.Go(func() { c.scrape(context.Background(), c.Watched("")) })
 	}
 	wg.Wait()
 	close(stop)
@@ -182,14 +183,23 @@ func TestMinRefreshInterval(t *testing.T) {
 	cfg := testConfig("a")
 	cfg.Scrape.MinRefreshInterval = 15 * time.Second
 	c := scaleCollector(t, cfg, api, clock, 0)
-	c.scrape(context.Background(), c.Watched())
+	c.scrape(context.Background(), c.Watched(""))
 	clock.Advance(14 * time.Second)
-	res := c.scrape(context.Background(), c.Watched())
+	res := c.scrape(context.Background(), c.Watched(""))
 	if api.Total() != 1 || res[0].age != 14*time.Second {
 		t.Errorf("14 s later: %d calls, age %s; want 1 call and the values with age 14s", api.Total(), res[0].age)
 	}
 	clock.Advance(time.Second)
-	if c.scrape(context.Background(), c.Watched()); api.Total() != 2 {
+	if c.scrape(context.Background(), c.Watched("")); api.Total() != 2 {
 		t.Errorf("15 s later: %d calls, want a new call", api.Total())
 	}
+}
+
+// keysOf are the refresher's keys of the shorthand project's tasks ids.
+func keysOf(ids ...string) []refresh.Key {
+	keys := make([]refresh.Key, len(ids))
+	for i, id := range ids {
+		keys[i] = taskKey(DefaultProject, id)
+	}
+	return keys
 }

@@ -51,8 +51,17 @@ func (s Secret) MarshalJSON() ([]byte, error) {
 	return []byte(`"<secret>"`), nil
 }
 
-// Config is the whole configuration file.
+// Config is the whole configuration file: the projects, and what all of them share (the
+// scrape, the cache and /probe).
+//
+// A file lists its projects under projects, or writes the keys of one project at the top
+// level: the shorthand for one project named "default". After Parse, Projects holds at
+// least one project in either form, and the top-level project keys (Region to
+// AllowInsecureEndpoint) mirror Projects[0], for code that knows one project only. They
+// are a shallow copy: setting a field of one does not change the other, while Tasks,
+// StatusNames and the credential sections are shared.
 type Config struct {
+	Projects    []Project         `yaml:"projects,omitempty"`
 	Region      string            `yaml:"region"`
 	ProjectID   string            `yaml:"project_id"`
 	Endpoint    string            `yaml:"endpoint"`
@@ -70,48 +79,9 @@ type Config struct {
 
 	// lines remembers where each key and list item was written, for error messages.
 	lines map[string]int
+	// shorthandForm is set when the file wrote its one project at the top level.
+	shorthandForm bool
 }
-
-// Credentials selects how requests are authenticated: AK/SK (inline, from files, or from
-// the environment), optionally temporary with a security token, an X-Auth-Token file, an
-// IAM user's password, or the temporary keys of an ECS agency from the metadata service.
-type Credentials struct {
-	AccessKey         string        `yaml:"access_key"`
-	AccessKeyFile     string        `yaml:"access_key_file"`
-	SecretKey         Secret        `yaml:"secret_key"`
-	SecretKeyFile     string        `yaml:"secret_key_file"`
-	SecurityTokenFile string        `yaml:"security_token_file"`
-	TokenFile         string        `yaml:"token_file"`
-	IAMPassword       *IAMPassword  `yaml:"iam_password,omitempty"`
-	ECSMetadata       *ECSMetadata  `yaml:"ecs_metadata,omitempty"`
-	FailureBackoff    time.Duration `yaml:"failure_backoff"`
-
-	// SecurityToken is set from the environment only (CLOUD_SDK_SECURITY_TOKEN or
-	// HUAWEICLOUD_SDK_SECURITY_TOKEN), when the file configures no source.
-	SecurityToken Secret `yaml:"-"`
-	// FromEnv names the environment variables the AK/SK came from, or is empty.
-	FromEnv string `yaml:"-"`
-}
-
-// IAMPassword gets X-Auth-Tokens from IAM with an IAM user's password.
-type IAMPassword struct {
-	DomainName   string `yaml:"domain_name"`
-	UserName     string `yaml:"user_name"`
-	PasswordFile string `yaml:"password_file"`
-	// Password is set from HUAWEICLOUD_SDK_IAM_PASSWORD when password_file is not.
-	Password Secret `yaml:"-"`
-}
-
-// ECSMetadata gets temporary AK/SK from the ECS/BMS metadata service (an agency).
-type ECSMetadata struct {
-	Endpoint string `yaml:"endpoint"`
-}
-
-// Defaults of the credential sources.
-const (
-	DefaultFailureBackoff   = time.Minute
-	DefaultMetadataEndpoint = "http://169.254.169.254"
-)
 
 // Scrape bounds the work of one scrape.
 type Scrape struct {
@@ -163,40 +133,17 @@ const (
 	DefaultMinRequestsPerSecond = 1
 )
 
-// UsesToken reports whether requests carry an X-Auth-Token instead of an AK/SK signature.
-func (c Credentials) UsesToken() bool { return c.TokenFile != "" || c.IAMPassword != nil }
-
-// Source names the configured credential source, for logs.
-func (c Credentials) Source() string {
-	switch {
-	case c.TokenFile != "":
-		return "token_file"
-	case c.IAMPassword != nil:
-		return "iam_password"
-	case c.ECSMetadata != nil:
-		return "ecs_metadata"
-	case c.FromEnv != "":
-		return "environment " + c.FromEnv
-	case c.SecurityTokenFile != "":
-		return "temporary AK/SK"
-	}
-	return "AK/SK"
-}
-
-// IAMEndpointURL returns the IAM endpoint: iam_endpoint, or the region's.
+// IAMEndpointURL returns the IAM endpoint of the top-level project keys (see Project).
 func (c *Config) IAMEndpointURL() string {
-	if c.IAMEndpoint != "" {
-		return strings.TrimSuffix(c.IAMEndpoint, "/")
-	}
-	return "https://iam." + c.Region + ".myhuaweicloud.com"
+	p := c.shorthand()
+	return p.IAMEndpointURL()
 }
 
-// MetaStudioEndpoint returns the MetaStudio endpoint: the override, or the region's public one.
+// MetaStudioEndpoint returns the MetaStudio endpoint of the top-level project keys (see
+// Project).
 func (c *Config) MetaStudioEndpoint() string {
-	if c.Endpoint != "" {
-		return strings.TrimSuffix(c.Endpoint, "/")
-	}
-	return "https://metastudio." + c.Region + ".myhuaweicloud.com"
+	p := c.shorthand()
+	return p.MetaStudioEndpoint()
 }
 
 // KnownRegions are the regions where MetaStudio is documented. Others are accepted with a
@@ -228,10 +175,14 @@ func Load(path string, getenv Getenv) (*Config, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.Credentials.resolvePaths(filepath.Dir(path))
-	if err := cfg.Credentials.checkFiles(); err != nil {
-		return nil, nil, err
+	for i := range cfg.Projects {
+		p := &cfg.Projects[i]
+		p.Credentials.resolvePaths(filepath.Dir(path))
+		if err := p.Credentials.checkFiles(cfg.projectAt(i)); err != nil {
+			return nil, nil, err
+		}
 	}
+	cfg.mirror(cfg.Projects[0])
 	return cfg, warnings, nil
 }
 
@@ -244,14 +195,15 @@ func Parse(data []byte, getenv Getenv) (*Config, []string, error) {
 	if len(root.Content) == 0 {
 		return nil, nil, errors.New("the file is empty: it needs at least region, project_id and tasks")
 	}
+	var defaults Project
+	defaults.setDefaults()
 	cfg := &Config{
 		lines: map[string]int{},
 		Scrape: Scrape{Timeout: DefaultScrapeTimeout, Concurrency: DefaultScrapeConcurrency,
 			MaxRequestsPerSecond: DefaultMaxRequestsPerSecond},
-		Credentials: Credentials{FailureBackoff: DefaultFailureBackoff},
-		Discovery:   Discovery{Lookback: DefaultLookback, RefreshInterval: DefaultRefreshInterval, MaxTasks: DefaultMaxTasks},
-		Cache:       Cache{FinishedTTL: DefaultFinishedTTL},
+		Cache: Cache{FinishedTTL: DefaultFinishedTTL},
 	}
+	cfg.mirror(defaults)
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
 		return nil, nil, errorf(doc, "config", "want a mapping of keys, got %s", describe(doc, "config"))
@@ -288,52 +240,15 @@ func (c *Config) at(path string) string {
 	return path
 }
 
+// validate checks the projects, then what they share, and mirrors the first project
+// into the top-level keys.
 func (c *Config) validate(getenv Getenv) ([]string, error) {
-	var warnings []string
-	switch {
-	case c.Region == "":
-		return nil, errors.New("region: required (for example cn-north-4)")
-	case !regionPattern.MatchString(c.Region):
-		return nil, fmt.Errorf("%s: %q is not a region name (for example cn-north-4)", c.at("region"), c.Region)
+	if err := c.gatherProjects(); err != nil {
+		return nil, err
 	}
-	known := false
-	for _, r := range KnownRegions {
-		known = known || r == c.Region
-	}
-	if !known {
-		warnings = append(warnings, fmt.Sprintf("region %q is not one where MetaStudio is documented (%s); using it anyway",
-			c.Region, strings.Join(KnownRegions, ", ")))
-	}
-	switch {
-	case c.ProjectID == "":
-		// Resolved at start-up through IAM, except with a bare token (checked below).
-	case !idPattern.MatchString(c.ProjectID):
-		return nil, fmt.Errorf("%s: %q is not a project id (want 1 to 64 of A-Z a-z 0-9 - _)", c.at("project_id"), c.ProjectID)
-	}
-	for _, e := range []struct{ key, value string }{{"endpoint", c.Endpoint}, {"iam_endpoint", c.IAMEndpoint}} {
-		if err := checkEndpoint(c.at(e.key), e.value); err != nil {
-			return nil, err
-		}
-		if !insecure(e.value) {
-			continue
-		}
-		if !c.AllowInsecureEndpoint {
-			return nil, fmt.Errorf("%s: %q is plain http to a host that is not loopback: use https, or set allow_insecure_endpoint: true", c.at(e.key), e.value)
-		}
-		warnings = append(warnings, fmt.Sprintf("%s %s is plain http: tokens and signed requests cross the network in clear text", e.key, e.value))
-	}
-	if len(c.Tasks) == 0 && !c.Discovery.Enabled {
-		return nil, fmt.Errorf("%s: empty: list at least one task id, or enable discovery", c.at("tasks"))
-	}
-	first := map[string]int{}
-	for i, id := range c.Tasks {
-		if !idPattern.MatchString(id) {
-			return nil, fmt.Errorf("%s: %q is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)", c.at(fmt.Sprintf("tasks[%d]", i)), id)
-		}
-		if j, dup := first[id]; dup {
-			return nil, fmt.Errorf("%s: duplicate task id %q (also tasks[%d])", c.at(fmt.Sprintf("tasks[%d]", i)), id, j)
-		}
-		first[id] = i
+	warnings, err := c.validateProjects(getenv)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case c.Scrape.Timeout <= 0:
@@ -351,43 +266,38 @@ func (c *Config) validate(getenv Getenv) ([]string, error) {
 			c.Scrape.MaxRequestsPerSecond, c.Scrape.MinRequestsPerSecond)
 	case c.Scrape.MinRefreshInterval < 0:
 		return nil, fmt.Errorf("%s: must be 0 (every scrape asks for fresh values) or positive, got %s", c.at("scrape.min_refresh_interval"), c.Scrape.MinRefreshInterval)
-	case c.Discovery.Lookback <= 0:
-		return nil, fmt.Errorf("%s: must be positive, got %s", c.at("discovery.lookback"), c.Discovery.Lookback)
-	case c.Discovery.RefreshInterval <= 0:
-		return nil, fmt.Errorf("%s: must be positive, got %s", c.at("discovery.refresh_interval"), c.Discovery.RefreshInterval)
-	case c.Discovery.MaxTasks <= 0:
-		return nil, fmt.Errorf("%s: must be positive, got %d", c.at("discovery.max_tasks"), c.Discovery.MaxTasks)
 	case c.Cache.FinishedTTL < 0:
 		return nil, fmt.Errorf("%s: must be 0 (no cache) or positive, got %s", c.at("cache.finished_ttl"), c.Cache.FinishedTTL)
 	}
-	if err := c.Discovery.validate(c.at); err != nil {
-		return nil, err
+	c.mirror(c.Projects[0])
+	return warnings, nil
+}
+
+// projectAt returns the function that gives a key of the i-th project with its full
+// path and line, for errors.
+func (c *Config) projectAt(i int) func(string) string {
+	prefix := ""
+	if !c.shorthandForm {
+		prefix = fmt.Sprintf("projects[%d].", i)
 	}
-	credWarnings, err := c.Credentials.validate(getenv, c.at)
-	if err != nil {
-		return nil, err
-	}
-	if c.ProjectID == "" && c.Credentials.TokenFile != "" {
-		return nil, errors.New("project_id: required with token_file (the project id of the region, from \"My Credentials\" in the console)")
-	}
-	if m := c.Credentials.ECSMetadata; m != nil {
-		if m.Endpoint == "" {
-			m.Endpoint = DefaultMetadataEndpoint
-		}
-		if err := checkEndpoint(c.at("credentials.ecs_metadata.endpoint"), m.Endpoint); err != nil {
-			return nil, err
-		}
-	}
-	return append(warnings, credWarnings...), nil
+	return func(key string) string { return c.at(prefix + key) }
 }
 
 // MaxFilterLength bounds discovery.resources and discovery.business_id, in bytes.
 const MaxFilterLength = 256
 
-// validate checks the SearchTask filters: they go into the signed query, where any text
+// validate checks discovery's durations and limits, and the SearchTask filters: they go into the signed query, where any text
 // is escaped, so what is refused is what cannot be meant: an empty resource, control
 // characters, bytes that are not UTF-8, and more than MaxFilterLength bytes.
 func (d Discovery) validate(at func(string) string) error {
+	switch {
+	case d.Lookback <= 0:
+		return fmt.Errorf("%s: must be positive, got %s", at("discovery.lookback"), d.Lookback)
+	case d.RefreshInterval <= 0:
+		return fmt.Errorf("%s: must be positive, got %s", at("discovery.refresh_interval"), d.RefreshInterval)
+	case d.MaxTasks <= 0:
+		return fmt.Errorf("%s: must be positive, got %d", at("discovery.max_tasks"), d.MaxTasks)
+	}
 	for i, r := range d.Resources {
 		if err := checkFilter(r); err != nil {
 			return fmt.Errorf("%s: %q %s", at(fmt.Sprintf("discovery.resources[%d]", i)), r, err)
@@ -416,14 +326,6 @@ func checkFilter(v string) error {
 	return nil
 }
 
-// placeholder is what /config shows in place of a secret. A config that /config printed
-// and someone saved carries it as its secret: refused, rather than signing with it.
-const placeholder = "<secret>"
-
-func placeholderError(key, better string) error {
-	return fmt.Errorf("%s: %q is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (%s)", key, placeholder, better)
-}
-
 func checkEndpoint(key, value string) error {
 	if value == "" {
 		return nil
@@ -448,134 +350,4 @@ func insecure(endpoint string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip == nil || !ip.IsLoopback()
-}
-
-// Environment variable families, in order of preference, as Huawei's SDKs and examples name them.
-var envFamilies = [][3]string{
-	{"CLOUD_SDK_AK", "CLOUD_SDK_SK", "CLOUD_SDK_SECURITY_TOKEN"},
-	{"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN"},
-}
-
-func (c *Credentials) validate(getenv Getenv, at func(string) string) ([]string, error) {
-	if c.FailureBackoff <= 0 {
-		return nil, fmt.Errorf("%s: must be positive, got %s", at("credentials.failure_backoff"), c.FailureBackoff)
-	}
-	var akskKeys []string
-	for _, k := range []struct{ name, value string }{
-		{"access_key", c.AccessKey}, {"access_key_file", c.AccessKeyFile}, {"secret_key", string(c.SecretKey)},
-		{"secret_key_file", c.SecretKeyFile}, {"security_token_file", c.SecurityTokenFile},
-	} {
-		if k.value != "" {
-			akskKeys = append(akskKeys, k.name)
-		}
-	}
-	var sources []string
-	if len(akskKeys) > 0 {
-		sources = append(sources, "AK/SK ("+strings.Join(akskKeys, ", ")+")")
-	}
-	for _, s := range []struct {
-		name string
-		set  bool
-	}{{"token_file", c.TokenFile != ""}, {"iam_password", c.IAMPassword != nil}, {"ecs_metadata", c.ECSMetadata != nil}} {
-		if s.set {
-			sources = append(sources, s.name)
-		}
-	}
-	switch {
-	case len(sources) > 1:
-		return nil, fmt.Errorf("credentials: %d sources are set, %s: use one", len(sources), strings.Join(sources, " and "))
-	case c.IAMPassword != nil:
-		return nil, c.IAMPassword.validate(getenv, at)
-	case c.TokenFile != "" || c.ECSMetadata != nil:
-		return nil, nil
-	case len(sources) == 0:
-		for _, f := range envFamilies {
-			if getenv(f[0]) != "" && getenv(f[1]) != "" {
-				for _, name := range f[1:] {
-					if getenv(name) == placeholder {
-						return nil, placeholderError(name, "in the environment")
-					}
-				}
-				c.AccessKey, c.SecretKey, c.SecurityToken = getenv(f[0]), Secret(getenv(f[1])), Secret(getenv(f[2]))
-				c.FromEnv = f[0] + "/" + f[1]
-				return nil, nil
-			}
-		}
-		return nil, errors.New("credentials: none usable: set access_key_file and secret_key_file, token_file, " +
-			"iam_password or ecs_metadata, or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment")
-	}
-	switch {
-	case c.AccessKey != "" && c.AccessKeyFile != "":
-		return nil, errors.New("credentials: both access_key and access_key_file are set: use one")
-	case c.SecretKey != "" && c.SecretKeyFile != "":
-		return nil, errors.New("credentials: both secret_key and secret_key_file are set: use one")
-	case c.AccessKey == "" && c.AccessKeyFile == "":
-		return nil, errors.New("credentials.access_key: required with a secret key (or access_key_file)")
-	case c.SecretKey == "" && c.SecretKeyFile == "":
-		return nil, errors.New("credentials.secret_key_file: required with an access key (or secret_key)")
-	}
-	if c.SecretKey == placeholder {
-		return nil, placeholderError(at("credentials.secret_key"), "better: secret_key_file")
-	}
-	if c.SecretKey != "" {
-		return []string{"credentials.secret_key is written inline in the config file; prefer secret_key_file or CLOUD_SDK_SK"}, nil
-	}
-	return nil, nil
-}
-
-func (p *IAMPassword) validate(getenv Getenv, at func(string) string) error {
-	switch {
-	case p.DomainName == "":
-		return fmt.Errorf("%s: required (the account name that owns the IAM user)", at("credentials.iam_password.domain_name"))
-	case p.UserName == "":
-		return fmt.Errorf("%s: required (the IAM user)", at("credentials.iam_password.user_name"))
-	case p.PasswordFile == "":
-		if p.Password = Secret(getenv("HUAWEICLOUD_SDK_IAM_PASSWORD")); p.Password == "" {
-			return fmt.Errorf("%s: required (or HUAWEICLOUD_SDK_IAM_PASSWORD in the environment)", at("credentials.iam_password.password_file"))
-		}
-		if p.Password == placeholder {
-			return placeholderError("HUAWEICLOUD_SDK_IAM_PASSWORD", "in the environment")
-		}
-	}
-	return nil
-}
-
-func (c *Credentials) resolvePaths(dir string) {
-	paths := []*string{&c.AccessKeyFile, &c.SecretKeyFile, &c.SecurityTokenFile, &c.TokenFile}
-	if c.IAMPassword != nil {
-		paths = append(paths, &c.IAMPassword.PasswordFile)
-	}
-	for _, p := range paths {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
-}
-
-// checkFiles makes sure every configured credential file can be read and is not empty,
-// so a typo in a path fails at start-up (and in --config.check), not at the first scrape.
-func (c *Credentials) checkFiles() error {
-	files := []struct{ key, path string }{
-		{"access_key_file", c.AccessKeyFile}, {"secret_key_file", c.SecretKeyFile},
-		{"security_token_file", c.SecurityTokenFile}, {"token_file", c.TokenFile},
-	}
-	if c.IAMPassword != nil {
-		files = append(files, struct{ key, path string }{"iam_password.password_file", c.IAMPassword.PasswordFile})
-	}
-	for _, f := range files {
-		if f.path == "" {
-			continue
-		}
-		data, err := os.ReadFile(f.path)
-		if err != nil {
-			return fmt.Errorf("credentials.%s: %w", f.key, err)
-		}
-		switch strings.TrimSpace(string(data)) {
-		case "":
-			return fmt.Errorf("credentials.%s: %s is empty", f.key, f.path)
-		case placeholder:
-			return placeholderError("credentials."+f.key, "in "+f.path)
-		}
-	}
-	return nil
 }

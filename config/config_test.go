@@ -18,13 +18,13 @@ func envOf(m map[string]string) Getenv { return func(k string) string { return m
 
 func TestBadConfigs(t *testing.T) {
 	want := map[string]string{
-		"ak-without-sk.bad.yml":        `credentials.secret_key_file: required with an access key (or secret_key)`,
+		"ak-without-sk.bad.yml":        `line 3: credentials.secret_key_file: required with an access key (or secret_key)`,
 		"bad-endpoint.bad.yml":         `line 3: endpoint: "metastudio.example.com" is not scheme://host[:port] (for example https://metastudio.cn-north-4.myhuaweicloud.com)`,
 		"bad-task-id.bad.yml":          `line 6: tasks[1]: "../../etc/passwd" is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)`,
 		"bad-timeout.bad.yml":          `line 6: scrape.timeout: "10" is not a duration (want e.g. 10s, 1m30s)`,
 		"credentials-typo.bad.yml":     `line 4: credentials.secret_key_flie: unknown key (valid: access_key, access_key_file, secret_key, secret_key_file, security_token_file, token_file, iam_password, ecs_metadata, failure_backoff)`,
 		"duplicate-task.bad.yml":       `line 7: tasks[2]: duplicate task id "a" (also tasks[0])`,
-		"empty-file.bad.yml":           `credentials.token_file: testdata/empty.txt is empty`,
+		"empty-file.bad.yml":           `line 4: credentials.token_file: testdata/empty.txt is empty`,
 		"empty-tasks.bad.yml":          `line 4: tasks: empty: list at least one task id, or enable discovery`,
 		"insecure-endpoint.bad.yml":    `line 3: endpoint: "http://metastudio-proxy.internal:8080" is plain http to a host that is not loopback: use https, or set allow_insecure_endpoint: true`,
 		"zero-lookback.bad.yml":        `line 6: discovery.lookback: must be positive, got 0s`,
@@ -34,7 +34,7 @@ func TestBadConfigs(t *testing.T) {
 		"discovery-typo.bad.yml":       `line 6: discovery.resource: unknown key (valid: enabled, resources, business_id, lookback, refresh_interval, max_tasks)`,
 		"long-task-id.bad.yml":         `line 5: tasks[0]: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)`,
 		"long-timeout.bad.yml":         `line 6: scrape.timeout: at most 2m0s, got 5m0s`,
-		"missing-file.bad.yml":         `credentials.secret_key_file: open testdata/does-not-exist.txt: no such file or directory`,
+		"missing-file.bad.yml":         `line 5: credentials.secret_key_file: open testdata/does-not-exist.txt: no such file or directory`,
 		"missing-project.bad.yml":      `project_id: required with token_file (the project id of the region, from "My Credentials" in the console)`,
 		"missing-region.bad.yml":       `region: required (for example cn-north-4)`,
 		"negative-concurrency.bad.yml": `line 6: scrape.concurrency: must be positive, got -1`,
@@ -43,14 +43,14 @@ func TestBadConfigs(t *testing.T) {
 		"not-yaml.bad.yml":             `line 1: did not find expected ',' or ']'`,
 		"repeated-key.bad.yml":         `line 3: region: repeated key (first at line 1)`,
 		"tasks-not-list.bad.yml":       `line 4: tasks: want a list, got "a"`,
-		"two-sources.bad.yml":          `credentials: 2 sources are set, AK/SK (access_key, secret_key_file) and token_file: use one`,
-		"three-sources.bad.yml":        `credentials: 3 sources are set, AK/SK (access_key_file, secret_key_file) and iam_password and ecs_metadata: use one`,
+		"two-sources.bad.yml":          `line 3: credentials: 2 sources are set, AK/SK (access_key, secret_key_file) and token_file: use one`,
+		"three-sources.bad.yml":        `line 3: credentials: 3 sources are set, AK/SK (access_key_file, secret_key_file) and iam_password and ecs_metadata: use one`,
 		"bare-source.bad.yml":          `line 4: credentials.ecs_metadata: needs a value: write {} for the defaults`,
 		"iam-no-user.bad.yml":          `line 3: credentials.iam_password.user_name: required (the IAM user)`,
 		"iam-no-password.bad.yml":      `line 3: credentials.iam_password.password_file: required (or HUAWEICLOUD_SDK_IAM_PASSWORD in the environment)`,
 		"zero-backoff.bad.yml":         `line 6: credentials.failure_backoff: must be positive, got 0s`,
 		"metadata-typo.bad.yml":        `line 3: credentials.ecs_metadata.endpont: unknown key (valid: endpoint)`,
-		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache, probe, allow_insecure_endpoint)`,
+		"unknown-key.bad.yml":          `line 3: projectid: unknown key (valid: projects, region, project_id, endpoint, iam_endpoint, credentials, tasks, scrape, status_names, discovery, cache, probe, allow_insecure_endpoint)`,
 		"zero-timeout.bad.yml":         `line 6: scrape.timeout: must be positive, got 0s`,
 		// A secret in the wrong place is never shown, nor a scalar where credentials
 		// or one of its sections wants a mapping; file paths are.
@@ -60,9 +60,23 @@ func TestBadConfigs(t *testing.T) {
 		"secret-as-backoff.bad.yml":      `line 7: credentials.failure_backoff: the value (not shown: it may be a secret) is not a duration (want e.g. 10s, 1m30s)`,
 		"secret-as-key.bad.yml":          `line 5: credentials.<key not shown: it may be a secret>: unknown key (valid: access_key, access_key_file, secret_key, secret_key_file, security_token_file, token_file, iam_password, ecs_metadata, failure_backoff)`,
 		"placeholder-secret.bad.yml":     `line 6: credentials.secret_key: "<secret>" is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (better: secret_key_file)`,
-		"placeholder-file.bad.yml":       `credentials.token_file: "<secret>" is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (in testdata/placeholder.txt)`,
+		"placeholder-file.bad.yml":       `line 5: credentials.token_file: "<secret>" is the placeholder that /config shows in place of a secret, not the secret itself: write the real value (in testdata/placeholder.txt)`,
 		"empty-resource.bad.yml":         `line 6: discovery.resources[1]: "" is empty (want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)`,
 		"control-business-id.bad.yml":    `line 6: discovery.business_id: "line\nbreak" contains a control character (want 1 to 256 bytes of printable UTF-8 text; spaces, + and other punctuation are fine)`,
+		// Several projects: each error names its line and the project's path.
+		"duplicate-project.bad.yml":             `line 6: projects[1].name: duplicate project name "team-a" (also projects[0])`,
+		"project-name-space.bad.yml":            `line 2: projects[0].name: "team a" is not a project name (want 1 to 32 of a-z 0-9 - _)`,
+		"project-name-upper.bad.yml":            `line 6: projects[1].name: "Team-B" is not a project name (want 1 to 32 of a-z 0-9 - _)`,
+		"project-name-long.bad.yml":             `line 2: projects[0].name: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is not a project name (want 1 to 32 of a-z 0-9 - _)`,
+		"project-no-name.bad.yml":               `line 2: projects[0].name: required (1 to 32 of a-z 0-9 - _)`,
+		"project-no-credentials.bad.yml":        `line 6: projects[1].credentials: none usable: set access_key_file and secret_key_file, token_file, iam_password or ecs_metadata, or CLOUD_SDK_AK and CLOUD_SDK_SK in the environment`,
+		"both-forms.bad.yml":                    `line 7: tasks: projects (line 1) and the top-level key tasks cannot be used together: move tasks into a project`,
+		"empty-projects.bad.yml":                `line 1: projects: empty: list at least one project, or write the keys of one project at the top level`,
+		"project-typo.bad.yml":                  `line 5: projects[0].taks: unknown key (valid: name, region, project_id, endpoint, iam_endpoint, credentials, tasks, status_names, discovery, allow_insecure_endpoint)`,
+		"project-missing-file.bad.yml":          `line 10: projects[1].credentials.secret_key_file: open testdata/does-not-exist.txt: no such file or directory`,
+		"project-bad-task.bad.yml":              `line 9: projects[1].tasks[1]: "b c" is not a task id (want 1 to 64 of A-Z a-z 0-9 - _)`,
+		"project-no-region.bad.yml":             `line 2: projects[0].region: required (for example cn-north-4)`,
+		"project-secret-as-credentials.bad.yml": `line 4: projects[0].credentials: want a mapping of keys, got a single value (not shown: it may be a secret)`,
 	}
 	files, err := filepath.Glob("testdata/*.bad.yml")
 	if err != nil || len(files) != len(want) {
@@ -283,16 +297,26 @@ func TestNoSecretInErrors(t *testing.T) {
 	}
 	texts = append(texts, "credentials:\n  failure_backoff: "+secret+"\n", secret+"\n", "- "+secret+"\n")
 	for _, text := range texts {
-		_, _, err := Parse([]byte(base+text), noEnv)
+		files := []string{base + text}
 		if text == secret+"\n" || text == "- "+secret+"\n" {
-			_, _, err = Parse([]byte(text), noEnv)
+			files = []string{text}
+		} else {
+			// The same text in the second project of a list.
+			item := "    " + strings.ReplaceAll(strings.TrimSuffix(base+text, "\n"), "\n", "\n    ") + "\n"
+			files = append(files, "projects:\n  - {name: a, region: cn-north-4, tasks: [a], credentials: {access_key: AK, secret_key_file: sk}}\n  - name: b\n"+item)
 		}
-		if err == nil {
-			t.Errorf("accepted:\n%s", text)
-			continue
-		}
-		if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret[:6])) {
-			t.Errorf("the error shows the secret: %v\nfor\n%s", err, text)
+		for _, file := range files {
+			_, _, err := Parse([]byte(file), noEnv)
+			if err == nil {
+				t.Errorf("accepted:\n%s", file)
+				continue
+			}
+			if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secret[:6])) {
+				t.Errorf("the error shows the secret: %v\nfor\n%s", err, file)
+			}
+			if strings.HasPrefix(file, "projects:") && !strings.Contains(err.Error(), "projects[1].credentials") {
+				t.Errorf("the error is not about the second project's credentials: %v\nfor\n%s", err, file)
+			}
 		}
 	}
 }

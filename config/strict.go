@@ -27,6 +27,10 @@ type decoder struct {
 	lines map[string]int
 }
 
+// A defaulter is a list item with defaults (a project): they are set before the item is
+// decoded, as a section's are before the file is.
+type defaulter interface{ setDefaults() }
+
 var durationType = reflect.TypeFor[time.Duration]()
 
 // A scalarType reads one Go type from a scalar. want is what a key of the type takes, in
@@ -154,6 +158,9 @@ func (d decoder) slice(n *yaml.Node, v reflect.Value, path string) error {
 	for i, item := range n.Content {
 		itemPath := fmt.Sprintf("%s[%d]", path, i)
 		d.lines[itemPath] = item.Line
+		if item, ok := out.Index(i).Addr().Interface().(defaulter); ok {
+			item.setDefaults()
+		}
 		if err := d.value(item, out.Index(i), itemPath); err != nil {
 			return err
 		}
@@ -234,9 +241,18 @@ func quote(s, path string) string {
 }
 
 // secretive reports whether a value found at path may be a secret written in the wrong
-// place: anywhere under credentials, and the whole file. Errors there never show it.
+// place: anywhere under credentials (a project's too), and the whole file. Errors there
+// never show it.
 func secretive(path string) bool {
-	return path == "" || path == "config" || path == "credentials" || strings.HasPrefix(path, "credentials.")
+	if path == "" || path == "config" {
+		return true
+	}
+	for _, part := range strings.Split(path, ".") {
+		if part == "credentials" {
+			return true
+		}
+	}
+	return false
 }
 
 // keyPattern is what a mistyped key looks like; another unknown key under credentials is

@@ -22,7 +22,13 @@ var wantPanels = []string{
 	"Tasks",
 	"Items succeeded", "Items failed", "Failed items per interval",
 	"API requests by code", "Call rate and 429s", "Tasks not scraped", "Credentials",
-	"Tasks discovery missed", "Discovery at max_tasks",
+	"Tasks discovery missed", "Discovery at max_tasks", "Projects resolved",
+}
+
+// The metric a panel must show, by title: the ones a user looks for by name.
+var wantPanelMetric = map[string]string{
+	"Credentials":       "metastudio_auth_ok",
+	"Projects resolved": "metastudio_project_resolved",
 }
 
 func TestDashboardStructure(t *testing.T) {
@@ -62,8 +68,9 @@ func TestDashboardStructure(t *testing.T) {
 	}{
 		"job":      {"job", []string{"metastudio_task_info"}},
 		"exporter": {"metastudio_exporter", []string{"metastudio_task_info{", `job=~"$job"`}},
-		"resource": {"resource", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`}},
-		"task":     {"task_id", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`, `resource=~"$resource"`}},
+		"project":  {"project", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`}},
+		"resource": {"resource", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`, `project=~"$project"`}},
+		"task":     {"task_id", []string{"metastudio_task_info{", `job=~"$job"`, `metastudio_exporter=~"$exporter"`, `project=~"$project"`, `resource=~"$resource"`}},
 	} {
 		v, ok := vars[name]
 		if !ok || v.Type != "query" {
@@ -123,6 +130,17 @@ func TestDashboardStructure(t *testing.T) {
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no targets", p.Title)
 		}
+		if metric, ok := wantPanelMetric[p.Title]; ok {
+			shown := false
+			for _, tg := range p.Targets {
+				for _, m := range selectorRE.FindAllStringSubmatch(tg.Expr, -1) {
+					shown = shown || m[1] == metric
+				}
+			}
+			if !shown {
+				t.Errorf("panel %q does not show %s", p.Title, metric)
+			}
+		}
 		for _, tg := range p.Targets {
 			if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" || tg.Datasource.Type != "prometheus" {
 				t.Errorf("panel %q target %s: datasource %+v, want prometheus ${datasource}", p.Title, tg.RefID, tg.Datasource)
@@ -130,14 +148,27 @@ func TestDashboardStructure(t *testing.T) {
 			if strings.TrimSpace(tg.Expr) == "" {
 				t.Errorf("panel %q target %s has no expression", p.Title, tg.RefID)
 			}
-			// Every selector follows the exporter selection, and per-task metrics the job
-			// and task selection too. Exporter-wide metrics do not filter on job: with
-			// /probe they are on the exporter's own job, not the tasks'.
+			// Every selector follows the exporter selection; every metric of a project
+			// (all but the process-wide ones) the project selection; and per-task metrics
+			// the job and task selection too. Exporter-wide metrics do not filter on job:
+			// with /probe they are on the exporter's own job, not the tasks'. A
+			// process-wide metric has no project label, so a project filter would hide it.
+			// Every join and grouping that keeps the exporter keeps the project.
+			for _, g := range groupingRE.FindAllStringSubmatch(tg.Expr, -1) {
+				if strings.Contains(g[2], "metastudio_exporter") && !strings.Contains(g[2], "project") {
+					t.Errorf("panel %q target %s: %s (%s) keeps metastudio_exporter but not project", p.Title, tg.RefID, g[1], g[2])
+				}
+			}
 			for _, m := range selectorRE.FindAllStringSubmatch(tg.Expr, -1) {
 				if m[1] == "metastudio_exporter" {
 					continue // the label, in by (...) or on (...)
 				}
 				want := []string{`metastudio_exporter=~"$exporter"`}
+				if !processWide(m[1]) {
+					want = append(want, `project=~"$project"`)
+				} else if strings.Contains(m[2], "project") {
+					t.Errorf("panel %q target %s: %s%s filters on project, which a process-wide series has not", p.Title, tg.RefID, m[1], m[2])
+				}
 				if strings.HasPrefix(m[1], "metastudio_task_") {
 					want = append(want, `job=~"$job"`, `task_id=~"$task"`)
 				}
@@ -154,4 +185,11 @@ func TestDashboardStructure(t *testing.T) {
 			t.Errorf("no panel %q", want)
 		}
 	}
+}
+
+// processWide reports whether a metric is about the exporter process rather than one of its
+// projects: such series carry no project label.
+func processWide(name string) bool {
+	return strings.HasPrefix(name, "metastudio_config_") || name == "metastudio_scrape_duration_seconds" ||
+		name == "metastudio_exporter_build_info"
 }

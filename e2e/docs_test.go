@@ -30,7 +30,8 @@ func TestDocsListEveryFlag(t *testing.T) {
 	}
 }
 
-// configKeys returns the YAML keys of a config struct, nested ones as path.key.
+// configKeys returns the YAML keys of a config struct, nested ones as path.key (the keys
+// of a list's items too, as list.key).
 func configKeys(typ reflect.Type, prefix string) []string {
 	for typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()
@@ -44,7 +45,7 @@ func configKeys(typ reflect.Type, prefix string) []string {
 		}
 		keys = append(keys, prefix+name)
 		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
+		for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
 			ft = ft.Elem()
 		}
 		if ft.Kind() == reflect.Struct && ft.PkgPath() == typ.PkgPath() {

@@ -49,6 +49,27 @@ const (
 	k8sPodIndexField = "metadata.labels['apps.kubernetes.io/pod-index']"
 )
 
+// k8sProjectsDir is the directory under examples/kubernetes/ of the objects for several
+// projects: an alternative to the one-project ConfigMap, Secret and Deployment, with the
+// one-project files of k8sProjectsReused.
+const k8sProjectsDir = "projects"
+
+// The one-project files the projects variant applies as they are.
+var k8sProjectsReused = []string{"service.yaml", "servicemonitor.yaml", "prometheusrule.yaml"}
+
+// k8sProjectsFiles lists the files a user applies for several projects.
+func k8sProjectsFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(k8sDir, k8sProjectsDir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s/%s: %v", k8sDir, k8sProjectsDir, err)
+	}
+	for _, f := range k8sProjectsReused {
+		files = append(files, filepath.Join(k8sDir, f))
+	}
+	return files
+}
+
 // The kinds the examples may use, with their apiVersion. Another kind must be added here
 // (and, if it runs or exposes the exporter, checked below).
 var k8sKinds = map[string]string{
@@ -157,6 +178,10 @@ type k8sVolume struct {
 	} `yaml:"configMap"`
 	Secret *struct {
 		SecretName string `yaml:"secretName"`
+		Items      []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+		} `yaml:"items"`
 	} `yaml:"secret"`
 }
 
@@ -240,6 +265,7 @@ type k8sProbe struct {
 
 // k8sManifests is every object of the examples, by kind.
 type k8sManifests struct {
+	name       string // the set: "one project" or "projects"
 	configMaps map[string]*k8sConfigMap
 	secrets    map[string]*k8sSecret
 	services   []*k8sService
@@ -247,84 +273,105 @@ type k8sManifests struct {
 	workloads  []*k8sWorkload
 }
 
-// k8sLoad parses every manifest under examples/kubernetes/, every document of each.
-func k8sLoad(t *testing.T) *k8sManifests {
+// k8sLoad parses the manifests under examples/kubernetes/, every document of each: the
+// one-project objects (all but the projects directory), then the objects for several
+// projects (k8sProjectsFiles). Each set is applied on its own, so a name is unique per set.
+func k8sLoad(t *testing.T) []*k8sManifests {
 	t.Helper()
-	m := &k8sManifests{configMaps: map[string]*k8sConfigMap{}, secrets: map[string]*k8sSecret{}}
-	seen := map[string]string{} // kind/name -> where
-	files := 0
+	var plain []string
 	err := filepath.WalkDir(k8sDir, func(name string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && name == filepath.Join(k8sDir, k8sProjectsDir) {
+			return filepath.SkipDir
+		}
 		if err != nil || d.IsDir() || (!strings.HasSuffix(name, ".yaml") && !strings.HasSuffix(name, ".yml")) {
 			return err
 		}
-		files++
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		for i := 1; ; i++ {
-			var doc yaml.Node
-			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return fmt.Errorf("%s: document %d: %v", name, i, err)
-			}
-			if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
-				continue // an empty document, as after a trailing ---
-			}
-			where := fmt.Sprintf("%s (document %d)", name, i)
-			var h k8sHeader
-			if err := doc.Decode(&h); err != nil {
-				return fmt.Errorf("%s: %v", where, err)
-			}
-			want, known := k8sKinds[h.Kind]
-			switch {
-			case h.Kind == "" || h.APIVersion == "" || h.Metadata.Name == "":
-				return fmt.Errorf("%s: not a Kubernetes object: apiVersion, kind and metadata.name are required", where)
-			case !known:
-				return fmt.Errorf("%s: kind %s is not one the test knows: add it to k8sKinds", where, h.Kind)
-			case h.APIVersion != want:
-				return fmt.Errorf("%s: %s has apiVersion %q, want %q", where, h.Kind, h.APIVersion, want)
-			}
-			if prev, dup := seen[h.Kind+"/"+h.Metadata.Name]; dup {
-				return fmt.Errorf("%s: %s %s is also defined in %s", where, h.Kind, h.Metadata.Name, prev)
-			}
-			seen[h.Kind+"/"+h.Metadata.Name] = where
-			var obj any
-			switch h.Kind {
-			case "ConfigMap":
-				c := &k8sConfigMap{}
-				m.configMaps[h.Metadata.Name], obj = c, c
-			case "Secret":
-				s := &k8sSecret{}
-				m.secrets[h.Metadata.Name], obj = s, s
-			case "Service":
-				s := &k8sService{}
-				m.services, obj = append(m.services, s), s
-			case "PrometheusRule":
-				continue // e2e/kubernetes_test.go holds it to examples/alerts.yml
-			case "ServiceMonitor":
-				s := &k8sServiceMonitor{}
-				m.monitors, obj = append(m.monitors, s), s
-			default:
-				w := &k8sWorkload{}
-				m.workloads, obj = append(m.workloads, w), w
-			}
-			if err := k8sDecodeStrict(&doc, obj); err != nil {
-				return fmt.Errorf("%s: %v", where, err)
-			}
-			obj.(interface{ setWhere(string) }).setWhere(where) // not a YAML field: after decoding
-		}
+		plain = append(plain, name)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if files == 0 {
+	if len(plain) == 0 {
 		t.Fatalf("no manifests under %s", k8sDir)
 	}
+	return []*k8sManifests{k8sLoadFiles(t, "one project", plain), k8sLoadFiles(t, "projects", k8sProjectsFiles(t))}
+}
+
+// k8sLoadFiles parses one set of manifests.
+func k8sLoadFiles(t *testing.T, set string, names []string) *k8sManifests {
+	t.Helper()
+	m := &k8sManifests{name: set, configMaps: map[string]*k8sConfigMap{}, secrets: map[string]*k8sSecret{}}
+	seen := map[string]string{} // kind/name -> where
+	for _, name := range names {
+		if err := k8sLoadFile(m, seen, name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return m
+}
+
+// k8sLoadFile adds the objects of one file to m.
+func k8sLoadFile(m *k8sManifests, seen map[string]string, name string) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for i := 1; ; i++ {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("%s: document %d: %v", name, i, err)
+		}
+		if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
+			continue // an empty document, as after a trailing ---
+		}
+		where := fmt.Sprintf("%s (document %d)", name, i)
+		var h k8sHeader
+		if err := doc.Decode(&h); err != nil {
+			return fmt.Errorf("%s: %v", where, err)
+		}
+		want, known := k8sKinds[h.Kind]
+		switch {
+		case h.Kind == "" || h.APIVersion == "" || h.Metadata.Name == "":
+			return fmt.Errorf("%s: not a Kubernetes object: apiVersion, kind and metadata.name are required", where)
+		case !known:
+			return fmt.Errorf("%s: kind %s is not one the test knows: add it to k8sKinds", where, h.Kind)
+		case h.APIVersion != want:
+			return fmt.Errorf("%s: %s has apiVersion %q, want %q", where, h.Kind, h.APIVersion, want)
+		}
+		if prev, dup := seen[h.Kind+"/"+h.Metadata.Name]; dup {
+			return fmt.Errorf("%s: %s %s is also defined in %s", where, h.Kind, h.Metadata.Name, prev)
+		}
+		seen[h.Kind+"/"+h.Metadata.Name] = where
+		var obj any
+		switch h.Kind {
+		case "ConfigMap":
+			c := &k8sConfigMap{}
+			m.configMaps[h.Metadata.Name], obj = c, c
+		case "Secret":
+			s := &k8sSecret{}
+			m.secrets[h.Metadata.Name], obj = s, s
+		case "Service":
+			s := &k8sService{}
+			m.services, obj = append(m.services, s), s
+		case "PrometheusRule":
+			continue // e2e/kubernetes_test.go holds it to examples/alerts.yml
+		case "ServiceMonitor":
+			s := &k8sServiceMonitor{}
+			m.monitors, obj = append(m.monitors, s), s
+		default:
+			w := &k8sWorkload{}
+			m.workloads, obj = append(m.workloads, w), w
+		}
+		if err := k8sDecodeStrict(&doc, obj); err != nil {
+			return fmt.Errorf("%s: %v", where, err)
+		}
+		obj.(interface{ setWhere(string) }).setWhere(where) // not a YAML field: after decoding
+	}
+	return nil
 }
 
 // k8sDecodeStrict decodes a document into v, refusing fields v does not have.
@@ -463,32 +510,113 @@ func k8sCheckEnv(vars map[string]string) []string {
 	return env
 }
 
-// k8sWithEndpoint returns the config text with endpoint set to url, so that the exporter
-// started by the test never reaches the real cloud.
+// k8sWithEndpoint returns the config text with endpoint set to url, at the top level or in
+// every entry of projects, so that the exporter started by the test never reaches the real
+// cloud.
 func k8sWithEndpoint(t *testing.T, text, url string) []byte {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		t.Fatalf("config is not a YAML mapping: %v", err)
 	}
-	root := doc.Content[0]
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "endpoint" {
-			root.Content[i+1].SetString(url)
-			url = ""
+	setEndpoint := func(m *yaml.Node) {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "endpoint" {
+				m.Content[i+1].SetString(url)
+				return
+			}
 		}
-	}
-	if url != "" {
 		var k, v yaml.Node
 		k.SetString("endpoint")
 		v.SetString(url)
-		root.Content = append(root.Content, &k, &v)
+		m.Content = append(m.Content, &k, &v)
+	}
+	root := doc.Content[0]
+	projects := false
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "projects" && root.Content[i+1].Kind == yaml.SequenceNode {
+			projects = true
+			for _, p := range root.Content[i+1].Content {
+				setEndpoint(p)
+			}
+		}
+	}
+	if !projects {
+		setEndpoint(root)
 	}
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// k8sConfigProject is a project of a config: its name and the tasks it lists.
+type k8sConfigProject struct {
+	Name  string   `yaml:"name"`
+	Tasks []string `yaml:"tasks"`
+}
+
+// k8sConfigProjects returns the projects of a config, in order: the entries of projects, or
+// the one-project form's tasks as the project "default".
+func k8sConfigProjects(t *testing.T, text string) []k8sConfigProject {
+	t.Helper()
+	var cfg struct {
+		Tasks    []string           `yaml:"tasks"`
+		Projects []k8sConfigProject `yaml:"projects"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Projects) == 0 {
+		return []k8sConfigProject{{Name: "default", Tasks: cfg.Tasks}}
+	}
+	return cfg.Projects
+}
+
+// k8sSecretEnv returns the container's variables that come from a Secret, with test values
+// (creds' where it has one).
+func k8sSecretEnv(c *k8sContainer, creds map[string]string) map[string]string {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			env[e.Name] = creds[e.Name]
+			if env[e.Name] == "" {
+				env[e.Name] = "k8s-test-" + strings.ToLower(e.Name)
+			}
+		}
+	}
+	return env
+}
+
+// k8sSecretFiles writes, for every Secret volume the container mounts, the Secret's keys as
+// files (test values, not the manifests' placeholders) into a directory that stands for the
+// mount, and returns the config text with the mount paths moved there.
+func k8sSecretFiles(t *testing.T, w *k8sWorkload, c *k8sContainer, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, vm := range c.VolumeMounts {
+		for _, v := range w.Spec.Template.Spec.Volumes {
+			if v.Name != vm.Name || v.Secret == nil {
+				continue
+			}
+			moved := filepath.Join(dir, vm.MountPath)
+			if err := os.MkdirAll(moved, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range v.Secret.Items {
+				value := "k8s-test-" + strings.ToLower(it.Key)
+				if it.Key == "CLOUD_SDK_AK" {
+					value = "K8STESTACCESSKEY" + strings.ToUpper(v.Name)
+				}
+				if err := os.WriteFile(filepath.Join(moved, it.Path), []byte(value), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			text = strings.ReplaceAll(text, strings.TrimSuffix(vm.MountPath, "/")+"/", moved+"/")
+		}
+	}
+	return text
 }
 
 // TestKubernetesManifestsAgainstBinary builds the binary and holds the manifests to it: every
@@ -499,7 +627,6 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	m := k8sLoad(t)
 	bin := k8sBuild(t)
 	flags, help := k8sHelp(t, bin)
 
@@ -510,6 +637,15 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 		t.Errorf("the binary's default --web.telemetry-path is %v, the manifests use %s", d, k8sDefaultMetricsPath)
 	}
 
+	for _, m := range k8sLoad(t) {
+		t.Run(m.name, func(t *testing.T) { k8sCheckAgainstBinary(t, m, bin, flags) })
+	}
+}
+
+// k8sCheckAgainstBinary holds one set of manifests to the binary (see
+// TestKubernetesManifestsAgainstBinary).
+func k8sCheckAgainstBinary(t *testing.T, m *k8sManifests, bin string, flags map[string]bool) {
+	t.Helper()
 	for _, w := range m.workloads {
 		for _, c := range w.Spec.Template.Spec.Containers {
 			args, err := k8sParseArgs(c.Args)
@@ -533,20 +669,29 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 		}
 	}
 
+	// The ConfigMap's config passes --config.check, with the environment each workload
+	// gives the exporter and the key files of the Secrets it mounts in place.
 	creds := map[string]string{"CLOUD_SDK_AK": "K8STESTACCESSKEY0000", "CLOUD_SDK_SK": "k8s-test-secret-key"}
-	for _, cm := range m.configMaps {
-		for key, text := range cm.Data {
-			if !strings.HasSuffix(key, ".yml") && !strings.HasSuffix(key, ".yaml") {
-				continue
+	for _, w := range m.workloads {
+		c := &w.Spec.Template.Spec.Containers[0]
+		for _, v := range w.Spec.Template.Spec.Volumes {
+			if v.ConfigMap == nil || m.configMaps[v.ConfigMap.Name] == nil {
+				continue // checkManifestRules says if the config's ConfigMap is missing
 			}
-			file := filepath.Join(t.TempDir(), key)
-			if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(bin, "--config.check", "--config.file="+file)
-			cmd.Env = k8sCheckEnv(creds)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("ConfigMap %s in %s: %s fails --config.check: %v\n%s", cm.Metadata.Name, cm.where, key, err, out)
+			cm := m.configMaps[v.ConfigMap.Name]
+			for key, text := range cm.Data {
+				if !strings.HasSuffix(key, ".yml") && !strings.HasSuffix(key, ".yaml") {
+					continue
+				}
+				file := filepath.Join(t.TempDir(), key)
+				if err := os.WriteFile(file, []byte(k8sSecretFiles(t, w, c, text)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(bin, "--config.check", "--config.file="+file)
+				cmd.Env = k8sCheckEnv(k8sSecretEnv(c, creds))
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("%s %s: ConfigMap %s in %s: %s fails --config.check: %v\n%s", w.Kind, w.Metadata.Name, cm.Metadata.Name, cm.where, key, err, out)
+				}
 			}
 		}
 	}
@@ -587,18 +732,15 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 			t.Errorf("%s %s: cannot find its config (see TestKubernetesManifests)", w.Kind, w.Metadata.Name)
 			continue
 		}
-		var cfg struct {
-			Tasks []string `yaml:"tasks"`
-		}
-		if err := yaml.Unmarshal([]byte(configText), &cfg); err != nil {
-			t.Fatal(err)
-		}
+		projects := k8sConfigProjects(t, configText)
 		config := filepath.Join(t.TempDir(), file)
-		if err := os.WriteFile(config, k8sWithEndpoint(t, configText, api.URL), 0o600); err != nil {
+		if err := os.WriteFile(config, k8sWithEndpoint(t, k8sSecretFiles(t, w, c, configText), api.URL), 0o600); err != nil {
 			t.Fatal(err)
 		}
 
-		listed := map[string][]int{} // task id -> the pods whose /sd lists it
+		listed := map[string][]int{}      // task id -> the pods whose /sd lists it
+		listedIn := map[string][]string{} // task id -> the projects /sd names for it
+		named := false                    // whether /sd names a project at all
 		for ordinal := range replicas {
 			podName := fmt.Sprintf("%s-%d", w.Metadata.Name, ordinal)
 			t.Run(w.Kind+"/"+podName, func(t *testing.T) {
@@ -609,10 +751,7 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 					case e.ValueFrom == nil:
 						env[e.Name] = e.Value
 					case e.ValueFrom.SecretKeyRef != nil:
-						env[e.Name] = creds[e.Name]
-						if env[e.Name] == "" {
-							env[e.Name] = "k8s-test-" + strings.ToLower(e.Name)
-						}
+						env[e.Name] = k8sSecretEnv(c, creds)[e.Name]
 					case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == k8sPodIndexField && w.Kind == "StatefulSet":
 						env[e.Name] = strconv.Itoa(ordinal)
 					case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
@@ -697,21 +836,41 @@ func TestKubernetesManifestsAgainstBinary(t *testing.T) {
 					t.Fatalf("/sd: %v\n%s", err, body)
 				}
 				for _, g := range groups {
+					project, ok := g.Labels["__meta_metastudio_project"]
+					named = named || ok
 					for _, id := range g.Targets {
 						listed[id] = append(listed[id], ordinal)
+						if ok {
+							listedIn[id] = append(listedIn[id], project)
+						}
 					}
 				}
 			})
 		}
 		// The API fails, so discovery adds nothing: the pods list the configured tasks,
-		// each exactly once across all of them.
-		for _, id := range cfg.Tasks {
-			if len(listed[id]) != 1 {
-				t.Errorf("%s %s: task %s is listed on /sd by pods %v, want exactly one", w.Kind, w.Metadata.Name, id, listed[id])
+		// each exactly once across all of them, under its project's name where /sd names
+		// projects. An exporter whose /sd names none serves the first project only (the
+		// one-project exporter reads the projects list's first entry): then only that
+		// project's tasks are listed, and the check says so.
+		want := projects
+		if !named && len(projects) > 1 {
+			t.Logf("%s %s: /sd names no project: holding it to the first project, %s, only", w.Kind, w.Metadata.Name, projects[0].Name)
+			want = projects[:1]
+		}
+		var tasks []string
+		for _, p := range want {
+			tasks = append(tasks, p.Tasks...)
+			for _, id := range p.Tasks {
+				if len(listed[id]) != 1 {
+					t.Errorf("%s %s: task %s is listed on /sd by pods %v, want exactly one", w.Kind, w.Metadata.Name, id, listed[id])
+				}
+				if named && !slices.Equal(listedIn[id], []string{p.Name}) {
+					t.Errorf("%s %s: /sd lists task %s in projects %q, want [%s]", w.Kind, w.Metadata.Name, id, listedIn[id], p.Name)
+				}
 			}
 		}
 		for id := range listed {
-			if !slices.Contains(cfg.Tasks, id) {
+			if !slices.Contains(tasks, id) {
 				t.Errorf("%s %s: /sd lists %s, which is not configured", w.Kind, w.Metadata.Name, id)
 			}
 		}

@@ -139,26 +139,48 @@ func newObjects(name string) *objects {
 	return &objects{name: name, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 }
 
-// plainManifests reads examples/kubernetes/ (the Deployment and the sharded StatefulSet
-// share the ConfigMap and the Secret).
+// plainManifests reads examples/kubernetes/ but its projects/ directory (the Deployment and
+// the sharded StatefulSet share the ConfigMap and the Secret).
 func plainManifests(t *testing.T) *objects {
 	t.Helper()
 	set := newObjects("examples/kubernetes")
-	err := filepath.WalkDir(filepath.Join(root, "examples", "kubernetes"), func(path string, d os.DirEntry, err error) error {
+	dir := filepath.Join(root, "examples", "kubernetes")
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && path == filepath.Join(dir, k8sProjectsDir) {
+			return filepath.SkipDir // an alternative to the one-project objects: projectsManifests
+		}
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		decodeObjects(t, set, path, data)
-		return nil
+		return decodeFile(t, set, path)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// projectsManifests reads examples/kubernetes/projects/ with the one-project files it
+// reuses: what a user applies for two projects.
+func projectsManifests(t *testing.T) *objects {
+	t.Helper()
+	set := newObjects("examples/kubernetes/" + k8sProjectsDir)
+	for _, f := range k8sProjectsFiles(t) {
+		if err := decodeFile(t, set, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return set
+}
+
+func decodeFile(t *testing.T, set *objects, path string) error {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	decodeObjects(t, set, path, data)
+	return nil
 }
 
 // TestHelmIsBuiltOnce checks that the tests run Helm exactly as the Makefile builds it
@@ -300,8 +322,69 @@ func checkObjects(t *testing.T, set *objects, binary string) {
 		if _, err := resource.ParseQuantity(strings.TrimSuffix(env["GOMEMLIMIT"].Value, "B")); err != nil {
 			t.Errorf("%s: GOMEMLIMIT %q: %v", where, env["GOMEMLIMIT"].Value, err)
 		}
+		// The config, from a ConfigMap of the set.
+		var cm *corev1.ConfigMap
+		for _, v := range pod.Volumes {
+			if v.ConfigMap != nil {
+				cm = configMaps[v.ConfigMap.Name]
+			}
+		}
+		if cm == nil || cm.Data["config.yml"] == "" {
+			t.Errorf("%s: no ConfigMap with a config.yml among the objects", where)
+			continue
+		}
+		var cfg struct {
+			Projects []struct {
+				Name        string            `yaml:"name"`
+				Credentials map[string]string `yaml:"credentials"`
+			} `yaml:"projects"`
+		}
+		if err := yaml.Unmarshal([]byte(cm.Data["config.yml"]), &cfg); err != nil {
+			t.Errorf("%s: ConfigMap %s: %v", where, cm.Name, err)
+			continue
+		}
+		// With several projects, each reads its keys from files of its own Secret, mounted
+		// into the container, and the environment holds none.
+		mounts := map[string]string{} // mount path -> Secret
+		for _, m := range c.VolumeMounts {
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name && v.Secret != nil {
+					mounts[m.MountPath] = v.Secret.SecretName
+					keys := map[string]bool{}
+					for _, it := range v.Secret.Items {
+						keys[it.Key+"="+it.Path] = true
+					}
+					if !keys["CLOUD_SDK_AK=CLOUD_SDK_AK"] || !keys["CLOUD_SDK_SK=CLOUD_SDK_SK"] {
+						t.Errorf("%s: Secret volume %s: want the keys CLOUD_SDK_AK and CLOUD_SDK_SK as files of those names", where, v.Name)
+					}
+					if n := v.Secret.SecretName; !secretNames[n] && !strings.Contains(set.name, "ci/") {
+						t.Errorf("%s: volume %s mounts Secret %s, which is not among the objects", where, v.Name, n)
+					}
+				}
+			}
+		}
+		projectSecrets := map[string]bool{}
+		for _, p := range cfg.Projects {
+			for key, file := range map[string]string{"access_key_file": "CLOUD_SDK_AK", "secret_key_file": "CLOUD_SDK_SK"} {
+				path := p.Credentials[key]
+				secret, ok := mounts[filepath.Dir(path)]
+				if !ok || filepath.Base(path) != file {
+					t.Errorf("%s: project %s: credentials.%s %q is not the file %s of a mounted Secret", where, p.Name, key, path, file)
+				}
+				projectSecrets[secret] = true
+			}
+		}
+		if len(cfg.Projects) > 0 && len(projectSecrets) != len(cfg.Projects) {
+			t.Errorf("%s: %d projects read %d Secrets: want one Secret each", where, len(cfg.Projects), len(projectSecrets))
+		}
 		for _, k := range []string{"CLOUD_SDK_AK", "CLOUD_SDK_SK"} {
 			e := env[k]
+			if len(cfg.Projects) > 0 {
+				if e.Name != "" {
+					t.Errorf("%s: %s is set, but every project reads its own Secret", where, k)
+				}
+				continue
+			}
 			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Key != k {
 				t.Errorf("%s: %s does not come from a Secret's key %s", where, k, k)
 			} else if n := e.ValueFrom.SecretKeyRef.Name; !secretNames[n] && !strings.Contains(set.name, "ci/") {
@@ -319,19 +402,24 @@ func checkObjects(t *testing.T, set *objects, binary string) {
 		} else if strings.Contains(args, "--shard.") {
 			t.Errorf("%s: a Deployment must not shard: %q", where, args)
 		}
-		// The config: mounted from a ConfigMap of the set, and it loads.
-		var cm *corev1.ConfigMap
-		for _, v := range pod.Volumes {
-			if v.ConfigMap != nil {
-				cm = configMaps[v.ConfigMap.Name]
+		// The config loads, with each project's key files where its Secret is mounted
+		// (moved under a temporary directory).
+		dir := t.TempDir()
+		text := cm.Data["config.yml"]
+		for mount := range mounts {
+			moved := filepath.Join(dir, mount)
+			text = strings.ReplaceAll(text, mount+"/", moved+"/")
+			if err := os.MkdirAll(moved, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, value := range map[string]string{"CLOUD_SDK_AK": "CHECKAK0000000000000", "CLOUD_SDK_SK": "check-secret"} {
+				if err := os.WriteFile(filepath.Join(moved, name), []byte(value), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-		if cm == nil || cm.Data["config.yml"] == "" {
-			t.Errorf("%s: no ConfigMap with a config.yml among the objects", where)
-			continue
-		}
-		file := filepath.Join(t.TempDir(), "config.yml")
-		if err := os.WriteFile(file, []byte(cm.Data["config.yml"]), 0o644); err != nil {
+		file := filepath.Join(dir, "config.yml")
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(binary, "--config.check", "--config.file="+file)
@@ -398,6 +486,29 @@ func TestKubernetesObjects(t *testing.T) {
 	}
 	checkObjects(t, plain, binary)
 	checkManifestRules(t, plain)
+	projects := projectsManifests(t)
+	if len(projects.deployments) != 1 || len(projects.statefulSets) != 0 || len(projects.secrets) != 2 || len(projects.configMaps) != 1 ||
+		len(projects.services) != 1 || len(projects.monitors) != 1 || len(projects.rules) != 1 {
+		t.Errorf("%s: want a ConfigMap, two Secrets and a Deployment, with the Service, ServiceMonitor and PrometheusRule of examples/kubernetes", projects.name)
+	}
+	for _, cm := range projects.configMaps {
+		var cfg struct {
+			Projects []struct {
+				Region string `yaml:"region"`
+			} `yaml:"projects"`
+		}
+		regions := map[string]bool{}
+		if err := yaml.Unmarshal([]byte(cm.Data["config.yml"]), &cfg); err == nil {
+			for _, p := range cfg.Projects {
+				regions[p.Region] = true
+			}
+		}
+		if len(cfg.Projects) != 2 || len(regions) != 2 {
+			t.Errorf("%s: ConfigMap %s: want two projects in two regions, got %d in %d", projects.name, cm.Name, len(cfg.Projects), len(regions))
+		}
+	}
+	checkObjects(t, projects, binary)
+	checkManifestRules(t, projects)
 	renders := chartRenders(t)
 	var sharded, rules, monitors int
 	for _, set := range renders {
@@ -643,11 +754,19 @@ func checkManifestRules(t *testing.T, set *objects) {
 	}
 }
 
-// TestPlainSecretIsAPlaceholder: the example Secret holds placeholders only, in stringData.
+// TestPlainSecretIsAPlaceholder: the example Secrets, the one-project one and the
+// projects' ones, hold placeholders only, in stringData.
 func TestPlainSecretIsAPlaceholder(t *testing.T) {
 	set := plainManifests(t)
 	if len(set.secrets) != 1 {
 		t.Fatalf("want one Secret in examples/kubernetes, got %d", len(set.secrets))
+	}
+	projects := projectsManifests(t)
+	if len(projects.secrets) == 0 {
+		t.Fatalf("no Secret in %s", projects.name)
+	}
+	for _, s := range projects.secrets {
+		set.secrets[s.Name] = s
 	}
 	for _, s := range set.secrets {
 		if len(s.Data) > 0 || len(s.StringData) == 0 {

@@ -35,7 +35,14 @@ const (
 	simProject = "0123456789abcdef0123456789abcdef"
 	simAK      = "E2EPROMETHEUSAK00000"
 	simSK      = "e2e-prometheus-secret-key-not-real"
-	timeScale  = 60
+	// The second project of the end-to-end test, in another region, whose key is refused.
+	sgProject = "fedcba9876543210fedcba9876543210"
+	sgAK      = "E2EPROMETHEUSSGAK000"
+	sgSK      = "e2e-prometheus-sg-secret-key-not-real"
+	// The projects' names: the good one sorts first, so that the dashboard's first values
+	// select it.
+	goodProject, badProject = "beijing", "singapore"
+	timeScale               = 60
 	// e2eLimit bounds the whole test, processes included.
 	e2eLimit = 90 * time.Second
 )
@@ -366,7 +373,7 @@ var statusNames = map[string]string{"0": "waiting", "1": "running", "2": "succee
 // answers with fields f (f nil: a task whose call fails).
 func wantSeries(id string, f map[string]any) map[string]float64 {
 	key := func(name string, extra ...string) string {
-		m := map[string]string{"__name__": name, "task_id": id}
+		m := map[string]string{"__name__": name, "project": goodProject, "task_id": id}
 		for i := 0; i+1 < len(extra); i += 2 {
 			m[extra[i]] = extra[i+1]
 		}
@@ -450,8 +457,10 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 	t.Cleanup(cancel)
 	dir := t.TempDir()
 
-	// The simulator, with tasks fixed by the test.
-	sim := simulator.New(simulator.Options{Credentials: map[string]string{simAK: simSK}, ProjectID: simProject})
+	// The simulator, with tasks fixed by the test, serving two projects: the exporter's key
+	// of the second is refused.
+	sim := simulator.New(simulator.Options{Credentials: map[string]string{simAK: simSK}, ProjectID: simProject,
+		MoreProjects: []simulator.Project{{Name: "sg", ID: sgProject, Region: "ap-southeast-3", Credentials: map[string]string{sgAK: sgSK}}}})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	nowMs := time.Now().UnixMilli()
@@ -477,20 +486,28 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 	// test needs the other tasks fresh. promtool's unit tests prove MetaStudioAPIThrottled.
 	sim.SetFault(failing, simulator.FaultInternal())
 	taskIDs := []string{running, finished, waiting, failing}
+	refused := simulator.ProjectTaskID(1, 0) // sorts after the good project's
+	sim.SetProjectTask("sg", refused, map[string]any{"task_id": refused, "resource": "qa_pair", "total_count": 5, "failure_count": 1})
 
 	// The exporter binary.
 	if err := os.WriteFile(filepath.Join(dir, "sk"), []byte(simSK+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	config := fmt.Sprintf("region: cn-north-4\nproject_id: %s\nendpoint: %s\ncredentials:\n  access_key: %s\n"+
-		"  secret_key_file: sk\nscrape:\n  timeout: 5s\n  concurrency: 4\nstatus_names:\n", simProject, srv.URL, simAK)
+	if err := os.WriteFile(filepath.Join(dir, "sg-sk"), []byte("wrong-"+sgSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf("scrape:\n  timeout: 5s\n  concurrency: 4\nprojects:\n"+
+		"  - name: %s\n    region: cn-north-4\n    project_id: %s\n    endpoint: %s\n"+
+		"    credentials: {access_key: %s, secret_key_file: sk}\n    status_names:\n", goodProject, simProject, srv.URL, simAK)
 	for _, k := range slices.Sorted(maps.Keys(statusNames)) {
-		config += fmt.Sprintf("  %q: %s\n", k, statusNames[k])
+		config += fmt.Sprintf("      %q: %s\n", k, statusNames[k])
 	}
-	config += "tasks:\n"
+	config += "    tasks:\n"
 	for _, id := range taskIDs {
-		config += "  - " + id + "\n"
+		config += "      - " + id + "\n"
 	}
+	config += fmt.Sprintf("  - name: %s\n    region: ap-southeast-3\n    project_id: %s\n    endpoint: %s\n"+
+		"    credentials: {access_key: %s, secret_key_file: sg-sk}\n    tasks: [%s]\n", badProject, sgProject, srv.URL, sgAK, refused)
 	if err := os.WriteFile(filepath.Join(dir, "exporter.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +550,7 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 		}
 		var diff string
 		err := poll(ctx, 200*time.Millisecond, func() error {
-			s, err := api.query(fmt.Sprintf(`{__name__=~%q, %s=%q}`, taskFamilies, exporterLabel, exporterAddr))
+			s, err := api.query(fmt.Sprintf(`{__name__=~%q, %s=%q, project=%q}`, taskFamilies, exporterLabel, exporterAddr, goodProject))
 			if err != nil {
 				return err
 			}
@@ -566,15 +583,24 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 	checkTaskSeries()
 	// The exporter-wide series (with /probe, from the exporter's own job, which may not have
 	// been scraped yet when the task series are in).
+	// The refused project: its tasks are not read, its key is refused.
 	for _, expr := range []string{
-		`metastudio_api_requests_total{operation="ShowTask", code="500"} > 0`,
-		`metastudio_api_requests_total{operation="ShowTask", code="200"} > 0`,
-		`metastudio_auth_ok == 1`,
+		`metastudio_api_requests_total{operation="ShowTask", code="500", project="beijing"} > 0`,
+		`metastudio_api_requests_total{operation="ShowTask", code="200", project="beijing"} > 0`,
+		`metastudio_api_requests_total{operation="ShowTask", code="401", project="singapore"} > 0`,
+		`metastudio_auth_ok{project="beijing"} == 1`,
+		`metastudio_auth_ok{project="singapore"} == 0`,
+		`metastudio_project_resolved == 1`,
+		`metastudio_task_scrape_success{project="singapore"} == 0`,
 	} {
 		if err := poll(ctx, 200*time.Millisecond, func() error {
 			s, err := api.query(expr)
-			if err == nil && len(s) != 1 {
-				err = fmt.Errorf("%s: %v, want one series", expr, s)
+			want := 1
+			if strings.HasPrefix(expr, "metastudio_project_resolved") {
+				want = 2
+			}
+			if err == nil && len(s) != want {
+				err = fmt.Errorf("%s: %v, want %d series", expr, s, want)
 			}
 			return err
 		}); err != nil {
@@ -614,8 +640,9 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 		{"MetaStudioTaskItemsFailed", "task_id", running},
 		{"MetaStudioTaskFailureRatioHigh", "task_id", finished},
 		{"MetaStudioTaskScrapeFailing", "task_id", failing},
+		{"MetaStudioAuthFailing", "project", badProject},
 	}
-	quiet := []string{"MetaStudioExporterDown", "MetaStudioAuthFailing", "MetaStudioAPIThrottled"}
+	quiet := []string{"MetaStudioExporterDown", "MetaStudioAPIThrottled", "MetaStudioProjectUnresolved"}
 	var last []alert
 	err := poll(ctx, 250*time.Millisecond, func() error {
 		var err error
@@ -645,8 +672,16 @@ func endToEnd(t *testing.T, promFile string, m mode) {
 				t.Errorf("%s also fires for %s=%s: %+v", name, w.key, a.Labels[w.key], a)
 			}
 		}
+		// The refused project's tasks stay quiet (its auth alert speaks for them); the good
+		// project gets no project-wide alert.
+		if a.State == "firing" && a.Labels["project"] == badProject && name != "MetaStudioAuthFailing" {
+			t.Errorf("%s fires for the refused project: %+v", name, a)
+		}
+		if name == "MetaStudioAuthFailing" && !strings.Contains(a.Annotations["summary"], badProject) {
+			t.Errorf("MetaStudioAuthFailing does not name the project in its summary: %v", a.Annotations)
+		}
 		if name == "MetaStudioTaskItemsFailed" {
-			wantDesc := fmt.Sprintf(`5 more item(s) of the qa_pair task qa import "spring" (%s, exporter %s) failed in the last 15 minutes.`, running, exporterAddr)
+			wantDesc := fmt.Sprintf(`5 more item(s) of the qa_pair task qa import "spring" (%s, project %s, exporter %s) failed in the last 15 minutes.`, running, goodProject, exporterAddr)
 			if a.Labels["task_name"] != `qa import "spring"` || a.Labels["resource"] != "qa_pair" || a.Labels["severity"] != "warning" ||
 				a.Annotations["description"] != wantDesc {
 				t.Errorf("MetaStudioTaskItemsFailed: labels %v annotations %v; want the description %q", a.Labels, a.Annotations, wantDesc)
@@ -733,7 +768,7 @@ func checkDashboard(t *testing.T, api promAPI, m mode, exporter string, resource
 				"Failed items in range/A": {5},
 				"Tasks/E":                 {0, 7, 40},   // failed
 				"Tasks/F":                 {0, 0.29, 1}, // done
-				"Tasks not scraped/A":     {1},
+				"Tasks not scraped/A":     {1, 1},       // one in each project: the refused project's task too
 				"Items failed/A":          {0, 7, 40},
 				"Items succeeded/A":       {0, 51, 60},
 				// Discovery is off: nothing listed, nothing missed.

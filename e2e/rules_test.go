@@ -30,6 +30,8 @@ var wantAlerts = []string{
 	"MetaStudioClockSkew",
 	"MetaStudioDiscoveryStale",
 	"MetaStudioDiscoveryMissedTasks",
+	"MetaStudioAPIQuotaExhausted",
+	"MetaStudioProjectUnresolved",
 }
 
 const runbookBase = "https://github.com/metastudio-exporter/metastudio_exporter/blob/main/docs/alerting.md#"
@@ -208,6 +210,36 @@ func TestEveryAlertHasUnitTests(t *testing.T) {
 		}
 		if r.Alert != "MetaStudioAuthFailing" && !quietWhileAuth[r.Alert] {
 			t.Errorf("%s has no unit test where it stays quiet while MetaStudioAuthFailing fires", r.Alert)
+		}
+	}
+}
+
+// processAlerts are the alerts about the exporter process, not about one of its projects.
+var processAlerts = []string{"MetaStudioExporterDown", "MetaStudioConfigReloadFailed"}
+
+// groupingRE matches the label lists of on (...) and by (...).
+var groupingRE = regexp.MustCompile(`\b(on|by)\s*\(([^)]*)\)`)
+
+// TestAlertsArePerProject: every alert about a project names it in its summary, and every
+// join or aggregation that keeps the exporter keeps the project too, so that one project's
+// state never silences or merges into another's (alerts_test.yml's two-project cases show
+// the behaviour; this holds the rules to it as they are added).
+func TestAlertsArePerProject(t *testing.T) {
+	for _, r := range readRules(t, alertsFile) {
+		if r.Alert == "" || slices.Contains(processAlerts, r.Alert) {
+			continue
+		}
+		if !strings.Contains(r.Annotations["summary"], "{{ $labels.project }}") {
+			t.Errorf("%s: summary %q does not name the project", r.Alert, r.Annotations["summary"])
+		}
+		for _, m := range groupingRE.FindAllStringSubmatch(r.Expr, -1) {
+			var labels []string
+			for _, l := range strings.Split(m[2], ",") {
+				labels = append(labels, strings.TrimSpace(l))
+			}
+			if slices.Contains(labels, "metastudio_exporter") && !slices.Contains(labels, "project") {
+				t.Errorf("%s: %s (%s) keeps metastudio_exporter but not project", r.Alert, m[1], m[2])
+			}
 		}
 	}
 }

@@ -69,17 +69,24 @@ func TestDecodeChurnStats(t *testing.T) {
 func TestParseTaskSeries(t *testing.T) {
 	t.Parallel()
 	text := `# TYPE metastudio_task_scrape_success gauge
-metastudio_task_scrape_success{task_id="a"} 1
-metastudio_task_scrape_success{task_id="b"} 0
+metastudio_task_scrape_success{project="default",task_id="a"} 1
+metastudio_task_scrape_success{project="default",task_id="b"} 0
 # TYPE metastudio_task_data_age_seconds gauge
-metastudio_task_data_age_seconds{task_id="a"} 0.25
+metastudio_task_data_age_seconds{project="default",task_id="a"} 0.25
 `
 	age, success, err := parseTaskSeries(strings.NewReader(text))
 	if err != nil || len(age) != 1 || age["a"] != 0.25 || len(success) != 2 || success["a"] != 1 || success["b"] != 0 {
 		t.Errorf("age %v, success %v, %v", age, success, err)
 	}
-	if _, _, err := parseTaskSeries(strings.NewReader("metastudio_task_scrape_success{task_id=\"a\" 1\n")); err == nil {
-		t.Error("a broken exposition parsed")
+	for name, text := range map[string]string{
+		"broken":              "metastudio_task_scrape_success{project=\"default\",task_id=\"a\" 1\n",
+		"without task series": "# TYPE go_goroutines gauge\ngo_goroutines 7\n",
+		"a task_id in two projects": "# TYPE metastudio_task_scrape_success gauge\n" +
+			"metastudio_task_scrape_success{project=\"p1\",task_id=\"a\"} 1\nmetastudio_task_scrape_success{project=\"p2\",task_id=\"a\"} 1\n",
+	} {
+		if age, success, err := parseTaskSeries(strings.NewReader(text)); err == nil {
+			t.Errorf("%s: parsed as age %v, success %v", name, age, success)
+		}
 	}
 	for _, tc := range []struct {
 		name, body string
@@ -88,7 +95,10 @@ metastudio_task_data_age_seconds{task_id="a"} 0.25
 	}{
 		{"success", "# TYPE metastudio_probe_success gauge\nmetastudio_probe_success 1\n", 1, true},
 		{"failure", "metastudio_probe_duration_seconds 0.5\nmetastudio_probe_success 0\n", 0, true},
+		{"with a project label", "# TYPE metastudio_probe_success gauge\nmetastudio_probe_success{project=\"default\"} 1\n", 1, true},
 		{"absent", "metastudio_probe_duration_seconds 0.5\n", 0, false},
+		{"twice", "metastudio_probe_success{project=\"a\"} 1\nmetastudio_probe_success{project=\"b\"} 1\n", 0, false},
+		{"broken", "metastudio_probe_success{project=\"a\" 1\n", 0, false},
 	} {
 		if got, ok := probeSuccess([]byte(tc.body)); got != tc.want || ok != tc.ok {
 			t.Errorf("%s: probeSuccess %v %v, want %v %v", tc.name, got, ok, tc.want, tc.ok)

@@ -3,10 +3,10 @@ package load
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -94,25 +94,41 @@ type taskScrape struct {
 	success     map[string]float64 // metastudio_task_scrape_success by task_id
 }
 
-// parseTaskSeries reads each task's data_age and scrape_success from an exposition.
+// parseTaskSeries reads each task's data_age and scrape_success from an exposition, by
+// task_id, whatever other labels a series carries (project). An exposition without a
+// single scrape_success series, or with a task_id twice in a family (two projects list
+// it), is an error: the figures would be wrong, not just empty.
 func parseTaskSeries(r io.Reader) (age, success map[string]float64, err error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	byTask := func(name string) map[string]float64 {
+	byTask := func(name string) (map[string]float64, error) {
 		out := map[string]float64{}
 		for _, m := range families[name].GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "task_id" {
-					out[l.GetValue()] = m.GetGauge().GetValue()
+				if l.GetName() != "task_id" {
+					continue
 				}
+				if _, dup := out[l.GetValue()]; dup {
+					return nil, fmt.Errorf("%s: task_id %q twice", name, l.GetValue())
+				}
+				out[l.GetValue()] = m.GetGauge().GetValue()
 			}
 		}
-		return out
+		return out, nil
 	}
-	return byTask("metastudio_task_data_age_seconds"), byTask("metastudio_task_scrape_success"), nil
+	if age, err = byTask("metastudio_task_data_age_seconds"); err != nil {
+		return nil, nil, err
+	}
+	if success, err = byTask("metastudio_task_scrape_success"); err != nil {
+		return nil, nil, err
+	}
+	if len(success) == 0 {
+		return nil, nil, errors.New("no metastudio_task_scrape_success series")
+	}
+	return age, success, nil
 }
 
 // probeRecord is one /probe request.
@@ -229,13 +245,24 @@ func (f churnFigures) targets() []target {
 	}}
 }
 
-// probeSuccess reads metastudio_probe_success from a /probe answer.
+// probeSuccess reads metastudio_probe_success from a /probe answer with Prometheus' text
+// parser, whatever labels it carries: false when the answer does not parse or holds no
+// such series, or more than one.
 func probeSuccess(body []byte) (float64, bool) {
-	for line := range bytes.Lines(body) {
-		if v, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("metastudio_probe_success ")); ok {
-			f, err := strconv.ParseFloat(string(v), 64)
-			return f, err == nil
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return 0, false
+	}
+	ms := families["metastudio_probe_success"].GetMetric()
+	if len(ms) != 1 {
+		return 0, false
+	}
+	switch m := ms[0]; {
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue(), true
+	case m.GetUntyped() != nil:
+		return m.GetUntyped().GetValue(), true
 	}
 	return 0, false
 }

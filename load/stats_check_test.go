@@ -56,16 +56,16 @@ func TestRunningTasks(t *testing.T) {
 func TestParseExposition(t *testing.T) {
 	t.Parallel()
 	text := `# TYPE metastudio_task_scrape_success gauge
-metastudio_task_scrape_success{task_id="a"} 1
-metastudio_task_scrape_success{task_id="b"} 0
-metastudio_task_scrape_success{task_id="c"} 1
+metastudio_task_scrape_success{project="default",task_id="a"} 1
+metastudio_task_scrape_success{project="default",task_id="b"} 0
+metastudio_task_scrape_success{project="default",task_id="c"} 1
 # TYPE metastudio_task_data_age_seconds gauge
-metastudio_task_data_age_seconds{task_id="a"} 3.5
-metastudio_task_data_age_seconds{task_id="c"} 41.25
+metastudio_task_data_age_seconds{project="default",task_id="a"} 3.5
+metastudio_task_data_age_seconds{project="default",task_id="c"} 41.25
 # TYPE metastudio_task_end_timestamp_seconds gauge
-metastudio_task_end_timestamp_seconds{task_id="c"} 1.7e9
+metastudio_task_end_timestamp_seconds{project="default",task_id="c"} 1.7e9
 # TYPE metastudio_api_rate_limit_per_second gauge
-metastudio_api_rate_limit_per_second 12.5
+metastudio_api_rate_limit_per_second{project="default"} 12.5
 `
 	e, err := parseExposition(strings.NewReader(text))
 	if err != nil {
@@ -74,12 +74,13 @@ metastudio_api_rate_limit_per_second 12.5
 	if e.tasks != 3 || e.ok != 2 || e.finished != 1 || e.maxAge != 41.25 || e.rateLimit != 12.5 {
 		t.Errorf("got %+v", e)
 	}
-	e, err = parseExposition(strings.NewReader("# TYPE go_goroutines gauge\ngo_goroutines 7\n"))
-	if err != nil || e.tasks != 0 || !math.IsNaN(e.maxAge) || !math.IsNaN(e.rateLimit) {
-		t.Errorf("an exposition without task series: %+v, %v", e, err)
-	}
-	if _, err := parseExposition(strings.NewReader("metastudio_task_scrape_success{task_id=\"a\" 1\n")); err == nil {
-		t.Error("a broken exposition parsed")
+	for name, text := range map[string]string{
+		"without task series": "# TYPE go_goroutines gauge\ngo_goroutines 7\n",
+		"broken":              "metastudio_task_scrape_success{project=\"default\",task_id=\"a\" 1\n",
+	} {
+		if e, err := parseExposition(strings.NewReader(text)); err == nil {
+			t.Errorf("an exposition %s parsed: %+v", name, e)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -79,13 +80,19 @@ type expo struct {
 }
 
 // parseExposition parses a text exposition with Prometheus' parser (so it fails on
-// anything Prometheus would refuse) and extracts what the harness reports.
+// anything Prometheus would refuse) and extracts what the harness reports, whatever labels
+// a series carries besides task_id (project). An exposition without a single
+// metastudio_task_scrape_success series is an error, not a scrape of 0 tasks: every case
+// configures or discovers tasks, so none means the exporter or the name changed.
 func parseExposition(r io.Reader) (expo, error) {
 	e := expo{maxAge: math.NaN(), rateLimit: math.NaN()}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
 	if err != nil {
 		return e, err
+	}
+	if len(families["metastudio_task_scrape_success"].GetMetric()) == 0 {
+		return e, errors.New("no metastudio_task_scrape_success series")
 	}
 	for _, m := range families["metastudio_task_scrape_success"].GetMetric() {
 		e.tasks++

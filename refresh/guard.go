@@ -364,3 +364,49 @@ func (g *Guard) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(authBackoffDesc, prometheus.GaugeValue, left.Seconds())
 }
+
+// Do makes a call that is not the refresher's (an IAM call made with the credentials,
+// such as resolving project_id) under the guard, as one of its calls: at once while the
+// credentials are verified, as the probe while they are not (waiting while another probe
+// runs, until ctx ends), and not at all during a cool-down (ErrAuthBackoff). Its outcome
+// counts like any call's: a refusal (auth.ErrRejected) starts the cool-down of every
+// project that uses the credentials.
+func (g *Guard) Do(ctx context.Context, call func(context.Context) error) error {
+	for {
+		p, ok, wait, err := g.admit()
+		if err != nil {
+			return err
+		}
+		if ok {
+			err := call(ctx)
+			outcome := err
+			var apiErr *metastudio.APIError
+			if err != nil && !errors.As(err, &apiErr) {
+				outcome = &metastudio.APIError{Err: err} // a refusal by IAM is auth.ErrRejected
+			}
+			g.done(p, outcome)
+			return err
+		}
+		if wait <= 0 || wait > doPoll {
+			wait = doPoll // another probe runs, or a pause: look again soon
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Try makes a one-off call that is not the refresher's (a reload's attempt with new
+// credentials) only outside a cool-down (else ErrAuthBackoff), and leaves the guard's
+// judgement of the credentials in use alone: the call is made with others.
+func (g *Guard) Try(ctx context.Context, call func(context.Context) error) error {
+	if err := g.coolingDown(); err != nil {
+		return err
+	}
+	return call(ctx)
+}
+
+// doPoll is how often Do looks again while it may not call yet.
+const doPoll = 100 * time.Millisecond

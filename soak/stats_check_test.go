@@ -61,21 +61,21 @@ go_goroutines 42
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 1.5e+07
 # TYPE metastudio_api_requests_total counter
-metastudio_api_requests_total{code="200",operation="ShowTask"} 90
-metastudio_api_requests_total{code="500",operation="ShowTask"} 10
+metastudio_api_requests_total{code="200",operation="ShowTask",project="default"} 90
+metastudio_api_requests_total{code="500",operation="ShowTask",project="default"} 10
 # TYPE metastudio_api_rate_limit_per_second gauge
-metastudio_api_rate_limit_per_second 5
+metastudio_api_rate_limit_per_second{project="default"} 5
 # TYPE metastudio_scrape_duration_seconds gauge
 metastudio_scrape_duration_seconds 9.25
 # TYPE metastudio_task_scrape_success gauge
-metastudio_task_scrape_success{task_id="a"} 1
-metastudio_task_scrape_success{task_id="b"} 0
-metastudio_task_scrape_success{task_id="c"} 1
+metastudio_task_scrape_success{project="default",task_id="a"} 1
+metastudio_task_scrape_success{project="default",task_id="b"} 0
+metastudio_task_scrape_success{project="default",task_id="c"} 1
 # TYPE metastudio_task_data_age_seconds gauge
-metastudio_task_data_age_seconds{task_id="a"} 0
-metastudio_task_data_age_seconds{task_id="c"} 30
+metastudio_task_data_age_seconds{project="default",task_id="a"} 0
+metastudio_task_data_age_seconds{project="default",task_id="c"} 30
 # TYPE metastudio_task_end_timestamp_seconds gauge
-metastudio_task_end_timestamp_seconds{task_id="c"} 1.7e+09
+metastudio_task_end_timestamp_seconds{project="default",task_id="c"} 1.7e+09
 `
 	e, err := summarize(strings.NewReader(body))
 	if err != nil {
@@ -91,8 +91,13 @@ metastudio_task_end_timestamp_seconds{task_id="c"} 1.7e+09
 	if !math.IsNaN(e.probeOK) || !math.IsNaN(e.throttled) {
 		t.Errorf("absent gauges are not NaN: %+v", e)
 	}
-	if _, err := summarize(strings.NewReader("metastudio_task_scrape_success{task_id=\"a\" 1\n")); err == nil {
-		t.Error("a broken exposition parsed")
+	for name, text := range map[string]string{
+		"broken":              "metastudio_task_scrape_success{project=\"default\",task_id=\"a\" 1\n",
+		"without task series": "# TYPE go_goroutines gauge\ngo_goroutines 42\n",
+	} {
+		if e, err := summarize(strings.NewReader(text)); err == nil {
+			t.Errorf("an exposition %s parsed: %+v", name, e)
+		}
 	}
 }
 

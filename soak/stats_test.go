@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -127,8 +128,10 @@ type exposition struct {
 	duration   float64            // metastudio_scrape_duration_seconds, or metastudio_probe_duration_seconds
 }
 
-// summarize parses a text exposition (it fails on anything Prometheus' text parser refuses)
-// and extracts what the soak reports.
+// summarize parses a text exposition (it fails on anything Prometheus' text parser refuses,
+// and on an answer without task series) and extracts what the soak reports, whatever labels
+// a series carries (project). A family of several series (one per project) gives its first
+// series, except metastudio_api_requests_total, which is summed.
 func summarize(r io.Reader) (exposition, error) {
 	e := exposition{meanAge: math.NaN(), maxAge: math.NaN(), goroutines: math.NaN(), rss: math.NaN(),
 		apiCalls: math.NaN(), rateLimit: math.NaN(), throttled: math.NaN(), probeOK: math.NaN(), duration: math.NaN()}
@@ -154,12 +157,16 @@ func summarize(r io.Reader) (exposition, error) {
 		}
 		return math.NaN()
 	}
-	if mf, ok := families["metastudio_task_scrape_success"]; ok {
-		for _, m := range mf.GetMetric() {
-			e.tasks++
-			if m.GetGauge().GetValue() == 0 {
-				e.failed++
-			}
+	success := families["metastudio_task_scrape_success"].GetMetric()
+	if len(success) == 0 {
+		// Every /metrics and /probe answer of the soak has tasks: none is a broken
+		// exporter or a renamed family, not a scrape of 0 tasks.
+		return e, errors.New("no metastudio_task_scrape_success series")
+	}
+	for _, m := range success {
+		e.tasks++
+		if m.GetGauge().GetValue() == 0 {
+			e.failed++
 		}
 	}
 	if mf, ok := families["metastudio_task_end_timestamp_seconds"]; ok {

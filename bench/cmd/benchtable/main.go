@@ -4,7 +4,8 @@
 // report. A ratio to a yardstick is the median of the per-run ratios: each run of
 // BenchmarkScrape measures its yardstick right after itself (bare-us/req, plain-ms), so
 // the two sides of a ratio are interleaved. Benchmarks missing from the input
-// (bench-quick) show as "not run".
+// (bench-quick) show as "not run". BenchmarkProjects scrapes its two sides (N tasks in
+// 10 projects, N in one) in turn and reports their ratios (x-cpu, x-RSS) itself.
 //
 //	go run ./bench/cmd/benchtable bench.out
 package main
@@ -220,6 +221,8 @@ func write(w io.Writer, r *results) {
 			r.num(name, "body-MiB"), r.num(name, "first-ms"), r.num(name, "RSS-MiB"), runsOf(name))
 	}
 
+	writeProjects(w, r)
+
 	p("\n### Discovery: no configured task, N listed by SearchTask, 1 in 100 in progress\n\n")
 	p("The simulator ignores offset and limit by default (10 rows an answer); `discovery-rows` pages by rows (100 an answer).\n\n")
 	p("| tasks listed | simulator's paging | in progress | scrape wall (ms) | ShowTask calls per scrape | SearchTask calls per scrape | SearchTask calls per refresh | bound ceil(N/rows)×1.5+10 | refresh (ms) | exporter CPU per task (µs) | peak RSS (MiB) | runs |\n")
@@ -358,6 +361,7 @@ func write(w io.Writer, r *results) {
 	p("| 100,000 listed finished tasks: peak RSS ≤ 320 MiB | %s MiB | %s |\n", num(lr), verdict(lr <= 320, lr))
 	p("| 100,000 listed finished tasks: warm scrape ≤ 0.5 × the plain registry served by promhttp, both scraped over HTTP | %s ms vs %s ms = %s | %s |\n",
 		r.num(listed, "wall-ms"), r.num(listed, "plain-ms"), times(lx), verdict(lx <= 0.5, lx))
+	writeProjectsTargets(w, r)
 	ct := r.val(two, "calls/task")
 	p("| two scrapers at the same moment: one call per task, not two | %s calls per task | %s |\n", num(ct), verdict(ct <= 1, ct))
 }

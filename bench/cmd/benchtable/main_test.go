@@ -61,3 +61,30 @@ PASS
 		}
 	}
 }
+
+// TestProjectsTable: the several-projects rows take the medians of the runs' ratios, and
+// the target is met only when both ratios of a mode are at most 1.10.
+func TestProjectsTable(t *testing.T) {
+	out := `BenchmarkProjects/cold/tasks=10000/projects=10-2	3	1 ns/op	16200 wall-ms	107 cpu-us/task	56.7 RSS-MiB	10000 ShowTask/scrape	16100 one-wall-ms	98 one-cpu-us/task	52.4 one-RSS-MiB	10000 one-ShowTask/scrape	1.00 x-cpu	1.08 x-RSS
+BenchmarkProjects/cold/tasks=10000/projects=10-2	3	1 ns/op	16300 wall-ms	110 cpu-us/task	57.0 RSS-MiB	10000 ShowTask/scrape	16200 one-wall-ms	99 one-cpu-us/task	52.0 one-RSS-MiB	10000 one-ShowTask/scrape	1.20 x-cpu	1.09 x-RSS
+BenchmarkProjects/cold/tasks=10000/projects=10-2	3	1 ns/op	16250 wall-ms	108 cpu-us/task	56.0 RSS-MiB	10000 ShowTask/scrape	16150 one-wall-ms	97 one-cpu-us/task	52.2 one-RSS-MiB	10000 one-ShowTask/scrape	1.05 x-cpu	1.07 x-RSS
+BenchmarkProjects/warm/tasks=10000/projects=10-2	3	1 ns/op	91 wall-ms	3.9 cpu-us/task	48.9 RSS-MiB	0 ShowTask/scrape	107 one-wall-ms	5.2 one-cpu-us/task	51.1 one-RSS-MiB	0 one-ShowTask/scrape	1.05 x-cpu	1.15 x-RSS
+`
+	r, err := parse(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	write(&b, r)
+	table := b.String()
+	for _, want := range []string{
+		"| cold | 10,000 | 16,150 / 16,250 | 98.0 / 108 | 1.05× | 52.2 / 56.7 | 1.08× | 10,000 / 10,000 | 3 |",
+		"| warm | 1,000 | not run / not run | not run / not run | not run | not run / not run | not run | not run / not run | 0 |",
+		"| cold, 10,000 tasks in 10 projects: CPU per task and peak RSS ≤ 1.10 × 10,000 in one project, same runs | CPU 1.05× (runs: 1.00–1.20), RSS 1.08× (runs: 1.07–1.09) | **met** |",
+		"| warm, 10,000 tasks in 10 projects: CPU per task and peak RSS ≤ 1.10 × 10,000 in one project, same runs | CPU 1.05× (runs: 1.05–1.05), RSS 1.15× (runs: 1.15–1.15) | **missed** |",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}

@@ -23,6 +23,43 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.credentials.existingSecret | default (printf "%s-credentials" (include "metastudio-exporter.fullname" .)) -}}
 {{- end -}}
 
+{{/* Where a project's Secret is mounted (the projects list). */}}
+{{- define "metastudio-exporter.projectDir" -}}
+{{- printf "/etc/metastudio_exporter-projects/%s" .name -}}
+{{- end -}}
+
+{{/* The Secret of a project of the projects list: its own, or the one the chart creates. */}}
+{{- define "metastudio-exporter.projectSecretName" -}}
+{{- $c := .project.credentials | default dict -}}
+{{- $c.existingSecret | default (printf "%s-%s-credentials" (include "metastudio-exporter.fullname" .root | trunc 40 | trimSuffix "-") (.project.name | replace "_" "-")) -}}
+{{- end -}}
+
+{{/* The exporter's config.yml: config as given, or, with a projects list, config's shared
+keys and the projects, each reading its keys from its mounted Secret. */}}
+{{- define "metastudio-exporter.config" -}}
+{{- if .Values.projects -}}
+{{- $cfg := omit .Values.config "region" "project_id" "endpoint" "iam_endpoint" "credentials" "tasks" "discovery" "status_names" "allow_insecure_endpoint" -}}
+{{- $projects := list -}}
+{{- range .Values.projects -}}
+{{- if not .name -}}
+{{- fail "every entry of projects needs a name" -}}
+{{- end -}}
+{{- $c := .credentials | default dict -}}
+{{- if and (not $c.existingSecret) (or (not $c.accessKey) (not $c.secretKey)) -}}
+{{- fail (printf "projects: %s: set credentials.existingSecret, or both credentials.accessKey and credentials.secretKey" .name) -}}
+{{- end -}}
+{{- $dir := include "metastudio-exporter.projectDir" . -}}
+{{- $p := omit . "credentials" -}}
+{{- $_ := set $p "credentials" (dict "access_key_file" (printf "%s/CLOUD_SDK_AK" $dir) "secret_key_file" (printf "%s/CLOUD_SDK_SK" $dir)) -}}
+{{- $projects = append $projects $p -}}
+{{- end -}}
+{{- $_ := set $cfg "projects" $projects -}}
+{{- toYaml $cfg -}}
+{{- else -}}
+{{- toYaml .Values.config -}}
+{{- end -}}
+{{- end -}}
+
 {{/* GOMEMLIMIT: goMemLimitPercent of the memory limit, in MiB (the limit in Mi or Gi). */}}
 {{- define "metastudio-exporter.goMemLimit" -}}
 {{- $limit := toString .Values.resources.limits.memory -}}
@@ -82,6 +119,7 @@ spec:
         {{- end }}
         - name: GOMEMLIMIT
           value: {{ include "metastudio-exporter.goMemLimit" . | quote }}
+        {{- if not .Values.projects }}
         - name: CLOUD_SDK_AK
           valueFrom:
             secretKeyRef:
@@ -92,6 +130,7 @@ spec:
             secretKeyRef:
               name: {{ include "metastudio-exporter.secretName" . }}
               key: CLOUD_SDK_SK
+        {{- end }}
       livenessProbe:
         httpGet:
           path: /-/healthy
@@ -119,10 +158,25 @@ spec:
         - name: config
           mountPath: /etc/metastudio_exporter
           readOnly: true
+        {{- range $i, $p := .Values.projects }}
+        - name: {{ printf "project-%d" $i }}
+          mountPath: {{ include "metastudio-exporter.projectDir" $p }}
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
         name: {{ include "metastudio-exporter.fullname" . }}
+    {{- range $i, $p := .Values.projects }}
+    - name: {{ printf "project-%d" $i }}
+      secret:
+        secretName: {{ include "metastudio-exporter.projectSecretName" (dict "root" $ "project" $p) }}
+        items:
+          - key: CLOUD_SDK_AK
+            path: CLOUD_SDK_AK
+          - key: CLOUD_SDK_SK
+            path: CLOUD_SDK_SK
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
