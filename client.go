@@ -75,13 +75,13 @@ func (s *served) newClient(e *exporter, st clientState, clock *auth.Clock, pool 
 func (s *served) install(e *exporter, p *config.Project, st clientState, api *metastudio.Client, ownGuard bool) {
 	s.resolver.stop()
 	e.refresher.SetProject(s.name, collector.NewAPI(api), s.guard, s.rate)
-	switch {
-	case s.inUse.credentials != nil && sameIdentity(st.client.Credentials, s.inUse.client.Credentials):
+	same := s.inUse.credentials != nil && sameIdentity(st.client.Credentials, s.inUse.client.Credentials)
+	if same {
 		auth.Inherit(st.credentials, s.inUse.credentials)
-		s.guard.Adopt(st.credentials, p.Credentials.FailureBackoff)
-	case s.inUse.credentials != nil && ownGuard:
+	}
+	if s.inUse.credentials != nil && ownGuard && !same {
 		s.guard.Reset(st.credentials, p.Credentials.FailureBackoff)
-	default:
+	} else {
 		s.guard.Adopt(st.credentials, p.Credentials.FailureBackoff)
 	}
 	s.inUse = st
