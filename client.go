@@ -84,6 +84,6 @@ func (s *served) install(e *exporter, p *config.Project, st clientState, api *me
 	} else {
 		s.guard.Adopt(st.credentials, p.Credentials.FailureBackoff)
 	}
-	s.inUse = st
+	s.inUse, s.watched = st, st.credentials
 	s.ready.Store(true)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
+	"github.com/metastudio-exporter/metastudio_exporter/auth"
 	"github.com/metastudio-exporter/metastudio_exporter/collector"
 	"github.com/metastudio-exporter/metastudio_exporter/config"
 	"github.com/metastudio-exporter/metastudio_exporter/refresh"
@@ -112,11 +113,24 @@ func (e *exporter) apply(cfg *config.Config) error {
 		inUse = append(inUse, s.guard, s.rate, s.clock, s.transport)
 	}
 	e.shared.sweep(inUse...)
+	e.watchCredentials()
 	snapshot := maps.Clone(e.projects)
 	e.served.Store(&snapshot)
 	e.running = cfg
 	e.configure()
 	return nil
+}
+
+// watchCredentials tells each guard the credentials of every project on its identity.
+// Called with e.mu held.
+func (e *exporter) watchCredentials() {
+	by := map[*refresh.Guard][]auth.Authenticator{}
+	for _, s := range e.projects {
+		by[s.guard] = append(by[s.guard], s.watched)
+	}
+	for g, creds := range by {
+		g.Watch(creds...)
+	}
 }
 
 // configure hands the running config's settings to what outlives a reload, and makes it

@@ -302,3 +302,61 @@ func TestDemoConfigHasTwoProjects(t *testing.T) {
 		t.Errorf("--config.check of the demo: exit %d, %q %q", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestRevokedTokensOfTwoProjects: one IAM user serves two projects in two regions, a
+// token each, behind one guard. IAM revokes the user's tokens (as after a password
+// change): the refusal refreshes both projects' tokens, not only one, and both recover
+// with no cool-down. Once a reload has removed a project, its token is no longer
+// refreshed.
+func TestRevokedTokensOfTwoProjects(t *testing.T) {
+	sim := simulator.New(simulator.Options{
+		Credentials: map[string]string{e2eAK: e2eSK}, ProjectID: e2eProject, Tasks: 3, FieldStyle: "number",
+		IAMUsers:     []simulator.IAMUser{{Domain: iamDomain, User: iamUser, Password: iamPassword}},
+		MoreProjects: []simulator.Project{{Name: "sg", ID: sgProject, Region: sgRegion, Credentials: map[string]string{sgAK: sgSK}, Tasks: 3}},
+	})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	password := secretFile(t, iamPassword)
+	entry := func(name, region, projectID string, tasks []string) string {
+		return "  - name: " + name + "\n    region: " + region + "\n    project_id: " + projectID + "\n    endpoint: " + srv.URL +
+			"\n    iam_endpoint: " + srv.URL + "\n    tasks: [" + strings.Join(tasks, ", ") + "]\n" +
+			"    credentials: {iam_password: {domain_name: " + iamDomain + ", user_name: " + iamUser + ", password_file: " + password + "}}\n"
+	}
+	text := "projects:\n" + entry("a", "cn-north-4", e2eProject, sim.ProjectTaskIDs(simulator.DefaultProject)) +
+		entry("b", sgRegion, sgProject, sim.ProjectTaskIDs("sg"))
+	e, h, path, logs := startOps(t, text, options{})
+	revokeAndRecover := func(tasks, projects int) {
+		t.Helper()
+		allGood := func(families map[string]string) bool {
+			got := families["metastudio_task_scrape_success"]
+			return strings.Count(got, "} 1") == tasks && !strings.Contains(got, "} 0")
+		}
+		if families := scrape(t, h, "5"); !allGood(families) {
+			t.Fatalf("before the revocation:\n%s", families["metastudio_task_scrape_success"])
+		}
+		issued := sim.IssuedTokens()
+		sim.RevokeTokens()
+		var families map[string]string
+		for range 5 {
+			if families = scrape(t, h, "5"); allGood(families) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !allGood(families) {
+			t.Errorf("after the revocation, every task must recover:\n%s\n%s\n%s", families["metastudio_task_scrape_success"],
+				families["metastudio_auth_backoff_seconds"], logs)
+		}
+		if n := sim.IssuedTokens() - issued; n != projects {
+			t.Errorf("%d tokens issued after the revocation, want %d: one for each project", n, projects)
+		}
+	}
+	revokeAndRecover(6, 2)
+	if err := os.WriteFile(path, []byte("projects:\n"+entry("a", "cn-north-4", e2eProject, sim.ProjectTaskIDs(simulator.DefaultProject))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.reloader.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	revokeAndRecover(3, 1)
+}

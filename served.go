@@ -28,12 +28,13 @@ type served struct {
 	ready         atomic.Bool // a client with a project_id is in place
 
 	// Guarded by the exporter's mu.
-	guard     *refresh.Guard  // the guard of the project's credential identity
-	rate      *refresh.Rate   // the rate of that identity at the project's API host
-	clock     *auth.Clock     // the API host's clock, which signatures follow
-	transport *http.Transport // the API host's connection pool
-	shown     projectMetrics  // the project's state, under its project label
-	inUse     clientState     // what the client in place is made from
+	guard     *refresh.Guard     // the guard of the project's credential identity
+	rate      *refresh.Rate      // the rate of that identity at the project's API host
+	clock     *auth.Clock        // the API host's clock, which signatures follow
+	transport *http.Transport    // the API host's connection pool
+	shown     projectMetrics     // the project's state, under its project label
+	inUse     clientState        // what the client in place is made from
+	watched   auth.Authenticator // the credentials in use, or those being resolved
 	discovery discovery
 }
 
@@ -122,6 +123,7 @@ func (s *served) commit(e *exporter, pl plan, sc config.Scrape) {
 		// The guard watches these credentials: a key or password file that changes
 		// ends its cool-down, and the resolution tries them at once.
 		pl.guard.Adopt(pl.state.credentials, pl.p.Credentials.FailureBackoff)
+		s.watched = pl.state.credentials
 		s.resolver.start(pl.p, pl.state.client, pl.state.credentials, pl.guard)
 	case newClient:
 		s.install(e, pl.p, pl.state, pl.api, ownGuard)
@@ -174,5 +176,6 @@ func (e *exporter) resolved(s *served, r resolution) {
 		return
 	}
 	s.install(e, p, r.clientState, api, true)
+	e.watchCredentials()
 	e.configure()
 }

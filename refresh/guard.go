@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,7 +68,9 @@ var (
 //     slate; a refresh the exporter makes itself does not.
 //
 // One Guard serves every project on one AK (Refresher.SetProject): the gateway locks the
-// AK, not the project.
+// AK, not the project. It watches the credentials of each of those projects (Watch): a
+// refused token refreshes each project's, and a change of any one's files starts a new
+// epoch.
 type Guard struct {
 	now    func() time.Time
 	logger log.Logger
@@ -77,8 +80,8 @@ type Guard struct {
 
 	mu         sync.Mutex
 	base       time.Duration
-	creds      auth.Authenticator
-	credGen    uint64 // the credentials' own generation (auth.Versioned)
+	creds      []watched // the credentials of every project on this identity
+	watchGen   uint64    // counts the changes of creds
 	epoch      uint64
 	verified   bool
 	probing    bool
@@ -103,32 +106,75 @@ func NewGuard(base time.Duration, creds auth.Authenticator, now func() time.Time
 // correction is put down to the clock once, and re-probed at once with the corrected time.
 func (g *Guard) SetClock(c *auth.Clock) { g.clock = c }
 
+// watched is credentials that the guard watches, and their generation (auth.Versioned)
+// when it last looked.
+type watched struct {
+	creds auth.Authenticator
+	gen   uint64
+}
+
+// generation is the credentials' own generation; 0 when they have none.
+func generation(creds auth.Authenticator) uint64 {
+	if v, ok := creds.(auth.Versioned); ok {
+		return v.Generation()
+	}
+	return 0
+}
+
 // Reset starts a new epoch: the credentials' source or values changed (a reload). The
-// next call goes out alone, and no cool-down runs.
+// next call goes out alone, and no cool-down runs. The guard watches creds alone until
+// Watch names more.
 func (g *Guard) Reset(creds auth.Authenticator, base time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.creds, g.base = creds, base
-	if v, ok := creds.(auth.Versioned); ok {
-		g.credGen = v.Generation()
-	}
+	g.base = base
+	g.watchLocked(creds)
 	g.newEpoch()
 }
 
 // Adopt takes credentials of the same identity and values (a reload that changed
-// something else: the endpoint, the rate, credentials.failure_backoff): what the guard
-// learned stays, a cool-down included. base applies from the next cool-down on.
+// something else: the endpoint, the rate, credentials.failure_backoff; or another project
+// on the same identity): what the guard learned stays, a cool-down included, and it
+// watches creds too. base applies from the next cool-down on.
 func (g *Guard) Adopt(creds auth.Authenticator, base time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.base = base
-	if creds == g.creds {
-		return // the same credentials: a change of their files is still noticed
+	for _, w := range g.creds {
+		if w.creds == creds {
+			return // the same credentials: a change of their files is still noticed
+		}
 	}
-	g.creds = creds
-	if v, ok := creds.(auth.Versioned); ok {
-		g.credGen = v.Generation()
+	g.creds = append(g.creds, watched{creds, generation(creds)})
+	g.watchGen++
+}
+
+// Watch makes creds (the credentials of every project on this identity) what the guard
+// watches, without a new epoch: a token refusal refreshes each of them, since the guard
+// cannot tell whose token was refused, and a change of any one's files starts a new epoch.
+func (g *Guard) Watch(creds ...auth.Authenticator) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.watchLocked(creds...)
+}
+
+// watchLocked is Watch. g.mu is held.
+func (g *Guard) watchLocked(creds ...auth.Authenticator) {
+	next := make([]watched, 0, len(creds))
+	for _, c := range creds {
+		if c == nil || slices.ContainsFunc(next, func(w watched) bool { return w.creds == c }) {
+			continue
+		}
+		w := watched{c, 0}
+		if i := slices.IndexFunc(g.creds, func(w watched) bool { return w.creds == c }); i >= 0 {
+			w.gen = g.creds[i].gen // a change since the guard last looked is still noticed
+		} else {
+			w.gen = generation(c)
+		}
+		next = append(next, w)
 	}
+	g.creds = next
+	g.watchGen++
 }
 
 // newEpoch forgets everything learned about the credentials. g.mu is held.
@@ -144,19 +190,27 @@ func (g *Guard) newEpoch() {
 // the refresher's, so that a slow stat holds up its own caller only.
 func (g *Guard) sync() {
 	g.mu.Lock()
-	creds := g.creds
+	creds, watchGen := slices.Clone(g.creds), g.watchGen
 	g.mu.Unlock()
-	v, ok := creds.(auth.Versioned)
-	if !ok {
+	var gens []uint64
+	changed := false
+	for _, w := range creds {
+		gen := generation(w.creds)
+		gens = append(gens, gen)
+		changed = changed || gen != w.gen
+	}
+	if !changed {
 		return
 	}
-	gen := v.Generation()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.creds == creds && gen != g.credGen {
-		g.credGen = gen
-		g.newEpoch()
+	if g.watchGen != watchGen {
+		return // watched anew meanwhile: the next look compares with that
 	}
+	for i := range g.creds {
+		g.creds[i].gen = gens[i]
+	}
+	g.newEpoch()
 }
 
 // coolingDown returns ErrAuthBackoff (with the time left) during a cool-down, else nil.
@@ -285,23 +339,31 @@ func (g *Guard) refused(err error) {
 	if g.now().Before(g.until) || g.refreshing {
 		return // a call that was already in flight: the cool-down or refresh runs already
 	}
-	if r, ok := g.creds.(auth.Refresher); ok && !g.refreshed && tokenRejected(err) {
+	var refreshers []auth.Refresher
+	for _, w := range g.creds {
+		if r, ok := w.creds.(auth.Refresher); ok {
+			refreshers = append(refreshers, r)
+		}
+	}
+	if len(refreshers) > 0 && !g.refreshed && tokenRejected(err) {
 		g.refreshing, g.refreshed = true, true
 		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
 			"error_code", reasonOf(err), "err", err)
 		epoch := g.epoch
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
-			rerr := r.Refresh(ctx)
-			cancel()
+			for _, r := range refreshers { // each project's token on this identity: whose was refused is not known
+				ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+				rerr := r.Refresh(ctx)
+				cancel()
+				if rerr != nil {
+					level.Warn(g.logger).Log("msg", "Refreshing the credentials failed", "err", rerr)
+				}
+			}
 			g.mu.Lock()
 			if g.epoch == epoch {
 				g.refreshing = false
 			}
 			g.mu.Unlock()
-			if rerr != nil {
-				level.Warn(g.logger).Log("msg", "Refreshing the credentials failed", "err", rerr)
-			}
 			g.wake()
 		}()
 		return

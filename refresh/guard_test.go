@@ -423,3 +423,51 @@ func TestGuardPermitLapsesInACoolDown(t *testing.T) {
 		t.Error("a permit of the old credentials stays valid after Reset")
 	}
 }
+
+// TestGuardWatchesEveryProjectsCredentials: one guard serves the projects of one identity
+// (an IAM user in two regions: a token each). A refused token refreshes each project's,
+// since the guard cannot tell whose was refused; a changed file of any of them ends the
+// cool-down; and credentials that Watch no longer names are neither refreshed nor watched.
+func TestGuardWatchesEveryProjectsCredentials(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(0, 0))
+	a, b := &refreshable{refreshed: make(chan struct{}, 2)}, &refreshable{refreshed: make(chan struct{}, 2)}
+	guard := NewGuard(time.Minute, a, clock.Now, log.NewNopLogger())
+	guard.Watch(a, b)
+	woken := make(chan struct{}, 1)
+	guard.wake = func() { woken <- struct{}{} }
+	guard.done(admitted(t, guard), nil)
+	guard.done(admitted(t, guard), errUnauthorized)
+	for _, ch := range []chan struct{}{a.refreshed, b.refreshed, woken} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after a refused token: refreshes a=%d b=%d, want 1 each", a.refreshes.Load(), b.refreshes.Load())
+		}
+	}
+
+	guard.done(admitted(t, guard), errUnauthorized) // refused again: a cool-down
+	if err := guard.coolingDown(); err == nil {
+		t.Fatal("a refusal right after the refresh must start the cool-down")
+	}
+	b.gen.Add(1) // the second project's password file was fixed
+	if err := guard.coolingDown(); err != nil {
+		t.Fatalf("a changed file of the second project's credentials must end the cool-down: %v", err)
+	}
+
+	guard.Watch(b) // the first project was removed
+	guard.done(admitted(t, guard), nil)
+	a.gen.Add(1)
+	guard.done(admitted(t, guard), errUnauthorized)
+	select {
+	case <-b.refreshed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the remaining project's token was not refreshed")
+	}
+	<-woken
+	if a.refreshes.Load() != 1 || b.refreshes.Load() != 2 {
+		t.Errorf("refreshes a=%d b=%d, want 1 and 2: a credential no project uses was refreshed", a.refreshes.Load(), b.refreshes.Load())
+	}
+	if p := admitted(t, guard); !p.probe {
+		t.Error("after the refresh, the retry must go out alone")
+	}
+}
