@@ -110,7 +110,11 @@ func writeExposition(w http.ResponseWriter, r *http.Request, format expfmt.Forma
 			names, project = statusNames(r.project), r.project
 		}
 		if utf8.ValidString(r.id) { // else no series can carry it (NewConstMetric refuses them all)
-			tasks = append(tasks, taskLine{r: r, id: escaped(r.id), statusNames: names})
+			t := taskLine{r: r, id: escaped(r.id), statusNames: names}
+			if r.vals != nil {
+				t.vals = *r.vals
+			}
+			tasks = append(tasks, t)
 		}
 	}
 	slices.SortFunc(tasks, func(a, b taskLine) int {

@@ -118,10 +118,10 @@ func (f *family) appendLine(b []byte, t taskLine) []byte {
 			return b
 		}
 		scraped = x
-	case t.r.vals == nil:
+	case t.vals.text == "":
 		return b
 	default:
-		if number = t.r.vals.piece(f.valuePiece); number == "" {
+		if number = t.vals.piece(f.valuePiece); number == "" {
 			return b
 		}
 	}
@@ -132,7 +132,7 @@ func (f *family) appendLine(b []byte, t taskLine) []byte {
 		b = append(b, t.id...)
 	} else {
 		start := len(b)
-		vals := t.r.vals
+		vals := &t.vals
 		for i := range f.text {
 			part := &f.text[i]
 			b = append(b, part.prefix...)
@@ -166,10 +166,14 @@ func (f *family) appendLine(b []byte, t taskLine) []byte {
 	return append(b, '\n')
 }
 
-// taskLine is a task as the exposition writes it: its result, its id escaped, and its
-// project's status_names. (A project name needs no escaping.)
+// taskLine is a task as the exposition writes it: its result, a copy of its values (the
+// zero values when it has none), its id escaped, and its project's status_names. (A
+// project name needs no escaping.) Every family's line reads the task's values; with the
+// copy here, in the order of the lines, that is one pointer less to follow into memory
+// where the values lie in the order their answers came, not in this one.
 type taskLine struct {
 	r           *result
+	vals        values
 	id          string
 	statusNames map[string]string
 }

@@ -378,7 +378,7 @@ func (r *Refresher) fresh(e *entry, p Policy, now time.Time) (Result, bool) {
 	case e.err != nil || e.vals == nil:
 		return Result{}, false
 	case p.MinRefresh > 0 && now.Sub(e.fetched) < p.MinRefresh,
-		e.vals.Finished() && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
+		e.finished && (e.listed || (p.FinishedTTL > 0 && now.Sub(e.fetched) < p.FinishedTTL)):
 		return Result{Key: e.key, Value: e.vals, Age: max(now.Sub(e.fetched), 0)}, true
 	}
 	return Result{}, false

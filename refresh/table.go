@@ -9,6 +9,7 @@ import (
 type entry struct {
 	key      Key
 	vals     Value         // the last value; nil when none is known
+	finished bool          // vals.Finished(), read beside the entry by every scrape
 	fetched  time.Time     // when Fetch answered it, or a listing found it
 	listed   bool          // the value came from a listing (Store)
 	err      error         // the last call's failure; nil after a success (429s aside)
@@ -30,6 +31,11 @@ type entry struct {
 }
 
 func (e *entry) queued() bool { return e.queue != nil }
+
+// keep makes vals, fetched at at (by a listing when listed), the last value of e.
+func (e *entry) keep(vals Value, at time.Time, listed bool) {
+	e.vals, e.finished, e.fetched, e.listed = vals, vals.Finished(), at, listed
+}
 
 // calling reports whether a call of client generation gen is in flight for e: only such a
 // call can answer a wait that began under gen.
@@ -118,7 +124,7 @@ func (r *Refresher) Store(sent Stamp, keys []Key, vals []Value) {
 		if e.answered > sent.seq || (e.vals != nil && e.fetched.After(sent.at)) {
 			continue // a fetch newer than the listing
 		}
-		e.vals, e.fetched, e.listed = vals[i], sent.at, true
+		e.keep(vals[i], sent.at, true)
 		e.err, e.throttle, e.answered, e.at = nil, nil, sent.seq, sent.at
 		e.signal()
 	}
@@ -132,7 +138,7 @@ func (r *Refresher) StaleRunning(keys []Key, p Policy) []Key {
 	now := r.now()
 	var out []Key
 	for _, k := range keys {
-		if e := r.table[k]; e != nil && e.vals != nil && !e.vals.Finished() {
+		if e := r.table[k]; e != nil && e.vals != nil && !e.finished {
 			if _, ok := r.fresh(e, p, now); !ok {
 				out = append(out, k)
 			}
@@ -146,7 +152,7 @@ func (r *Refresher) Running(k Key) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.table[k]
-	return e != nil && e.vals != nil && !e.vals.Finished()
+	return e != nil && e.vals != nil && !e.finished
 }
 
 // Last returns the last known value of an object.

@@ -285,7 +285,8 @@ func (r *Refresher) make(ctx context.Context, c call) (call, bool) {
 		r.seq++
 		e.answered, e.at, e.err = r.seq, r.now(), err
 		if err == nil {
-			e.vals, e.fetched, e.listed, e.throttle = vals, e.at, false, nil
+			e.keep(vals, e.at, false)
+			e.throttle = nil
 		}
 		e.signal()
 	}
