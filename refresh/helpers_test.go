@@ -113,3 +113,9 @@ func rateOf(r *Refresher) *Rate {
 	defer r.mu.Unlock()
 	return r.lanes[""].rate
 }
+
+// silentAPI answers every fetch with no value and no error.
+type silentAPI struct{}
+
+func (silentAPI) Fetch(context.Context, Key) (Value, error)        { return nil, nil }
+func (silentAPI) Search(context.Context, string, any) (any, error) { return nil, nil }

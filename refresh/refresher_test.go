@@ -432,3 +432,18 @@ func TestMinRefreshCountsFromTheScrapesStart(t *testing.T) {
 		t.Errorf("%d calls; without the scrape's start the values are 2.5 s old and need a call", api.Total())
 	}
 }
+
+// TestAnAnswerWithNoValue: an API that answers a fetch with neither a value nor an error
+// leaves the object without a value; nothing panics, and the scrape is answered.
+func TestAnAnswerWithNoValue(t *testing.T) {
+	r := startProjects(t, time.Now, 2, time.Second)
+	r.SetProject("", silentAPI{}, NewGuard(time.Minute, nil, time.Now, log.NewNopLogger()), NewRate(0, 1, 2, time.Now))
+	for _, res := range scrape(context.Background(), r, manyKeys(3)) {
+		if res.Value != nil {
+			t.Errorf("%v: a value %v from an answer that had none", res.Key, res.Value)
+		}
+	}
+	if r.Running(manyKeys(1)[0]) {
+		t.Error("an object with no value is reported running")
+	}
+}

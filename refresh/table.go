@@ -32,9 +32,10 @@ type entry struct {
 
 func (e *entry) queued() bool { return e.queue != nil }
 
-// keep makes vals, fetched at at (by a listing when listed), the last value of e.
+// keep makes vals, fetched at at (by a listing when listed), the last value of e. A nil
+// value (an API that answered nothing) is no value.
 func (e *entry) keep(vals Value, at time.Time, listed bool) {
-	e.vals, e.finished, e.fetched, e.listed = vals, vals.Finished(), at, listed
+	e.vals, e.finished, e.fetched, e.listed = vals, vals != nil && vals.Finished(), at, listed
 }
 
 // calling reports whether a call of client generation gen is in flight for e: only such a
