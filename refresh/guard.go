@@ -87,6 +87,7 @@ type Guard struct {
 	probing    bool
 	refreshing bool      // a refresh after a refused token runs
 	refreshed  bool      // one was made since the last verified call
+	refreshes  uint64    // the refreshes begun: a refusal of a call let out before the last says nothing
 	until      time.Time // end of the cool-down
 	backoff    time.Duration
 	pauseUntil time.Time // the next probe after one that verified nothing
@@ -227,6 +228,7 @@ func (g *Guard) coolingDown() error {
 // permit lets one call go out.
 type permit struct {
 	epoch      uint64
+	refreshes  uint64 // the guard's refreshes begun when the call was let out
 	probe      bool
 	correction time.Duration // the clock correction the call is signed with
 }
@@ -269,14 +271,14 @@ func (g *Guard) admitLocked() (p permit, ok bool, wait time.Duration, err error)
 	}
 	switch {
 	case g.verified:
-		return permit{epoch: g.epoch, correction: g.correction()}, true, 0, nil
+		return permit{epoch: g.epoch, refreshes: g.refreshes, correction: g.correction()}, true, 0, nil
 	case g.probing || g.refreshing:
 		return permit{}, false, 0, nil
 	case now.Before(g.pauseUntil):
 		return permit{}, false, g.pauseUntil.Sub(now), nil
 	}
 	g.probing = true
-	return permit{epoch: g.epoch, probe: true, correction: g.correction()}, true, 0, nil
+	return permit{epoch: g.epoch, refreshes: g.refreshes, probe: true, correction: g.correction()}, true, 0, nil
 }
 
 // correction is the clock correction that calls are signed with now.
@@ -308,6 +310,9 @@ func (g *Guard) done(p permit, err error) {
 		g.probing = false
 	}
 	switch {
+	case refused(err) && p.refreshes != g.refreshes:
+		// Signed with a token from before the latest refresh, and answered after it began:
+		// the refusal says nothing about the new token, which the next probe tests.
 	case refused(err) && g.skewExplains(p):
 		// The refusal's Date moved the clock correction: the call was signed with a wrong
 		// time, not wrong credentials. The next call, signed with the corrected time, goes
@@ -347,6 +352,7 @@ func (g *Guard) refused(err error) {
 	}
 	if len(refreshers) > 0 && !g.refreshed && tokenRejected(err) {
 		g.refreshing, g.refreshed = true, true
+		g.refreshes++
 		level.Warn(g.logger).Log("msg", "The API refused the credentials; getting new ones, then one call tests them",
 			"error_code", reasonOf(err), "err", err)
 		epoch := g.epoch

@@ -471,3 +471,31 @@ func TestGuardWatchesEveryProjectsCredentials(t *testing.T) {
 		t.Error("after the refresh, the retry must go out alone")
 	}
 }
+
+// TestGuardIgnoresRefusalsOfOldTokens: calls that went out with the token that the API
+// then refused keep coming back refused after the refresh; none of them starts a
+// cool-down, and the probe with the new token decides.
+func TestGuardIgnoresRefusalsOfOldTokens(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(0, 0))
+	creds := &refreshable{refreshed: make(chan struct{}, 1)}
+	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
+	woken := make(chan struct{}, 1)
+	guard.wake = func() { woken <- struct{}{} }
+	guard.done(admitted(t, guard), nil)
+	first, straggler := admitted(t, guard), admitted(t, guard) // both signed with the old token
+	guard.done(first, errUnauthorized)
+	<-creds.refreshed
+	<-woken
+	guard.done(straggler, errUnauthorized) // answered after the refresh
+	if err := guard.coolingDown(); err != nil {
+		t.Fatalf("a refusal of a call signed before the refresh started a cool-down: %v", err)
+	}
+	p := admitted(t, guard)
+	if !p.probe {
+		t.Fatal("the new token must be tested by a lone probe")
+	}
+	guard.done(p, errUnauthorized)
+	if err := guard.coolingDown(); err == nil {
+		t.Fatal("the new token's refusal must start the cool-down")
+	}
+}
