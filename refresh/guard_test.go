@@ -158,6 +158,31 @@ func (r *refreshable) Refresh(context.Context) error {
 	return nil
 }
 
+// tokenGuard is a guard of token credentials, its clock, and the channel its wake
+// signals.
+func tokenGuard() (*Guard, *refreshable, *testkit.Clock, chan struct{}) {
+	clock := testkit.NewClock(time.Unix(0, 0))
+	creds := &refreshable{refreshed: make(chan struct{}, 1)}
+	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
+	woken := make(chan struct{}, 1)
+	guard.wake = func() { woken <- struct{}{} }
+	return guard, creds, clock, woken
+}
+
+// refusedRetryCoolsDown: after a refresh, the retry goes out alone, and its refusal starts
+// the cool-down.
+func refusedRetryCoolsDown(t *testing.T, g *Guard) {
+	t.Helper()
+	p := admitted(t, g)
+	if !p.probe {
+		t.Fatal("the retry after a refresh must go out alone")
+	}
+	g.done(p, errUnauthorized)
+	if err := g.coolingDown(); err == nil {
+		t.Fatal("a refusal right after the refresh must start the cool-down")
+	}
+}
+
 func admitted(t *testing.T, g *Guard) permit {
 	t.Helper()
 	p, ok, _, err := g.admit()
@@ -254,11 +279,7 @@ func TestGuardPausesAfterAnUnansweredProbe(t *testing.T) {
 // the next lone probe, and a second refusal starts the cool-down. The refresh is the
 // exporter's own: it does not reset the cool-down's doubling.
 func TestGuardRefreshesTokenCredentialsOnce(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(0, 0))
-	creds := &refreshable{refreshed: make(chan struct{}, 1)}
-	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
-	woken := make(chan struct{}, 1)
-	guard.wake = func() { woken <- struct{}{} }
+	guard, creds, clock, woken := tokenGuard()
 	guard.done(admitted(t, guard), nil)
 	guard.done(admitted(t, guard), errUnauthorized) // revoked
 	for _, ch := range []chan struct{}{creds.refreshed, woken} {
@@ -271,14 +292,7 @@ func TestGuardRefreshesTokenCredentialsOnce(t *testing.T) {
 	if err := guard.coolingDown(); err != nil {
 		t.Fatalf("a refused token must be refreshed, not cooled down: %v", err)
 	}
-	p := admitted(t, guard)
-	if !p.probe {
-		t.Fatal("the retry after a refresh must go out alone")
-	}
-	guard.done(p, errUnauthorized)
-	if err := guard.coolingDown(); err == nil {
-		t.Fatal("a refusal right after the refresh must start the cool-down")
-	}
+	refusedRetryCoolsDown(t, guard)
 	clock.Advance(time.Minute)
 	guard.done(admitted(t, guard), errUnauthorized)
 	if creds.refreshes.Load() != 1 {
@@ -476,11 +490,7 @@ func TestGuardWatchesEveryProjectsCredentials(t *testing.T) {
 // then refused keep coming back refused after the refresh; none of them starts a
 // cool-down, and the probe with the new token decides.
 func TestGuardIgnoresRefusalsOfOldTokens(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(0, 0))
-	creds := &refreshable{refreshed: make(chan struct{}, 1)}
-	guard := NewGuard(time.Minute, creds, clock.Now, log.NewNopLogger())
-	woken := make(chan struct{}, 1)
-	guard.wake = func() { woken <- struct{}{} }
+	guard, creds, _, woken := tokenGuard()
 	guard.done(admitted(t, guard), nil)
 	first, straggler := admitted(t, guard), admitted(t, guard) // both signed with the old token
 	guard.done(first, errUnauthorized)
@@ -490,12 +500,5 @@ func TestGuardIgnoresRefusalsOfOldTokens(t *testing.T) {
 	if err := guard.coolingDown(); err != nil {
 		t.Fatalf("a refusal of a call signed before the refresh started a cool-down: %v", err)
 	}
-	p := admitted(t, guard)
-	if !p.probe {
-		t.Fatal("the new token must be tested by a lone probe")
-	}
-	guard.done(p, errUnauthorized)
-	if err := guard.coolingDown(); err == nil {
-		t.Fatal("the new token's refusal must start the cool-down")
-	}
+	refusedRetryCoolsDown(t, guard)
 }
