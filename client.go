@@ -82,7 +82,7 @@ func (s *served) install(e *exporter, p *config.Project, st clientState, api *me
 	if s.inUse.credentials != nil && ownGuard && !same {
 		s.guard.Reset(st.credentials, p.Credentials.FailureBackoff)
 	} else {
-		s.guard.Adopt(st.credentials, p.Credentials.FailureBackoff)
+		s.guard.Adopt(p.Credentials.FailureBackoff)
 	}
 	s.inUse, s.watched = st, st.credentials
 	s.ready.Store(true)

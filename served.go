@@ -120,9 +120,10 @@ func (s *served) commit(e *exporter, pl plan, sc config.Scrape) {
 	case followClient:
 		s.resolver.follow(pl.p, pl.state.client)
 	case startClient:
-		// The guard watches these credentials: a key or password file that changes
-		// ends its cool-down, and the resolution tries them at once.
-		pl.guard.Adopt(pl.state.credentials, pl.p.Credentials.FailureBackoff)
+		// The guard watches these credentials (watchCredentials, once the reload is in
+		// force): a key or password file that changes ends its cool-down, and the
+		// resolution tries them at once.
+		pl.guard.Adopt(pl.p.Credentials.FailureBackoff)
 		s.watched = pl.state.credentials
 		s.resolver.start(pl.p, pl.state.client, pl.state.credentials, pl.guard)
 	case newClient:

@@ -133,21 +133,14 @@ func (g *Guard) Reset(creds auth.Authenticator, base time.Duration) {
 	g.newEpoch()
 }
 
-// Adopt takes credentials of the same identity and values (a reload that changed
-// something else: the endpoint, the rate, credentials.failure_backoff; or another project
-// on the same identity): what the guard learned stays, a cool-down included, and it
-// watches creds too. base applies from the next cool-down on.
-func (g *Guard) Adopt(creds auth.Authenticator, base time.Duration) {
+// Adopt keeps what the guard learned, a cool-down included: a reload kept the
+// credentials' identity and values (it changed the endpoint, the rate,
+// credentials.failure_backoff, or added another project on the identity). base applies
+// from the next cool-down on. Which credentials the guard watches, Watch says.
+func (g *Guard) Adopt(base time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.base = base
-	for _, w := range g.creds {
-		if w.creds == creds {
-			return // the same credentials: a change of their files is still noticed
-		}
-	}
-	g.creds = append(g.creds, watched{creds, generation(creds)})
-	g.watchGen++
 }
 
 // Watch makes creds (the credentials of every project on this identity) what the guard
@@ -191,16 +184,18 @@ func (g *Guard) newEpoch() {
 // the refresher's, so that a slow stat holds up its own caller only.
 func (g *Guard) sync() {
 	g.mu.Lock()
-	creds, watchGen := slices.Clone(g.creds), g.watchGen
+	creds, watchGen := g.creds, g.watchGen // never written in place: changes copy
 	g.mu.Unlock()
-	var gens []uint64
-	changed := false
-	for _, w := range creds {
-		gen := generation(w.creds)
-		gens = append(gens, gen)
-		changed = changed || gen != w.gen
+	var next []watched
+	for i, w := range creds {
+		if gen := generation(w.creds); gen != w.gen {
+			if next == nil {
+				next = slices.Clone(creds)
+			}
+			next[i].gen = gen
+		}
 	}
-	if !changed {
+	if next == nil {
 		return
 	}
 	g.mu.Lock()
@@ -208,9 +203,8 @@ func (g *Guard) sync() {
 	if g.watchGen != watchGen {
 		return // watched anew meanwhile: the next look compares with that
 	}
-	for i := range g.creds {
-		g.creds[i].gen = gens[i]
-	}
+	g.creds = next
+	g.watchGen++
 	g.newEpoch()
 }
 

@@ -401,7 +401,7 @@ func TestGuardAdoptKeepsTheCoolDown(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(0, 0))
 	guard := NewGuard(time.Minute, &versioned{}, clock.Now, log.NewNopLogger())
 	guard.done(admitted(t, guard), errUnauthorized)
-	guard.Adopt(&versioned{}, time.Minute)
+	guard.Adopt(time.Minute)
 	if err := guard.coolingDown(); err == nil {
 		t.Fatal("Adopt ended the cool-down")
 	}
